@@ -1,0 +1,417 @@
+"""Typed, frozen configuration dataclasses: one per concern, serialisable to JSON/YAML.
+
+Every field carries a one-line docstring. ``__post_init__`` validates. The resolved config is
+written into every run directory and checkpoint (:func:`to_dict`), and read back with
+:func:`from_dict`. Dotted overrides (``model.moe.expert_hidden=64``) go through :func:`override`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from neuript.errors import NeuriptError, check_option
+
+SpatialCode = Literal["3d", "grid", "index", "none"]
+PoolingScheme = Literal["functional", "hemisphere", "sagittal", "coronal", "mean"]
+POOLING_SCHEMES: tuple[str, ...] = typing.get_args(PoolingScheme)
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a raw recording becomes model-ready windows (NEURIPT_SPEC §1). Part of the contract."""
+
+    sfreq_hz: float = 64.0
+    """Target sampling rate after resampling (Hz)."""
+    l_freq_hz: float | None = 0.1
+    """Band-pass low edge (Hz); None for no high-pass."""
+    h_freq_hz: float | None = 30.0
+    """Band-pass high edge (Hz); None for no low-pass."""
+    notch_hz: float | None = 50.0
+    """Mains frequency to notch (50 or 60 Hz) before resampling; None to skip."""
+    montage: Literal["tcp", "monopolar", "as_is"] = "tcp"
+    """Re-reference to the 20-channel TCP double banana, keep monopolar channels, or keep as read."""
+    window_s: float = 4.0
+    """Window length (s); 4 s = 256 samples at 64 Hz for pretraining."""
+    stride_s: float | None = None
+    """Window stride (s); None means non-overlapping (stride = window)."""
+    trim_edges_s: float = 0.0
+    """Seconds dropped at the start and the end of each recording (the paper drops 60 s)."""
+    min_duration_s: float = 0.0
+    """Recordings shorter than this (after reading) are skipped (the paper uses 300 s)."""
+    reject_abs_uv: float | None = 100.0
+    """Reject a window if any |x| exceeds this (µV); None disables."""
+    flat_std_uv: float | None = 0.1
+    """Reject a window if any channel's standard deviation is below this (µV); None disables."""
+    compression: Literal["alaw", "none"] = "alaw"
+    """Amplitude compression applied to µV values at the model input."""
+    alaw_a: float = 0.25
+    """The modified A-law's A (NEURIPT_SPEC §1)."""
+
+    def __post_init__(self) -> None:
+        if self.sfreq_hz <= 0:
+            raise NeuriptError(f"PreprocessConfig.sfreq_hz must be > 0, got {self.sfreq_hz!r}")
+        if self.window_s <= 0:
+            raise NeuriptError(f"PreprocessConfig.window_s must be > 0, got {self.window_s!r}")
+        if self.stride_s is not None and self.stride_s <= 0:
+            raise NeuriptError(f"PreprocessConfig.stride_s must be > 0, got {self.stride_s!r}")
+        if self.l_freq_hz is not None and self.h_freq_hz is not None:
+            if not 0 < self.l_freq_hz < self.h_freq_hz:
+                raise NeuriptError(
+                    "PreprocessConfig band must satisfy 0 < l_freq_hz < h_freq_hz, got "
+                    f"({self.l_freq_hz}, {self.h_freq_hz})"
+                )
+        if self.h_freq_hz is not None and self.h_freq_hz >= self.sfreq_hz / 2:
+            raise NeuriptError(
+                f"PreprocessConfig.h_freq_hz={self.h_freq_hz} must be below Nyquist "
+                f"({self.sfreq_hz / 2} Hz at sfreq_hz={self.sfreq_hz})"
+            )
+        check_option("PreprocessConfig.montage", self.montage, ("tcp", "monopolar", "as_is"))
+        check_option("PreprocessConfig.compression", self.compression, ("alaw", "none"))
+        if not 0 < self.alaw_a < 1:
+            raise NeuriptError(f"PreprocessConfig.alaw_a must be in (0, 1), got {self.alaw_a!r}")
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per window at the target rate."""
+        return int(round(self.window_s * self.sfreq_hz))
+
+    @property
+    def stride_samples(self) -> int:
+        """Samples between window starts at the target rate."""
+        stride = self.window_s if self.stride_s is None else self.stride_s
+        return int(round(stride * self.sfreq_hz))
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What a checkpoint expects of its input; stored with every checkpoint (NEURIPT_SPEC §1).
+
+    Fine-tuning and inference compare the data pipeline with it and refuse a mismatch.
+    """
+
+    units: Literal["uV"] = "uV"
+    """Signal units before compression."""
+    sfreq_hz: float = 64.0
+    """Sampling rate (Hz)."""
+    l_freq_hz: float | None = 0.1
+    """Band-pass low edge (Hz)."""
+    h_freq_hz: float | None = 30.0
+    """Band-pass high edge (Hz)."""
+    window_s: float = 4.0
+    """Window length (s) used in training (inference may use other lengths)."""
+    montage: str = "tcp"
+    """Montage name used in training."""
+    compression: Literal["alaw", "none"] = "alaw"
+    """Amplitude compression applied to µV values."""
+    alaw_a: float = 0.25
+    """The A-law's A."""
+    coord_frame: str = "colin27_1005_head_m"
+    """The fixed head frame of electrode positions (metres)."""
+    channels: tuple[str, ...] = ()
+    """Canonical channel names the model was trained on (empty: any channel with a position)."""
+
+    @classmethod
+    def from_preprocess(cls, cfg: PreprocessConfig, channels: tuple[str, ...] = ()) -> InputContract:
+        """Build the contract that data prepared with ``cfg`` satisfies."""
+        return cls(
+            sfreq_hz=cfg.sfreq_hz,
+            l_freq_hz=cfg.l_freq_hz,
+            h_freq_hz=cfg.h_freq_hz,
+            window_s=cfg.window_s,
+            montage=cfg.montage,
+            compression=cfg.compression,
+            alaw_a=cfg.alaw_a,
+            channels=tuple(channels),
+        )
+
+    def mismatches(self, other: InputContract, *, check_window: bool = False) -> list[str]:
+        """List every field where ``other`` breaks this contract, as readable sentences."""
+        keys = ["units", "sfreq_hz", "l_freq_hz", "h_freq_hz", "compression", "alaw_a"]
+        keys += ["coord_frame", "window_s"] if check_window else ["coord_frame"]
+        out = []
+        for key in keys:
+            mine, theirs = getattr(self, key), getattr(other, key)
+            if mine != theirs:
+                out.append(f"{key}: model expects {mine!r}, data has {theirs!r}")
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MoEConfig:
+    """Progressive Mixture-of-Experts (NEURIPT_SPEC §3)."""
+
+    experts_per_block: tuple[int, ...] = (0, 0, 2, 4, 4, 6)
+    """Routed experts in each block's feed-forwards (0 = dense SwiGLU)."""
+    expert_hidden: int = 512
+    """Hidden width of each routed SwiGLU expert."""
+    shared_hidden: int = 768
+    """Hidden width of the always-on shared expert."""
+    top_k: int | None = None
+    """Experts per token; None means ceil(E / 2) per layer (the paper)."""
+    gate: Literal["renorm", "softmax"] = "renorm"
+    """Gates renormalised over the chosen k (paper) or full-softmax probabilities (authors' code)."""
+    capacity: Literal["none", "n_over_e"] = "none"
+    """No token dropping (paper) or a hard capacity of N/E tokens per expert (authors' code)."""
+    noise_std: float = 0.001
+    """Std of the Gaussian noise added to router logits in training."""
+    importance_weight: float = 0.008
+    """Weight of the importance loss (squared CV of summed router probabilities)."""
+    balance_weight: float = 1.0
+    """Weight of the load-balance loss E·Σ f_e·P_e."""
+
+    def __post_init__(self) -> None:
+        if any(e < 0 for e in self.experts_per_block):
+            raise NeuriptError(f"MoEConfig.experts_per_block must be >= 0: {self.experts_per_block}")
+        check_option("MoEConfig.gate", self.gate, ("renorm", "softmax"))
+        check_option("MoEConfig.capacity", self.capacity, ("none", "n_over_e"))
+
+    def k_for(self, n_experts: int) -> int:
+        """Experts per token for a layer with ``n_experts`` routed experts."""
+        k = math.ceil(n_experts / 2) if self.top_k is None else self.top_k
+        return max(1, min(k, n_experts))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The NeurIPT encoder, decoder and head shapes (NEURIPT_SPEC §2–5)."""
+
+    d_model: int = 768
+    """Token width d."""
+    n_heads: int = 8
+    """Attention heads in both stages."""
+    d_ff: int = 768
+    """Hidden width of the dense SwiGLU feed-forwards."""
+    merge_factors: tuple[int, ...] = (1, 4, 1, 2, 1, 2)
+    """Segment-merge factor at the start of each block (1 = none); its length is the depth."""
+    moe: MoEConfig = field(default_factory=MoEConfig)
+    """Progressive MoE settings."""
+    dropout: float = 0.1
+    """Dropout in attention outputs and feed-forwards."""
+    spatial_code: SpatialCode = "3d"
+    """Spatial position code: 3D sinusoids, the authors' 0..49 grid, 1D channel index, or none."""
+    grid_size: int = 50
+    """Integer grid size per axis for ``spatial_code='grid'``."""
+    decoder_layers: int | None = None
+    """Pretraining decoder layers; None means depth + 1 (one per encoder level)."""
+    head: Literal["linear", "mlp"] = "linear"
+    """Classifier after pooling: a linear layer or a one-hidden-layer MLP."""
+    head_hidden: int = 256
+    """Hidden width of the MLP head."""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise NeuriptError(
+                f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}"
+            )
+        if len(self.moe.experts_per_block) != len(self.merge_factors):
+            raise NeuriptError(
+                "ModelConfig: moe.experts_per_block and merge_factors need one entry per block, "
+                f"got {len(self.moe.experts_per_block)} and {len(self.merge_factors)}"
+            )
+        if any(m < 1 for m in self.merge_factors):
+            raise NeuriptError(f"ModelConfig.merge_factors must be >= 1: {self.merge_factors}")
+        check_option("ModelConfig.spatial_code", self.spatial_code, typing.get_args(SpatialCode))
+        check_option("ModelConfig.head", self.head, ("linear", "mlp"))
+
+    @property
+    def depth(self) -> int:
+        """Number of encoder blocks."""
+        return len(self.merge_factors)
+
+    @property
+    def n_levels(self) -> int:
+        """Encoder levels: the embedding plus every block's output."""
+        return self.depth + 1
+
+    @property
+    def total_merge(self) -> int:
+        """Product of merge factors: window lengths must be divisible by it."""
+        return math.prod(self.merge_factors)
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Masked pretraining (NEURIPT_SPEC §4)."""
+
+    strategy: Literal["aamp", "random"] = "aamp"
+    """Amplitude-aware masking (paper) or BERT-style random masking (baseline)."""
+    ratios: tuple[float, ...] = (0.20, 0.35, 0.50)
+    """Mask ratio drawn per window from these values (one value = fixed ratio)."""
+    replace_mask: float = 0.8
+    """Share of masked tokens replaced by the learned [mask] embedding."""
+    replace_random: float = 0.1
+    """Share of masked tokens replaced by the embedding of a random token of the batch."""
+    loss_p: float = 2.0
+    """Exponent p of the ℓp reconstruction loss on masked positions."""
+
+    def __post_init__(self) -> None:
+        check_option("MaskConfig.strategy", self.strategy, ("aamp", "random"))
+        if not self.ratios or any(not 0.0 < r < 1.0 for r in self.ratios):
+            raise NeuriptError(f"MaskConfig.ratios must be in (0, 1), got {self.ratios!r}")
+        if self.replace_mask < 0 or self.replace_random < 0 or (
+            self.replace_mask + self.replace_random > 1.0 + 1e-9
+        ):
+            raise NeuriptError(
+                "MaskConfig.replace_mask + replace_random must be within [0, 1], got "
+                f"{self.replace_mask} + {self.replace_random}"
+            )
+        if self.loss_p <= 0:
+            raise NeuriptError(f"MaskConfig.loss_p must be > 0, got {self.loss_p!r}")
+
+    @property
+    def keep_unchanged(self) -> float:
+        """Share of masked tokens left as they are (the BERT 10%)."""
+        return 1.0 - self.replace_mask - self.replace_random
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a one-cycle schedule (NEURIPT_SPEC §6)."""
+
+    lr: float = 3e-4
+    """Peak learning rate of the one-cycle schedule."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW betas."""
+    weight_decay: float = 5e-3
+    """AdamW weight decay (matrices only; norms, biases and embeddings are exempt)."""
+    grad_clip: float | None = 100.0
+    """Global gradient-norm clip; None disables."""
+    div_factor: float = 25.0
+    """One-cycle: initial LR = lr / div_factor."""
+    final_div_factor: float = 1e4
+    """One-cycle: final LR = initial LR / final_div_factor."""
+    pct_start: float = 0.15
+    """One-cycle: share of steps spent warming up."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise NeuriptError(f"OptimConfig.lr must be > 0, got {self.lr!r}")
+        if not 0 < self.pct_start < 1:
+            raise NeuriptError(f"OptimConfig.pct_start must be in (0, 1), got {self.pct_start!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every training run shares (pretraining and fine-tuning)."""
+
+    batch_size: int = 32
+    """Windows per optimiser step per process, before accumulation."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimiser step."""
+    epochs: int | None = 10
+    """Stop after this many epochs (None: use max_steps or max_minutes)."""
+    max_steps: int | None = None
+    """Stop after this many optimiser steps."""
+    max_minutes: float | None = None
+    """Stop after this many minutes of wall time."""
+    seed: int = 520
+    """Base seed; each process uses seed + rank."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast (GPU, or CPU where supported) or plain fp32."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    log_every: int = 10
+    """Optimiser steps between log lines."""
+    ckpt_every: int = 200
+    """Optimiser steps between checkpoints (0: only at the end)."""
+    keep_last: int = 3
+    """Checkpoints kept on disk."""
+    device: str = "auto"
+    """'auto' (CUDA if available), 'cpu', or 'cuda[:i]'."""
+    threads: int | None = None
+    """torch CPU threads; None leaves torch's default."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise NeuriptError("TrainConfig.batch_size and grad_accum must be >= 1")
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise NeuriptError("TrainConfig needs one of epochs, max_steps or max_minutes")
+        check_option("TrainConfig.precision", self.precision, ("fp32", "bf16"))
+
+
+# --------------------------------------------------------------------------------------------
+# (de)serialisation and dotted overrides
+# --------------------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Return a JSON-ready dict of a (nested) config dataclass; tuples become lists."""
+    return dataclasses.asdict(cfg)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """Convert a JSON/YAML value to the annotated field type ``tp``."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return from_dict(tp, value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value)
+            except (TypeError, ValueError):
+                continue
+        return value
+    if origin is tuple and isinstance(value, list | tuple):
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v) for v in value)
+        return tuple(_coerce(a, v) for a, v in zip(args, value))
+    if tp is float and isinstance(value, int | float | str):
+        return float(value)
+    if tp is int and isinstance(value, int | str) and not isinstance(value, bool):
+        return int(value)
+    if tp is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build config class ``cls`` from a dict, refusing unknown keys by name."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise NeuriptError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def override(cfg: T, dotted: dict[str, Any]) -> T:
+    """Return ``cfg`` with dotted-path overrides applied (``{"moe.expert_hidden": 64}``)."""
+    data = to_dict(cfg)
+    for path, value in dotted.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise NeuriptError(f"override {path!r}: {part!r} is not a config section")
+            node = node[part]
+        if leaf not in node:
+            raise NeuriptError(f"override {path!r}: unknown field {leaf!r}; known: {sorted(node)}")
+        node[leaf] = value
+    return from_dict(type(cfg), data)

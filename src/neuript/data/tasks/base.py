@@ -1,0 +1,147 @@
+"""The task interface: labelled windows plus their split protocol, as data.
+
+Every task (the bundled ones, the paper's other benchmarks, a user's manifest) builds a
+:class:`TaskWindows`. Training code reads nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuript.config import PreprocessConfig
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TaskWindows:
+    """Labelled, preprocessed windows of one task, with one montage and a split per window.
+
+    Attributes
+    ----------
+    name : str
+        Task name (registry key).
+    signals : ndarray, shape (N, C, T), float32
+        Preprocessed windows in µV (filtered, re-referenced, resampled; not yet compressed).
+    labels : ndarray, shape (N,), int64
+        Class index of each window.
+    subjects : ndarray, shape (N,), str
+        Subject of each window (splits are by subject).
+    splits : ndarray, shape (N,), str
+        ``"train"``, ``"val"`` or ``"test"``.
+    sources : ndarray, shape (N,), str
+        Source file of each window.
+    starts : ndarray, shape (N,), int64
+        First sample of each window in its (resampled) source.
+    ch_names : tuple of str, length C
+        Canonical channel names (``"Fp1-F7"`` for bipolar pairs).
+    positions : ndarray, shape (C, 3), float32
+        Channel positions in the fixed head frame (metres).
+    class_names : tuple of str
+        Name of each class index.
+    preprocess : PreprocessConfig
+        How the windows were made (the input contract on the data side).
+    protocol : str
+        One paragraph: the split protocol and any choices made.
+    """
+
+    name: str
+    signals: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    splits: np.ndarray
+    sources: np.ndarray
+    starts: np.ndarray
+    ch_names: tuple[str, ...]
+    positions: np.ndarray
+    class_names: tuple[str, ...]
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    protocol: str = ""
+
+    def __post_init__(self) -> None:
+        n = self.signals.shape[0]
+        for key in ("labels", "subjects", "splits", "sources", "starts"):
+            assert getattr(self, key).shape == (n,), (key, getattr(self, key).shape, n)
+        assert self.signals.ndim == 3 and self.signals.shape[1] == len(self.ch_names)
+        assert self.positions.shape == (len(self.ch_names), 3)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Window indices of one split, shape (N_split,)."""
+        return np.flatnonzero(self.splits == split)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Windows per split and class: ``{"train": {"rest": 500, …}, …}``."""
+        out: dict[str, dict[str, int]] = {}
+        for split in SPLITS:
+            idx = self.indices(split)
+            out[split] = {
+                name: int(np.sum(self.labels[idx] == k)) for k, name in enumerate(self.class_names)
+            }
+        return out
+
+    def split_manifest(self) -> dict[str, Any]:
+        """Every window's id (source, start), subject, label and split, plus the hash of it all."""
+        rows = [
+            [str(s), int(t), str(subj), int(y), str(sp)]
+            for s, t, subj, y, sp in zip(
+                self.sources, self.starts, self.subjects, self.labels, self.splits
+            )
+        ]
+        body = {"task": self.name, "columns": ["source", "start", "subject", "label", "split"],
+                "class_names": list(self.class_names), "rows": rows}
+        return {**body, "hash": manifest_hash(body)}
+
+    def write_split_manifest(self, path: str | Path) -> str:
+        """Write :meth:`split_manifest` as JSON (atomically); return its hash."""
+        manifest = self.split_manifest()
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(manifest))
+        tmp.replace(path)
+        return manifest["hash"]
+
+
+def manifest_hash(body: dict[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of a manifest body serialised canonically."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registry entry: how to build one task.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"mental_arithmetic"``.
+    summary : str
+        One line for ``neuript tasks``.
+    protocol : str
+        The split protocol and montage, as the docs state them.
+    class_names : tuple of str
+        Class names in index order.
+    default_dir : str | None
+        Sub-folder of the data root holding the data (None: user must pass ``data_dir``).
+    build : callable
+        ``build(data_dir: Path, preprocess: PreprocessConfig | None, **options) -> TaskWindows``.
+    """
+
+    name: str
+    summary: str
+    protocol: str
+    class_names: tuple[str, ...]
+    default_dir: str | None
+    build: Callable[..., TaskWindows]
