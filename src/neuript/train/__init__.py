@@ -1,0 +1,1 @@
+"""Training, fine-tuning, evaluation and the field's metrics."""
