@@ -1,0 +1,432 @@
+"""Reading recordings from files: the only module that calls MNE's readers.
+
+:func:`read_recording` dispatches on the file suffix through :data:`READERS` and returns a
+:class:`~neuript.data.recording.Recording` in **volts** holding only EEG channels. Channels that are
+not EEG (ECG, EOG, EMG, respiration, stim/status, AUX, ear-reference differences such as
+``"EEG A2-A1"``) are set aside in ``Recording.excluded`` with their type and logged. MNE's type is
+used where the format records one; otherwise the type is guessed from the name
+(:func:`neuript.data.montage.channel_kind`).
+
+Every failure (empty or truncated file, random bytes, unknown suffix or CSV layout, NaN/inf,
+zero samples, irregular timestamps) raises :class:`~neuript.errors.RecordingError` naming the
+file and the problem; the underlying exception is logged at DEBUG level, not chained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuript.data.montage import channel_kind
+from neuript.data.recording import UNIT_SCALE_TO_VOLTS, Events, Recording
+from neuript.errors import RecordingError
+
+log = logging.getLogger(__name__)
+
+MUSE_COLUMNS: tuple[str, ...] = ("timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX")
+MUSE_SFREQ_HZ = 256.0
+MUSE_RATE_TOL = 0.02
+"""Muse: the timestamp-derived rate must be within 2 % of 256 Hz (the nominal rate is used)."""
+MUSE_MAX_GAP_S = 1.0
+"""Muse: a gap longer than this between two timestamps is an inconsistent recording."""
+ADHD_CHANNELS: tuple[str, ...] = (
+    "Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
+    "F7", "F8", "T7", "T8", "P7", "P8", "Fz", "Cz", "Pz",
+)
+ADHD_SFREQ_HZ = 128.0
+
+SUBJECT_PATTERNS: tuple[tuple[str, str], ...] = (
+    # (regex on the path relative to nothing, "what the groups mean")
+    (r"(?P<subject>Subject\d+)_(?P<session>\d+)\.edf$", "EEGMAT SubjectNN_k.edf"),
+    (r"(?P<subject>S\d{3})(?P<session>R\d{2})\.edf$", "EEGMMIDB S001R04.edf"),
+    (r"(?P<subject>subject\d+)/(?P<session>session\d+)/[^/]+$", "Muse subjectN/sessionM/file"),
+    (r"(?:^|/)(?:adhd|control)/(?P<subject>v\w+?)\.csv(?:\.gz)?$", "ADHD/control vNNN.csv.gz"),
+    (r"sub-(?P<subject>[A-Za-z0-9]+)(?:_ses-(?P<session>[A-Za-z0-9]+))?", "BIDS sub-X_ses-Y"),
+)
+
+
+def guess_subject_session(path: str | os.PathLike) -> tuple[str | None, str | None]:
+    """Subject and session from a known file layout (:data:`SUBJECT_PATTERNS`).
+
+    Parameters
+    ----------
+    path : path-like
+        The recording's path.
+
+    Returns
+    -------
+    subject, session : str | None
+        ``("Subject07", "1")`` for ``Subject07_1.edf``, ``("S001", "R04")`` for ``S001R04.edf``,
+        ``("subject1", "session2")`` for Muse, ``("v10p", None)`` for ADHD files; None if unknown.
+    """
+    text = Path(path).as_posix()
+    for pattern, _ in SUBJECT_PATTERNS:
+        match = re.search(pattern, text)
+        if match:
+            groups = match.groupdict()
+            return groups.get("subject"), groups.get("session")
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
+# EDF/BDF header check (MNE only warns on truncation and infers from the file size)
+# --------------------------------------------------------------------------------------------
+def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
+    """Raise if an EDF/BDF file is empty, not an EDF header, or shorter than its header says."""
+    size = path.stat().st_size
+    if size == 0:
+        raise RecordingError(path, "file is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        try:
+            header_bytes = int(head[184:192].decode("ascii").strip())
+            n_records = int(head[236:244].decode("ascii").strip())
+            n_signals = int(head[252:256].decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            problem = "not an EDF/BDF file: the fixed header is unreadable"
+            raise RecordingError(path, problem) from None
+        if len(head) < 256 or n_signals < 1 or header_bytes != 256 * (n_signals + 1):
+            raise RecordingError(
+                path,
+                f"not a valid EDF/BDF header: {n_signals} signals but header size {header_bytes} "
+                f"(expected 256 * (signals + 1)), file size {size}",
+            )
+        fh.seek(256 + n_signals * 216)
+        spr_field = fh.read(n_signals * 8)
+    try:
+        fields = [spr_field[i * 8:(i + 1) * 8] for i in range(n_signals)]
+        per_record = sum(int(f.decode("ascii")) for f in fields)
+    except (UnicodeDecodeError, ValueError):
+        raise RecordingError(path, "header truncated or corrupt (samples per record)") from None
+    if size < header_bytes:
+        raise RecordingError(path, f"truncated: header is {header_bytes} bytes, file is {size}")
+    if n_records == 0:
+        raise RecordingError(path, "zero data records: the recording has no samples")
+    expected = header_bytes + n_records * per_record * bytes_per_sample
+    if n_records > 0 and size < expected:
+        raise RecordingError(
+            path,
+            f"truncated: header says {n_records} data records ({expected} bytes) but the file "
+            f"has {size} bytes",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# MNE readers
+# --------------------------------------------------------------------------------------------
+def _read_with_mne(path: Path, reader: str, fmt: str) -> Recording:
+    """Read ``path`` with ``mne.io.<reader>`` and convert it to a Recording."""
+    if path.stat().st_size == 0:
+        raise RecordingError(path, "file is empty (0 bytes)")
+    if fmt in ("EDF", "BDF"):
+        _check_edf_header(path, 2 if fmt == "EDF" else 3)
+    import mne
+
+    kwargs: dict[str, Any] = {"preload": True, "verbose": "error"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            try:
+                raw = getattr(mne.io, reader)(path, **kwargs)
+            except Exception as err:
+                # EDF+ annotations that are not UTF-8 (seen in EEGMMIDB R01/R02): MNE asks for
+                # latin-1; that one documented case is read again, nothing else is retried.
+                if fmt not in ("EDF", "BDF") or "latin1" not in str(err):
+                    raise
+                log.warning("%s: annotations are not UTF-8; decoding them as latin-1", path)
+                raw = getattr(mne.io, reader)(path, encoding="latin1", **kwargs)
+        except Exception as err:  # boundary: every MNE failure becomes one RecordingError
+            log.debug("MNE %s failed on %s", reader, path, exc_info=True)
+            raise RecordingError(
+                path, f"could not be read as {fmt} by MNE ({type(err).__name__}: {err})"
+            ) from None
+    for warning in caught:
+        log.warning("%s: %s", path, warning.message)
+    return _from_raw(raw, path)
+
+
+def _stim_events(codes: np.ndarray, sfreq_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Onsets (s) and codes where a stim channel steps to a new non-zero value."""
+    codes = np.rint(codes).astype(np.int64)
+    previous = np.concatenate([[0], codes[:-1]])
+    idx = np.flatnonzero((codes != 0) & (codes != previous))
+    return idx / sfreq_hz, codes[idx]
+
+
+def _from_raw(raw: Any, path: Path) -> Recording:
+    """Split an MNE Raw into EEG data (volts), excluded channels and events."""
+    sfreq = float(raw.info["sfreq"])
+    if len(raw.ch_names) == 0:
+        raise RecordingError(
+            path, "no signal channels (an annotation-only file such as a hypnogram?); "
+            "use read_annotations for such files",
+        )
+    kinds = []
+    for name, mne_type in zip(raw.ch_names, raw.get_channel_types()):
+        kinds.append(channel_kind(name) if mne_type == "eeg" else mne_type)
+    eeg_idx = [i for i, kind in enumerate(kinds) if kind == "eeg"]
+    excluded = {raw.ch_names[i]: k for i, k in enumerate(kinds) if k != "eeg"}
+    if excluded:
+        log.info("%s: set aside non-EEG channels %s", path, excluded)
+    if raw.n_times == 0:
+        raise RecordingError(path, "zero-length recording (0 samples)")
+    data = raw.get_data(picks=eeg_idx) if eeg_idx else np.zeros((0, raw.n_times))
+    onsets, durations, labels = [], [], []
+    annotations = raw.annotations
+    if len(annotations):
+        shift = raw.first_time if annotations.orig_time is not None else 0.0
+        onsets.append(annotations.onset - shift)
+        durations.append(annotations.duration)
+        labels.append(_as_str(annotations.description))
+    orig_units = getattr(raw, "_orig_units", None) or {}
+    for i, (kind, mne_type) in enumerate(zip(kinds, raw.get_channel_types())):
+        if kind == "stim":
+            values = raw.get_data(picks=[i])[0]
+            if mne_type == "eeg":  # typed by name: MNE scaled it to volts from the file's unit
+                values = values / UNIT_SCALE_TO_VOLTS.get(orig_units.get(raw.ch_names[i]), 1.0)
+            on, codes = _stim_events(values, sfreq)
+            onsets.append(on)
+            durations.append(np.zeros_like(on))
+            labels.append(codes.astype(str))
+    events = _merge_events(onsets, durations, labels)
+    return _finish(path, data, sfreq, [raw.ch_names[i] for i in eeg_idx], events, excluded)
+
+
+def _as_str(values: Any) -> np.ndarray:
+    """A plain ``<U`` string array (MNE may hand out NumPy's variable-width StringDType)."""
+    return np.array([str(v) for v in values], dtype=str).reshape(-1)
+
+
+def _merge_events(onsets: list, durations: list, labels: list) -> Events:
+    if not onsets:
+        return Events()
+    onset = np.concatenate(onsets).astype(np.float64)
+    order = np.argsort(onset, kind="stable")
+    return Events(
+        onset_s=onset[order],
+        duration_s=np.concatenate(durations).astype(np.float64)[order],
+        description=_as_str(np.concatenate(labels))[order],
+    )
+
+
+def _finish(
+    path: Path,
+    data_v: np.ndarray,
+    sfreq_hz: float,
+    ch_names: list[str],
+    events: Events,
+    excluded: dict[str, str],
+) -> Recording:
+    """Final checks shared by every reader, then the Recording."""
+    if data_v.shape[1] == 0:
+        raise RecordingError(path, "zero-length recording (0 samples)")
+    bad = ~np.isfinite(data_v)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        names = [ch_names[i] for i in rows[:5]]
+        raise RecordingError(
+            path,
+            f"{int(bad.sum())} non-finite (NaN/inf) samples in channel(s) {names}; "
+            "expected finite values",
+        )
+    if not ch_names:
+        log.warning("%s: no EEG channels (only %s)", path, sorted(excluded))
+    return Recording(
+        data=np.ascontiguousarray(data_v, dtype=np.float64),
+        sfreq_hz=sfreq_hz,
+        ch_names=tuple(ch_names),
+        source=str(path),
+        events=events,
+        excluded=excluded,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CSV layouts
+# --------------------------------------------------------------------------------------------
+def _csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="strict") as fh:
+            line = fh.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise RecordingError(path, f"cannot read as (gzipped) CSV text: {err}") from None
+    return [c.strip() for c in line.strip().split(",")] if line.strip() else []
+
+
+def _read_table(path: Path) -> np.ndarray:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=np.float64, engine="c")
+    except (ValueError, OSError, EOFError, pd.errors.ParserError) as err:
+        raise RecordingError(path, f"CSV body is not numeric or is corrupt ({err})") from None
+    if len(frame) == 0:
+        raise RecordingError(path, "zero-length recording (header only, no rows)")
+    return frame.to_numpy(dtype=np.float64)
+
+
+def _muse_rate(path: Path, stamps: np.ndarray) -> float:
+    """Check Muse timestamps and return the sampling rate (the nominal 256 Hz)."""
+    steps = np.diff(stamps)
+    if not np.isfinite(stamps).all() or (steps <= 0).any():
+        raise RecordingError(path, "timestamps are not finite and strictly increasing")
+    if steps.max() > MUSE_MAX_GAP_S:
+        at = float(stamps[int(np.argmax(steps))] - stamps[0])
+        raise RecordingError(
+            path, f"inconsistent sampling: a {steps.max():.2f} s gap at {at:.1f} s "
+            f"(at most {MUSE_MAX_GAP_S} s allowed)",
+        )
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    if abs(rate / MUSE_SFREQ_HZ - 1) > MUSE_RATE_TOL:
+        raise RecordingError(
+            path, f"inconsistent sampling: timestamps give {rate:.2f} Hz, expected the Muse "
+            f"{MUSE_SFREQ_HZ:g} Hz within {MUSE_RATE_TOL:.0%}",
+        )
+    return MUSE_SFREQ_HZ
+
+
+def _read_muse(path: Path, header: list[str]) -> Recording:
+    table = _read_table(path)
+    if table.shape[0] < 2:
+        raise RecordingError(path, "too few rows to derive a sampling rate (need >= 2)")
+    sfreq = _muse_rate(path, table[:, 0])
+    eeg = table[:, 1:5].T * 1e-6
+    onset, codes = _stim_events(table[:, 6], sfreq)
+    events = Events(onset, np.zeros_like(onset), codes.astype(str))
+    excluded = {header[5]: "misc", header[6]: "stim"}
+    return _finish(path, eeg, sfreq, list(header[1:5]), events, excluded)
+
+
+def _read_adhd(path: Path, header: list[str]) -> Recording:
+    table = _read_table(path)
+    return _finish(path, table.T * 1e-6, ADHD_SFREQ_HZ, list(ADHD_CHANNELS), Events(), {})
+
+
+def _read_csv(path: Path) -> Recording:
+    """Dispatch on the CSV header: the Muse layout or the ADHD layout."""
+    if path.stat().st_size == 0:
+        raise RecordingError(path, "file is empty (0 bytes)")
+    header = _csv_header(path)
+    if tuple(header[:6]) == MUSE_COLUMNS and len(header) == 7 and header[6].startswith("Marker"):
+        return _read_muse(path, header)
+    if header == [str(i) for i in range(len(ADHD_CHANNELS))]:
+        return _read_adhd(path, header)
+    raise RecordingError(
+        path,
+        f"unknown CSV layout (header {header[:8]}); expected the Muse header "
+        f"{','.join(MUSE_COLUMNS)},Marker or the ADHD header 0..18",
+    )
+
+
+READERS: dict[str, Callable[[Path], Recording]] = {
+    ".edf": functools.partial(_read_with_mne, reader="read_raw_edf", fmt="EDF"),
+    ".bdf": functools.partial(_read_with_mne, reader="read_raw_bdf", fmt="BDF"),
+    ".gdf": functools.partial(_read_with_mne, reader="read_raw_gdf", fmt="GDF"),
+    ".fif": functools.partial(_read_with_mne, reader="read_raw_fif", fmt="FIF"),
+    ".vhdr": functools.partial(_read_with_mne, reader="read_raw_brainvision", fmt="BrainVision"),
+    ".set": functools.partial(_read_with_mne, reader="read_raw_eeglab", fmt="EEGLAB"),
+    ".cnt": functools.partial(_read_with_mne, reader="read_raw_cnt", fmt="Neuroscan CNT"),
+    ".csv": _read_csv,
+    ".csv.gz": _read_csv,
+}
+"""File suffix (lower case) → reader returning a Recording without subject/session."""
+
+
+def file_suffix(path: str | os.PathLike) -> str:
+    """The dispatch key of a path: ``".csv.gz"`` for gzipped CSV, else the lower-case suffix."""
+    name = Path(path).name.lower()
+    if name.endswith(".fif.gz"):
+        return ".fif"
+    return ".csv.gz" if name.endswith(".csv.gz") else Path(name).suffix
+
+
+def read_recording(
+    path: str | os.PathLike, *, subject: str | None = None, session: str | None = None
+) -> Recording:
+    """Read one recording file.
+
+    Parameters
+    ----------
+    path : path-like
+        An EDF/EDF+, BDF, GDF, FIF, BrainVision ``.vhdr``, EEGLAB ``.set``, Neuroscan ``.cnt``,
+        or a Muse / ADHD ``.csv(.gz)`` file.
+    subject, session : str | None
+        Override the identifiers guessed from the path (:func:`guess_subject_session`).
+
+    Returns
+    -------
+    recording : Recording
+        ``data`` (C, T) float64 in volts, EEG channels only; events from annotations, stim
+        channels or markers (onsets in seconds from the first sample); non-EEG channels in
+        ``excluded``.
+
+    Raises
+    ------
+    RecordingError
+        Missing, empty, truncated or corrupt file, unsupported suffix, NaN/inf, zero samples,
+        inconsistent sampling.
+    """
+    path = Path(path)
+    suffix = file_suffix(path)
+    reader = READERS.get(suffix)
+    if reader is None:
+        raise RecordingError(
+            path, f"unsupported file type {suffix or '(none)'!r}; supported: {sorted(READERS)}"
+        )
+    if not path.is_file():
+        raise RecordingError(path, "no such file")
+    recording = reader(path)
+    guessed_subject, guessed_session = guess_subject_session(path)
+    return _replace_ids(
+        recording,
+        subject if subject is not None else guessed_subject,
+        session if session is not None else guessed_session,
+    )
+
+
+def _replace_ids(recording: Recording, subject: str | None, session: str | None) -> Recording:
+    return dataclasses.replace(recording, subject=subject, session=session)
+
+
+def read_annotations(path: str | os.PathLike) -> Events:
+    """Read only the annotations of a file (e.g. a Sleep-EDF hypnogram, which has no signals).
+
+    Parameters
+    ----------
+    path : path-like
+        An EDF+/BDF/FIF/BrainVision/EEGLAB file or annotation file MNE can read.
+
+    Returns
+    -------
+    events : Events
+        Onsets (s, relative to the file's start), durations (s), descriptions.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RecordingError(path, "no such file, or empty")
+    import mne
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            annotations = mne.read_annotations(path)
+    except Exception as err:  # boundary: MNE failure → RecordingError
+        log.debug("mne.read_annotations failed on %s", path, exc_info=True)
+        problem = f"cannot read annotations ({type(err).__name__}: {err})"
+        raise RecordingError(path, problem) from None
+    return Events(
+        onset_s=np.asarray(annotations.onset, dtype=np.float64),
+        duration_s=np.asarray(annotations.duration, dtype=np.float64),
+        description=_as_str(annotations.description),
+    )

@@ -1,0 +1,545 @@
+"""Pure preprocessing functions: filter, notch, resample, µV, A-law, windows, rejection.
+
+Every function takes arrays and returns new arrays; nothing mutates its input. The pipeline of
+NEURIPT_SPEC §1 is :func:`preprocess_continuous` (channel map → band-pass → notch → resample →
+µV) and :func:`prepare_recording` (… → trim edges → windows → rejection).
+
+Rejection reasons, counted per window under the **first** reason that applies, in this order:
+``"nan"`` (a non-finite value), ``"clipped"`` (the window overlaps samples where a used channel
+sat at its recording's exact minimum or maximum for :data:`CLIP_MIN_RUN` or more consecutive
+samples, the mark of a saturated amplifier), ``"flat"`` (a channel's std below ``flat_std_uv``),
+``"amplitude"`` (any |x| above ``reject_abs_uv``). The counts therefore add up to the number of
+rejected windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from neuript.config import PreprocessConfig
+from neuript.data.montage import build_channel_map
+from neuript.data.recording import Events, Recording
+from neuript.errors import ChannelError, NeuriptError
+
+log = logging.getLogger(__name__)
+
+REJECT_REASONS: tuple[str, ...] = ("nan", "clipped", "flat", "amplitude")
+CLIP_MIN_RUN = 3
+"""Consecutive samples at a channel's exact extreme value that count as clipping."""
+MAX_RESAMPLE_DENOMINATOR = 1000
+"""Largest up/down factor tried for polyphase resampling."""
+
+
+# --------------------------------------------------------------------------------------------
+# single steps
+# --------------------------------------------------------------------------------------------
+def bandpass(
+    data: np.ndarray, sfreq_hz: float, l_freq_hz: float | None, h_freq_hz: float | None
+) -> np.ndarray:
+    """Zero-phase FIR band-pass (MNE ``filter_data``, firwin design, default transition bands).
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, T)
+        Signals (any unit; the unit is kept).
+    sfreq_hz : float
+        Sampling rate (Hz).
+    l_freq_hz, h_freq_hz : float | None
+        Pass-band edges (Hz); None skips that side (high-pass only, low-pass only).
+
+    Returns
+    -------
+    filtered : ndarray, shape (C, T), float64
+        A new array.
+    """
+    out = np.array(data, dtype=np.float64)
+    if l_freq_hz is None and h_freq_hz is None:
+        return out
+    if h_freq_hz is not None and h_freq_hz >= sfreq_hz / 2:
+        raise NeuriptError(
+            f"bandpass: h_freq_hz={h_freq_hz} must be below Nyquist ({sfreq_hz / 2} Hz)"
+        )
+    import mne
+
+    return mne.filter.filter_data(
+        out, sfreq_hz, l_freq_hz, h_freq_hz, method="fir", phase="zero", fir_design="firwin",
+        copy=False, verbose="error",
+    )
+
+
+def notch(data: np.ndarray, sfreq_hz: float, freq_hz: float) -> np.ndarray:
+    """Zero-phase FIR notch at the mains frequency and its harmonics below Nyquist (MNE).
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, T)
+    sfreq_hz : float
+        Sampling rate (Hz).
+    freq_hz : float
+        Mains frequency (50 or 60 Hz). If it is at or above Nyquist nothing is done.
+
+    Returns
+    -------
+    filtered : ndarray, shape (C, T), float64
+        A new array.
+    """
+    out = np.array(data, dtype=np.float64)
+    freqs = np.arange(freq_hz, sfreq_hz / 2, freq_hz)
+    if freqs.size == 0:
+        log.debug("notch at %s Hz skipped: at or above Nyquist of %s Hz", freq_hz, sfreq_hz)
+        return out
+    import mne
+
+    return mne.filter.notch_filter(
+        out, sfreq_hz, freqs, method="fir", phase="zero", fir_design="firwin", copy=False,
+        verbose="error",
+    )
+
+
+def resample(data: np.ndarray, sfreq_hz: float, target_hz: float) -> np.ndarray:
+    """Polyphase resampling (``scipy.signal.resample_poly``) by a rational factor up/down.
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, T)
+    sfreq_hz : float
+        Source rate (Hz).
+    target_hz : float
+        Target rate (Hz). ``target_hz / sfreq_hz`` must be a fraction with a denominator of at
+        most :data:`MAX_RESAMPLE_DENOMINATOR` (to 1e-6 relative).
+
+    Returns
+    -------
+    resampled : ndarray, shape (C, ceil(T * up / down)), float64
+        A new array.
+    """
+    from scipy.signal import resample_poly
+
+    out = np.asarray(data, dtype=np.float64)
+    if sfreq_hz == target_hz:
+        return out.copy()
+    ratio = Fraction(target_hz / sfreq_hz).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
+    if abs(float(ratio) * sfreq_hz - target_hz) > 1e-6 * target_hz:
+        raise NeuriptError(
+            f"resample: {sfreq_hz} Hz → {target_hz} Hz is not a rational factor with a "
+            f"denominator <= {MAX_RESAMPLE_DENOMINATOR}"
+        )
+    return resample_poly(out, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def to_microvolts(data_v: np.ndarray) -> np.ndarray:
+    """Volts → µV. data_v: (C, T) volts → (C, T) µV (a new array, dtype kept)."""
+    return np.multiply(data_v, 1e6)
+
+
+def alaw(x_uv: Any, a: float = 0.25) -> Any:
+    """The modified A-law of NEURIPT_SPEC §1 on µV values.
+
+    ``y = sign(x)·A|x|/(e + ln A)`` for ``|x| < 1/A``, else ``sign(x)·(1 + ln(A|x|))/(e + ln A)``;
+    continuous at ``|x| = 1/A`` and odd. With A = 0.25, ±100 µV → ±3.167.
+
+    Parameters
+    ----------
+    x_uv : ndarray or Tensor, any shape
+        Values in µV.
+    a : float
+        The A of the law, in (0, 1).
+
+    Returns
+    -------
+    y : same type, shape and dtype as ``x_uv``
+    """
+    denom = math.e + math.log(a)
+    if isinstance(x_uv, np.ndarray):
+        mag = np.abs(x_uv)
+        big = (1.0 + np.log(np.maximum(a * mag, 1.0))) / denom
+        y = np.sign(x_uv) * np.where(mag < 1.0 / a, a * mag / denom, big)
+        return y.astype(x_uv.dtype, copy=False)
+    import torch
+
+    if isinstance(x_uv, torch.Tensor):
+        mag = x_uv.abs()
+        big = (1.0 + torch.log(torch.clamp(a * mag, min=1.0))) / denom
+        return torch.sign(x_uv) * torch.where(mag < 1.0 / a, a * mag / denom, big)
+    return alaw(np.asarray(x_uv, dtype=np.float64), a)
+
+
+def make_windows(data: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut (C, T) into windows.
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, T)
+    window, stride : int
+        Window length and step (samples).
+
+    Returns
+    -------
+    windows : ndarray, shape (N, C, window)
+        A new contiguous array, ``N = 1 + (T - window) // stride`` (0 if T < window).
+    starts : ndarray, shape (N,), int64
+        First sample of each window.
+    """
+    if window < 1 or stride < 1:
+        raise NeuriptError(f"make_windows: window and stride must be >= 1, got {window}, {stride}")
+    n_channels, n_samples = data.shape
+    if n_samples < window:
+        return np.zeros((0, n_channels, window), dtype=data.dtype), np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, n_samples - window + 1, stride, dtype=np.int64)
+    view = np.lib.stride_tricks.sliding_window_view(data, window, axis=1)  # (C, T-W+1, W)
+    windows = np.ascontiguousarray(view[:, starts].transpose(1, 0, 2))  # (N, C, W)
+    return windows, starts
+
+
+class Rejection(NamedTuple):
+    """Which windows survive, and why the others did not.
+
+    Attributes
+    ----------
+    keep : ndarray, shape (N,), bool
+    counts : dict of str to int
+        Rejected windows per reason (:data:`REJECT_REASONS`, every key present).
+    """
+
+    keep: np.ndarray
+    counts: dict[str, int]
+
+
+def reject_windows(
+    windows_uv: np.ndarray,
+    reject_abs_uv: float | None,
+    flat_std_uv: float | None,
+    *,
+    clipped: np.ndarray | None = None,
+) -> Rejection:
+    """Flag windows with NaN, clipping, a flat channel or an excessive amplitude.
+
+    Parameters
+    ----------
+    windows_uv : ndarray, shape (N, C, W)
+        Windows in µV.
+    reject_abs_uv : float | None
+        Reject if any |x| exceeds this (µV); None disables.
+    flat_std_uv : float | None
+        Reject if any channel's std is below this (µV); None disables.
+    clipped : ndarray, shape (N,), bool | None
+        Windows already known to overlap clipped samples (see :func:`clipped_samples`).
+
+    Returns
+    -------
+    rejection : Rejection
+        ``keep`` (N,) and per-reason counts; each window counted once, under its first reason.
+    """
+    n = windows_uv.shape[0]
+    reasons = {reason: np.zeros(n, dtype=bool) for reason in REJECT_REASONS}
+    finite = np.isfinite(windows_uv).all(axis=(1, 2))
+    reasons["nan"] = ~finite
+    if clipped is not None:
+        reasons["clipped"] = np.asarray(clipped, dtype=bool).reshape(n)
+    safe = np.where(np.isfinite(windows_uv), windows_uv, 0.0) if not finite.all() else windows_uv
+    if flat_std_uv is not None:
+        reasons["flat"] = (safe.std(axis=2) < flat_std_uv).any(axis=1)
+    if reject_abs_uv is not None:
+        reasons["amplitude"] = (np.abs(safe) > reject_abs_uv).any(axis=(1, 2))
+    keep = np.ones(n, dtype=bool)
+    counts = {}
+    for reason in REJECT_REASONS:
+        hit = reasons[reason] & keep
+        counts[reason] = int(hit.sum())
+        keep &= ~hit
+    return Rejection(keep, counts)
+
+
+def clipped_samples(data: np.ndarray, min_run: int = CLIP_MIN_RUN) -> np.ndarray:
+    """Samples where any channel sits at its exact extreme value in a run of ``min_run`` or more.
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, T)
+        Raw signals (before filtering; clipping is only visible there).
+    min_run : int
+        Shortest run of identical extreme values that counts as clipping.
+
+    Returns
+    -------
+    clipped : ndarray, shape (T,), bool
+        True where some channel is clipped. Constant channels are left to the flat test.
+    """
+    n_samples = data.shape[1]
+    out = np.zeros(n_samples, dtype=bool)
+    if n_samples < min_run:
+        return out
+    lo, hi = data.min(axis=1, keepdims=True), data.max(axis=1, keepdims=True)
+    at_rail = ((data == lo) | (data == hi)) & (hi > lo)  # (C, T)
+    # a run of min_run equal rail samples: the rolling sum over min_run samples reaches min_run
+    kernel_sum = np.lib.stride_tricks.sliding_window_view(at_rail, min_run, axis=1).sum(axis=2)
+    run_start = (kernel_sum == min_run).any(axis=0)  # (T - min_run + 1,)
+    for shift in range(min_run):
+        out[shift:shift + run_start.size] |= run_start
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the pipeline
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Continuous:
+    """A whole recording after channel map, filters, resampling and conversion to µV.
+
+    Attributes
+    ----------
+    data : ndarray, shape (C, T), float32
+        µV at ``sfreq_hz``.
+    ch_names : tuple of str, length C
+        Canonical channel names.
+    positions : ndarray, shape (C, 3), float32
+        Channel positions (metres, fixed head frame).
+    sfreq_hz : float
+        Sampling rate (the config's target rate).
+    source, subject, session : str, str | None, str | None
+        As in the recording.
+    events : Events
+        The recording's events (onsets in seconds, unchanged).
+    clipped : ndarray, shape (T,), bool
+        Samples (at ``sfreq_hz``) where a used source channel was clipped.
+    """
+
+    data: np.ndarray
+    ch_names: tuple[str, ...]
+    positions: np.ndarray
+    sfreq_hz: float
+    source: str = "<array>"
+    subject: str | None = None
+    session: str | None = None
+    events: Events = field(default_factory=Events)
+    clipped: np.ndarray | None = None
+
+
+def _clipped_at_target(clipped_src: np.ndarray, sfreq_hz: float, target_hz: float, n_out: int):
+    """Map a (T_src,) clipped mask to the (T_out,) samples of the resampled signal."""
+    out = np.zeros(n_out, dtype=bool)
+    idx = np.flatnonzero(clipped_src)
+    if idx.size:
+        out[np.clip((idx * target_hz / sfreq_hz).astype(np.int64), 0, n_out - 1)] = True
+    return out
+
+
+def preprocess_continuous(
+    rec: Recording,
+    cfg: PreprocessConfig,
+    *,
+    target: str | Sequence[str] | None = None,
+    on_unknown: str = "raise",
+) -> Continuous:
+    """Channel map → band-pass → notch → resample → µV for one whole recording.
+
+    Parameters
+    ----------
+    rec : Recording
+        Signals in volts.
+    cfg : PreprocessConfig
+        Band, notch, target rate, montage.
+    target : {"tcp", "monopolar", "as_is"} or list of channel names/pairs | None
+        Montage; None uses ``cfg.montage``.
+    on_unknown : {"raise", "drop"}
+        What to do with unknown channel names (see :func:`~neuript.data.montage.build_channel_map`).
+
+    Returns
+    -------
+    continuous : Continuous
+        ``data`` (C, T') float32 µV at ``cfg.sfreq_hz``.
+
+    Raises
+    ------
+    ChannelError
+        Unknown or missing channels, or no usable channel at all.
+    """
+    cmap = build_channel_map(
+        rec.ch_names, cfg.montage if target is None else target, source=rec.source,
+        on_unknown=on_unknown, extra_positions=rec.positions,  # type: ignore[arg-type]
+    )
+    if not cmap.names:
+        raise ChannelError(rec.source, f"no usable EEG channel (read {list(rec.ch_names)})")
+    used = np.abs(cmap.matrix).sum(axis=0) > 0
+    clipped_src = clipped_samples(rec.data[used])
+    data = cmap.matrix @ rec.data  # (C_out, T) volts
+    fs = rec.sfreq_hz
+    h_freq = cfg.h_freq_hz
+    if h_freq is not None and h_freq >= fs / 2:
+        log.warning("%s: low-pass %s Hz skipped, at/above Nyquist of %s Hz", rec.source, h_freq, fs)
+        h_freq = None
+    data = bandpass(data, fs, cfg.l_freq_hz, h_freq)
+    if cfg.notch_hz is not None:
+        data = notch(data, fs, cfg.notch_hz)
+    data = resample(data, fs, cfg.sfreq_hz)
+    return Continuous(
+        data=to_microvolts(data).astype(np.float32),
+        ch_names=cmap.names,
+        positions=cmap.positions.astype(np.float32),
+        sfreq_hz=float(cfg.sfreq_hz),
+        source=rec.source,
+        subject=rec.subject,
+        session=rec.session,
+        events=rec.events,
+        clipped=_clipped_at_target(clipped_src, fs, cfg.sfreq_hz, data.shape[1]),
+    )
+
+
+@dataclass(frozen=True)
+class PreparedRecording:
+    """Model-ready windows of one recording (µV, not yet compressed).
+
+    Attributes
+    ----------
+    windows : ndarray, shape (N, C, W), float32
+        Kept windows in µV.
+    starts : ndarray, shape (N,), int64
+        First sample of each window in the resampled recording (trimmed edges included).
+    ch_names : tuple of str, length C
+    positions : ndarray, shape (C, 3), float32
+    rejected : dict of str to int
+        Rejected windows per reason (:data:`REJECT_REASONS`).
+    duration_s : float
+        Length of the source recording (s).
+    source, subject, session : str, str | None, str | None
+    skipped : str | None
+        Why the whole recording gave no windows (too short), else None.
+    """
+
+    windows: np.ndarray
+    starts: np.ndarray
+    ch_names: tuple[str, ...]
+    positions: np.ndarray
+    rejected: dict[str, int]
+    duration_s: float
+    source: str = "<array>"
+    subject: str | None = None
+    session: str | None = None
+    skipped: str | None = None
+
+
+def _window_flags(mask: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """(N,) True where a (T,) sample mask has any True inside [start, start + window)."""
+    cum = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    return (cum[starts + window] - cum[starts]) > 0
+
+
+def prepare_recording(
+    rec: Recording,
+    cfg: PreprocessConfig,
+    *,
+    target: str | Sequence[str] | None = None,
+    on_unknown: str = "raise",
+) -> PreparedRecording:
+    """Continuous preprocessing, then trim edges, cut windows and reject bad ones.
+
+    Parameters
+    ----------
+    rec : Recording
+        Signals in volts.
+    cfg : PreprocessConfig
+        The whole recipe (NEURIPT_SPEC §1).
+    target, on_unknown
+        As in :func:`preprocess_continuous`.
+
+    Returns
+    -------
+    prepared : PreparedRecording
+        Windows (N, C, W) float32 µV that passed rejection. A recording shorter than
+        ``cfg.min_duration_s`` gives zero windows and ``skipped`` says why.
+    """
+    window, stride = cfg.window_samples, cfg.stride_samples
+    if rec.duration_s < cfg.min_duration_s:
+        reason = f"shorter than min_duration_s ({rec.duration_s:.1f} s < {cfg.min_duration_s} s)"
+        log.info("%s: skipped, %s", rec.source, reason)
+        cmap = build_channel_map(
+            rec.ch_names, cfg.montage if target is None else target, source=rec.source,
+            on_unknown=on_unknown, extra_positions=rec.positions,  # type: ignore[arg-type]
+        )
+        return PreparedRecording(
+            np.zeros((0, len(cmap.names), window), np.float32), np.zeros(0, np.int64),
+            cmap.names, cmap.positions.astype(np.float32), dict.fromkeys(REJECT_REASONS, 0),
+            rec.duration_s, rec.source, rec.subject, rec.session, skipped=reason,
+        )
+    cont = preprocess_continuous(rec, cfg, target=target, on_unknown=on_unknown)
+    trim = int(round(cfg.trim_edges_s * cont.sfreq_hz))
+    n_samples = cont.data.shape[1]
+    inner = cont.data[:, trim:max(trim, n_samples - trim)]
+    windows, starts = make_windows(inner, window, stride)
+    starts = starts + trim
+    clipped = _window_flags(cont.clipped, starts, window) if cont.clipped is not None else None
+    rejection = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv, clipped=clipped)
+    skipped = None if windows.shape[0] else "no full window after trimming the edges"
+    return PreparedRecording(
+        windows=windows[rejection.keep],
+        starts=starts[rejection.keep],
+        ch_names=cont.ch_names,
+        positions=cont.positions,
+        rejected=rejection.counts,
+        duration_s=rec.duration_s,
+        source=rec.source,
+        subject=rec.subject,
+        session=rec.session,
+        skipped=skipped,
+    )
+
+
+class Epochs(NamedTuple):
+    """Event-locked windows.
+
+    Attributes
+    ----------
+    windows : ndarray, shape (N_valid, C, W), float32
+        µV windows of the onsets that fit inside the recording.
+    starts : ndarray, shape (N_valid,), int64
+        First sample of each window.
+    valid : ndarray, shape (N,), bool
+        Which of the requested onsets gave a window (the others fall off an edge).
+    """
+
+    windows: np.ndarray
+    starts: np.ndarray
+    valid: np.ndarray
+
+
+def epochs_at(
+    cont: Continuous, onsets_s: np.ndarray, window_s: float, offset_s: float = 0.0
+) -> Epochs:
+    """Cut one window per event, starting ``offset_s`` after (or before, if < 0) each onset.
+
+    Parameters
+    ----------
+    cont : Continuous
+        Preprocessed recording.
+    onsets_s : ndarray, shape (N,)
+        Event onsets (s from the first sample).
+    window_s : float
+        Window length (s).
+    offset_s : float
+        Window start relative to the onset (s).
+
+    Returns
+    -------
+    epochs : Epochs
+    """
+    onsets = np.asarray(onsets_s, dtype=np.float64).reshape(-1)
+    window = int(round(window_s * cont.sfreq_hz))
+    starts = np.rint((onsets + offset_s) * cont.sfreq_hz).astype(np.int64)
+    valid = (starts >= 0) & (starts + window <= cont.data.shape[1])
+    kept = starts[valid]
+    index = kept[:, None] + np.arange(window)[None, :]  # (N_valid, W)
+    windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))  # (N_valid, C, W)
+    return Epochs(windows, kept, valid)
+
+
+def with_config(cfg: PreprocessConfig, **changes: Any) -> PreprocessConfig:
+    """A copy of ``cfg`` with fields changed (validated again)."""
+    return dataclasses.replace(cfg, **changes)

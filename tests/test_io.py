@@ -1,0 +1,255 @@
+"""Readers: every bundled format against MNE, real recordings in volts, and broken files."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuript.data.io import (
+    ADHD_CHANNELS,
+    READERS,
+    guess_subject_session,
+    read_annotations,
+    read_recording,
+)
+from neuript.errors import RecordingError
+from neuript.paths import data_root
+
+ROOT = data_root()
+FIXTURES = ROOT / "fixtures"
+MNE_READERS = {
+    ".edf": mne.io.read_raw_edf, ".bdf": mne.io.read_raw_bdf, ".gdf": mne.io.read_raw_gdf,
+    ".vhdr": mne.io.read_raw_brainvision, ".set": mne.io.read_raw_eeglab,
+}
+FIXTURE_FILES = sorted(
+    p for p in FIXTURES.rglob("*") if p.suffix in MNE_READERS and "Hypnogram" not in p.name
+)
+EEGMAT = ROOT / "eegmat" / "Subject00_1.edf"
+EEGMMIDB = ROOT / "eegmmidb" / "S001" / "S001R04.edf"
+ADHD = ROOT / "adhd" / "adhd" / "v10p.csv.gz"
+MUSE = ROOT / "muse" / "visual" / "P300" / "subject1" / "session1"
+
+
+def _mne_raw(path: Path) -> mne.io.BaseRaw:
+    return MNE_READERS[path.suffix](path, preload=True, verbose="error")
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+def test_fixture_matches_mne(path: Path) -> None:
+    rec = read_recording(path)
+    raw = _mne_raw(path)
+    assert rec.n_channels + len(rec.excluded) == len(raw.ch_names)
+    assert rec.sfreq_hz == raw.info["sfreq"]
+    assert rec.n_samples == raw.n_times
+    assert rec.duration_s == pytest.approx(raw.n_times / raw.info["sfreq"])
+    assert set(rec.ch_names).isdisjoint(rec.excluded)
+    if rec.n_channels:
+        np.testing.assert_array_equal(rec.data, raw.get_data(picks=list(rec.ch_names)))
+    assert len(rec.events) >= len(raw.annotations)
+
+
+def test_fixture_count_covers_every_format() -> None:
+    assert {p.suffix for p in FIXTURE_FILES} == set(MNE_READERS)
+    assert set(MNE_READERS) <= set(READERS)
+
+
+def test_bdf_status_channel_becomes_events() -> None:
+    path = FIXTURES / "bdf" / "test_bdf_stim_channel.bdf"
+    rec = read_recording(path)
+    raw = _mne_raw(path)
+    assert rec.excluded == {"Status": "stim"}
+    found = mne.find_events(raw, stim_channel="Status", shortest_event=1, verbose="error")
+    np.testing.assert_allclose(rec.events.onset_s, found[:, 0] / raw.info["sfreq"])
+    assert rec.events.description.tolist() == [str(v) for v in found[:, 2]]
+
+
+def test_hypnogram_is_refused_as_a_recording_but_reads_as_annotations() -> None:
+    path = FIXTURES / "edf" / "SC4001EC-Hypnogram.edf"
+    with pytest.raises(RecordingError, match="annotation-only"):
+        read_recording(path)
+    events = read_annotations(path)
+    reference = mne.read_annotations(path)
+    assert len(events) == len(reference) > 0
+    assert events.description[0] == "Sleep stage W"
+
+
+def test_eegmat_volts_names_and_ids() -> None:
+    rec = read_recording(EEGMAT)
+    assert rec.n_channels == 19 and rec.sfreq_hz == 250.0
+    assert rec.excluded == {"EEG A2-A1": "ref", "ECG ECG": "ecg"}
+    assert (rec.subject, rec.session) == ("Subject00", "1")
+    std = rec.data.std(axis=1)
+    assert ((std > 1e-7) & (std < 1e-3)).all()
+
+
+def test_eegmmidb_annotations() -> None:
+    rec = read_recording(EEGMMIDB)
+    raw = _mne_raw(EEGMMIDB)
+    assert rec.n_channels == 64 and rec.sfreq_hz == 160.0
+    assert (rec.subject, rec.session) == ("S001", "R04")
+    assert set(rec.events.description) == {"T0", "T1", "T2"}
+    np.testing.assert_allclose(rec.events.onset_s, raw.annotations.onset)
+    std = rec.data.std(axis=1)
+    assert ((std > 1e-7) & (std < 1e-3)).all()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "eegmmidb" / "S001").glob("*.edf")),
+                         ids=lambda p: p.name)
+def test_every_eegmmidb_run_reads(path: Path) -> None:
+    rec = read_recording(path)  # R01/R02 carry non-UTF-8 annotation bytes (latin-1 fallback)
+    raw = mne.io.read_raw_edf(path, preload=False, encoding="latin1", verbose="error")
+    assert rec.n_channels == 64 and rec.n_samples == raw.n_times
+    assert rec.events.description[0] == "T0"
+    assert rec.session == path.stem[4:]
+
+
+def test_adhd_layout() -> None:
+    rec = read_recording(ADHD)
+    table = pd.read_csv(ADHD).to_numpy()
+    assert rec.ch_names == ADHD_CHANNELS and rec.sfreq_hz == 128.0
+    np.testing.assert_allclose(rec.data, table.T * 1e-6)
+    assert rec.subject == "v10p"
+    std = rec.data.std(axis=1)
+    assert ((std > 1e-7) & (std < 1e-3)).all()
+
+
+MUSE_MARKER0 = ROOT / "muse/visual/P300/subject2/session2/data_2018-05-04-01.50.45.csv.gz"
+
+
+@pytest.mark.parametrize("path", [*sorted(MUSE.glob("*.csv.gz")), MUSE_MARKER0],
+                         ids=lambda p: p.name)
+def test_muse_layout(path: Path) -> None:
+    rec = read_recording(path)
+    table = pd.read_csv(path)
+    assert rec.ch_names == ("TP9", "AF7", "AF8", "TP10") and rec.sfreq_hz == 256.0
+    assert rec.excluded["Right AUX"] == "misc"
+    np.testing.assert_allclose(rec.data, table[["TP9", "AF7", "AF8", "TP10"]].to_numpy().T * 1e-6)
+    marker = table.iloc[:, 6].to_numpy()
+    starts = np.flatnonzero((marker != 0) & (np.r_[0, marker[:-1]] != marker))
+    np.testing.assert_allclose(rec.events.onset_s, starts / 256.0)
+    assert set(rec.events.description) == {"1", "2"}
+    assert (rec.subject, rec.session) == (path.parent.parent.name, path.parent.name)
+    std = rec.data.std(axis=1)
+    assert ((std > 1e-7) & (std < 1e-3)).all()
+
+
+def test_name_based_types_and_edf_plus_annotations(tmp_path: Path) -> None:
+    edfio = pytest.importorskip("edfio")
+    rng = np.random.default_rng(0)
+    labels = ["EEG Fp1", "EEG Cz", "EOG left", "ECG", "STI 014"]
+    stim = np.zeros(1000)
+    stim[200:210], stim[600:620] = 3, 5
+    signals = [rng.normal(0, 20, 1000) for _ in labels[:4]] + [stim]
+    edf = edfio.Edf(
+        [edfio.EdfSignal(s, 100.0, label=lab, physical_dimension="uV") for s, lab in
+         zip(signals, labels)],
+        annotations=[edfio.EdfAnnotation(1.5, None, "T1")],
+    )
+    path = tmp_path / "made.edf"
+    edf.write(path)
+    rec = read_recording(path)
+    assert rec.ch_names == ("EEG Fp1", "EEG Cz")
+    assert rec.excluded == {"EOG left": "eog", "ECG": "ecg", "STI 014": "stim"}
+    np.testing.assert_allclose(rec.data[0], signals[0] * 1e-6, atol=2e-8)
+    assert rec.events.description.tolist() == ["T1", "3", "5"]
+    np.testing.assert_allclose(rec.events.onset_s, [1.5, 2.0, 6.0])
+
+
+# ------------------------------------------------------------------------------------------
+# broken files: every one a RecordingError naming the file
+# ------------------------------------------------------------------------------------------
+def _raises(path: Path, match: str) -> None:
+    with pytest.raises(RecordingError, match=match) as err:
+        read_recording(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".edf", ".bdf", ".gdf", ".vhdr", ".set", ".csv", ".csv.gz"])
+def test_empty_and_random_files(tmp_path: Path, suffix: str) -> None:
+    empty = tmp_path / f"empty{suffix}"
+    empty.write_bytes(b"")
+    _raises(empty, "empty")
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_bytes(np.random.default_rng(1).bytes(4096))
+    _raises(junk, ".")
+
+
+def test_truncated_edf_and_bdf(tmp_path: Path) -> None:
+    for source in (EEGMAT, FIXTURES / "bdf" / "test_bdf_stim_channel.bdf"):
+        blob = source.read_bytes()
+        cut = tmp_path / f"cut{source.suffix}"
+        cut.write_bytes(blob[: len(blob) // 3])
+        _raises(cut, "truncated: header says")
+        header_only = tmp_path / f"head{source.suffix}"
+        header_only.write_bytes(blob[:100])
+        _raises(header_only, "EDF")
+
+
+def test_unsupported_missing_and_unknown_layout(tmp_path: Path) -> None:
+    other = tmp_path / "rec.xyz"
+    other.write_text("1,2,3\n")
+    _raises(other, "unsupported file type '.xyz'")
+    _raises(tmp_path / "missing.edf", "no such file")
+    csv = tmp_path / "other.csv"
+    csv.write_text("a,b\n1,2\n")
+    _raises(csv, "unknown CSV layout")
+
+
+def _adhd_like(path: Path, values: np.ndarray) -> Path:
+    pd.DataFrame(values, columns=[str(i) for i in range(19)]).to_csv(path, index=False)
+    return path
+
+
+def test_csv_nan_zero_rows_and_text(tmp_path: Path) -> None:
+    values = np.random.default_rng(2).normal(0, 50, (300, 19))
+    values[10, 4] = np.nan
+    _raises(_adhd_like(tmp_path / "nan.csv", values), r"non-finite.*C3")
+    values[10, 4] = np.inf
+    _raises(_adhd_like(tmp_path / "inf.csv", values), "non-finite")
+    _raises(_adhd_like(tmp_path / "zero.csv", np.zeros((0, 19))), "zero-length")
+    text = tmp_path / "text.csv"
+    text.write_text(",".join(map(str, range(19))) + "\n" + ",".join(["a"] * 19) + "\n")
+    _raises(text, "not numeric")
+
+
+def _muse_like(path: Path, stamps: np.ndarray) -> Path:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"timestamps": stamps})
+    for name in ("TP9", "AF7", "AF8", "TP10", "Right AUX"):
+        frame[name] = rng.normal(0, 20, stamps.size)
+    frame["Marker"] = 0
+    with gzip.open(path, "wt") as fh:
+        frame.to_csv(fh, index=False)
+    return path
+
+
+def test_muse_inconsistent_timestamps(tmp_path: Path) -> None:
+    good = 1000 + np.arange(2560) / 256.0
+    assert read_recording(_muse_like(tmp_path / "ok.csv.gz", good)).sfreq_hz == 256.0
+    slow = 1000 + np.arange(2560) / 200.0
+    _raises(_muse_like(tmp_path / "slow.csv.gz", slow), "inconsistent sampling.*200")
+    gap = good.copy()
+    gap[1000:] += 5.0
+    _raises(_muse_like(tmp_path / "gap.csv.gz", gap), "gap")
+    backwards = good.copy()
+    backwards[50] = backwards[10]
+    _raises(_muse_like(tmp_path / "back.csv.gz", backwards), "increasing")
+
+
+def test_subject_session_layouts(tmp_path: Path) -> None:
+    assert guess_subject_session("/x/eegmat/Subject07_2.edf") == ("Subject07", "2")
+    assert guess_subject_session("/x/S012/S012R11.edf") == ("S012", "R11")
+    assert guess_subject_session("/m/subject3/session2/data_1.csv.gz") == ("subject3", "session2")
+    assert guess_subject_session("/a/control/v107.csv.gz") == ("v107", None)
+    assert guess_subject_session("/b/sub-01_ses-02_task-rest_eeg.edf") == ("01", "02")
+    assert guess_subject_session("/c/whatever.edf") == (None, None)
+    copy = tmp_path / "Subject31_2.edf"
+    shutil.copy(EEGMAT, copy)
+    rec = read_recording(copy, session="override")
+    assert (rec.subject, rec.session) == ("Subject31", "override")
