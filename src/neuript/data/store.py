@@ -1,0 +1,543 @@
+"""The on-disk window corpus: a restartable, parallel writer and a memory-mapped reader.
+
+Layout of a corpus folder ``out_dir``::
+
+    config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"}
+    parts/<key>.json       one per source file: the commit record (windows, or why it was skipped)
+    shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
+    manifest.csv           one row per window (rebuilt from the parts at the end of every run)
+    montages.json          montage id -> channel names + positions (metres, head frame)
+    skipped.json           files that failed, with the reason
+    summary.json           :class:`CorpusSummary`
+
+Every file is written to a temporary name and moved into place with :func:`os.replace`; a shard is
+in place before its part, and only parts feed the manifest. A run killed at any point (even
+``kill -9``) therefore never leaves a half-written shard referenced, and the next run redoes only
+the files without a part, giving the same manifest as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import importlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from neuript.config import PreprocessConfig, from_dict, to_dict
+from neuript.data.io import READERS, read_recording
+from neuript.data.preprocess import prepare_recording
+from neuript.data.recording import Events
+from neuript.errors import NeuriptError, check_option
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "window_id", "source", "subject", "session", "start", "montage_id", "label", "hash",
+    "shard", "row",
+)
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    """What a corpus holds (all parts in the folder) and what this run did.
+
+    Attributes
+    ----------
+    out_dir : str
+        The corpus folder.
+    files_done, files_skipped : int
+        Source files with windows in the corpus / files that failed (see ``skipped``).
+    hours : float
+        Hours of EEG read from the done files.
+    windows : int
+        Windows kept.
+    rejected : dict of str to int
+        Windows rejected, by reason.
+    montages : dict of str to dict
+        Montage id -> ``{"ch_names", "n_files", "n_windows"}``.
+    skipped : list of dict
+        ``{"file", "reason"}`` for every skipped file.
+    files_processed, files_reused : int
+        Files computed in this run / files found finished from an earlier run.
+    hours_processed : float
+        Hours of EEG computed in this run.
+    elapsed_s : float
+        Wall time of this run (s).
+    workers : int
+        Worker processes used.
+    hours_per_core_minute : float
+        ``hours_processed / (elapsed_s / 60 · workers)``: hours of EEG per core-minute of wall
+        time (falls when other programs share the cores).
+    cpu_s : float
+        CPU time the workers spent on this run's files (s).
+    hours_per_cpu_minute : float
+        ``hours_processed / (cpu_s / 60)``: the same throughput measured in CPU time.
+    """
+
+    out_dir: str
+    files_done: int
+    files_skipped: int
+    hours: float
+    windows: int
+    rejected: dict[str, int]
+    montages: dict[str, dict[str, Any]]
+    skipped: list[dict[str, str]]
+    files_processed: int
+    files_reused: int
+    hours_processed: float
+    elapsed_s: float
+    workers: int
+    hours_per_core_minute: float
+    cpu_s: float
+    hours_per_cpu_minute: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+class Montage(NamedTuple):
+    """One channel layout of the corpus."""
+
+    ch_names: tuple[str, ...]
+    """Canonical channel names, length C."""
+    positions: np.ndarray
+    """(C, 3) float32 positions in the fixed head frame (metres)."""
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+
+def _file_key(path: Path) -> str:
+    """A stable, unique, file-system-safe key of a source path."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name)[:60]
+    return f"{stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+
+
+def montage_id(ch_names: Sequence[str], positions: np.ndarray) -> str:
+    """Deterministic id of a montage: channel count plus a hash of names and positions."""
+    body = json.dumps([list(ch_names), np.round(np.asarray(positions, float), 6).tolist()])
+    return f"{len(ch_names)}ch-{hashlib.sha1(body.encode()).hexdigest()[:10]}"
+
+
+def _window_labels(starts: np.ndarray, window: int, sfreq_hz: float, events: Events) -> list[str]:
+    """Label of each window: the annotation (duration > 0) that covers it whole, else ''."""
+    labels = [""] * len(starts)
+    spans = [
+        (o, o + d, str(desc))
+        for o, d, desc in zip(events.onset_s, events.duration_s, events.description)
+        if d > 0
+    ]
+    for k, start in enumerate(starts):
+        t0, t1 = start / sfreq_hz, (start + window) / sfreq_hz
+        covering = {desc for o, e, desc in spans if o <= t0 + 1e-9 and t1 <= e + 1e-9}
+        if len(covering) == 1:
+            labels[k] = covering.pop()
+    return labels
+
+
+def find_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files, folders (recursive, known suffixes) and globs into a sorted list of files.
+
+    Parameters
+    ----------
+    inputs : path-like or iterable of path-like
+        Files (kept whatever their suffix), folders (searched recursively for the suffixes of
+        :data:`neuript.data.io.READERS`) or glob patterns (``**`` allowed).
+
+    Returns
+    -------
+    files : list of Path
+        Resolved, de-duplicated and sorted by their text.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    suffixes = tuple(READERS)
+    found: set[Path] = set()
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_file():
+            found.add(path.resolve())
+        elif path.is_dir():
+            found.update(
+                p.resolve() for p in path.rglob("*")
+                if p.is_file() and p.name.lower().endswith(suffixes)
+            )
+        else:
+            matches = [Path(m) for m in glob.glob(str(path), recursive=True)]
+            if not matches:
+                raise NeuriptError(f"input {str(item)!r}: no such file, folder or glob match")
+            found.update(m.resolve() for m in matches if m.is_file())
+    return sorted(found, key=str)
+
+
+def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> list[Path]:
+    """Keep every n-th file starting at i (``shard=(i, n)`` or ``"i/n"``); None keeps all."""
+    if shard is None:
+        return list(files)
+    if isinstance(shard, str):
+        parts = shard.split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise NeuriptError(f"shard must look like 'i/n' (e.g. '0/4'), got {shard!r}")
+        shard = (int(parts[0]), int(parts[1]))
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise NeuriptError(f"shard (i, n) needs n >= 1 and 0 <= i < n, got {shard!r}")
+    return list(files[i::n])
+
+
+# --------------------------------------------------------------------------------------------
+# one file (runs in a worker process)
+# --------------------------------------------------------------------------------------------
+def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: str) -> dict:
+    """Read, prepare and store one file; write its part last; return the part."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    stat = path.stat()
+    part: dict[str, Any] = {
+        "source": str(path), "key": _file_key(path), "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns, "status": "skipped", "reason": "", "duration_s": 0.0,
+    }
+    try:
+        rec = read_recording(path)
+        prep = prepare_recording(rec, cfg, on_unknown=on_unknown)
+    except NeuriptError as err:  # RecordingError, ChannelError: reported, the run carries on
+        part["reason"] = f"{type(err).__name__}: {err}"
+    except Exception as err:  # noqa: BLE001 -- an unexpected reader failure must not end a run
+        log.warning("unexpected error on %s", path, exc_info=True)
+        part["reason"] = f"unexpected {type(err).__name__}: {err}"
+    else:
+        if prep.skipped:  # too short: no window at all
+            part.update(reason=prep.skipped, duration_s=float(prep.duration_s))
+        else:
+            part.update(_store_windows(prep, rec.events, out_dir, part["key"], cfg))
+    part["compute_s"] = time.perf_counter() - t0
+    part["cpu_s"] = time.process_time() - cpu0
+    _atomic_json(out_dir / "parts" / f"{part['key']}.json", part)
+    return part
+
+
+def _store_windows(prep: Any, events: Events, out_dir: Path, key: str,
+                   cfg: PreprocessConfig) -> dict[str, Any]:
+    """Write a prepared recording's windows as one shard; return the part's fields."""
+    windows = np.ascontiguousarray(prep.windows, dtype=np.float32)  # (N, C, W) µV
+    positions = np.asarray(prep.positions, dtype=np.float32)
+    mid = montage_id(prep.ch_names, positions)
+    shard = ""
+    if len(windows):
+        shard = f"shards/{mid}/{key}.npy"
+        target = out_dir / shard
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, windows)
+        _atomic_write(target, buf.getvalue())
+    starts = np.asarray(prep.starts, dtype=np.int64)
+    return {
+        "status": "done", "duration_s": float(prep.duration_s),
+        "subject": prep.subject or _subject_from_path(prep.source),
+        "session": prep.session or "", "montage_id": mid, "ch_names": list(prep.ch_names),
+        "positions": positions.tolist(), "shard": shard,
+        "rejected": {k: int(v) for k, v in prep.rejected.items()},
+        "starts": starts.tolist(),
+        "labels": _window_labels(starts, windows.shape[-1], cfg.sfreq_hz, events),
+        "hashes": [hashlib.sha256(w.tobytes()).hexdigest()[:16] for w in windows],
+    }
+
+
+def _subject_from_path(source: str) -> str:
+    """Fallback subject when the reader knows none: the file name without its suffixes."""
+    return Path(source).name.split(".")[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the corpus
+# --------------------------------------------------------------------------------------------
+def _check_config(out_dir: Path, cfg: PreprocessConfig, on_unknown: str) -> None:
+    """Write config.json, or refuse a folder built with a different configuration."""
+    wanted = {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown}
+    path = out_dir / "config.json"
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != json.loads(json.dumps(wanted)):
+            diffs = [
+                f"{k}: corpus has {found.get('preprocess', {}).get(k)!r}, run asks {v!r}"
+                for k, v in to_dict(cfg).items() if found.get("preprocess", {}).get(k) != v
+            ]
+            if found.get("on_unknown") != on_unknown:
+                diffs.append(f"on_unknown: corpus has {found.get('on_unknown')!r}, "
+                             f"run asks {on_unknown!r}")
+            raise NeuriptError(
+                f"{path}: this corpus was built with a different configuration "
+                f"({'; '.join(diffs) or 'format version'}); use a new output folder"
+            )
+    else:
+        _atomic_json(path, wanted)
+
+
+def _load_parts(out_dir: Path) -> dict[str, dict]:
+    """Every committed part of the corpus, by source path."""
+    parts = {}
+    for path in (out_dir / "parts").glob("*.json"):
+        part = json.loads(path.read_text())
+        parts[part["source"]] = part
+    return parts
+
+
+def _is_current(part: dict | None, path: Path) -> bool:
+    """True if ``part`` was made from the file as it is now (same size and mtime)."""
+    if part is None:
+        return False
+    stat = path.stat()
+    return part["size"] == stat.st_size and part["mtime_ns"] == stat.st_mtime_ns
+
+
+def prepare_corpus(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    cfg: PreprocessConfig,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] | str | None = None,
+    on_unknown: Literal["raise", "drop"] = "drop",
+    progress: bool = True,
+) -> CorpusSummary:
+    """Turn recordings into a window corpus on disk (the ``neuript prepare`` engine).
+
+    Parameters
+    ----------
+    inputs : path-like or iterable of path-like
+        Files, folders (recursive) and globs; see :func:`find_inputs`.
+    out_dir : path-like
+        The corpus folder; created if needed. Files already finished there are skipped, so a
+        re-run after an interruption only does what is left.
+    cfg : PreprocessConfig
+        How recordings become windows; must equal the one the folder was started with.
+    workers : int
+        Processes working on files in parallel (1: in this process).
+    shard : (int, int) | str | None
+        ``(i, n)`` or ``"i/n"``: process every n-th file of the sorted list, from the i-th.
+    on_unknown : {"raise", "drop"}
+        Unknown channel names skip the file (``"raise"``) or are dropped from it (``"drop"``).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    summary : CorpusSummary
+        Also written to ``summary.json``.
+    """
+    check_option("on_unknown", on_unknown, ("raise", "drop"))
+    if workers < 1:
+        raise NeuriptError(f"workers must be >= 1, got {workers!r}")
+    _preload_modules()
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg, on_unknown)
+    files = select_shard(find_inputs(inputs), shard)
+    parts = _load_parts(out)
+    todo = [f for f in files if not _is_current(parts.get(str(f)), f)]
+    todo.sort(key=lambda f: -f.stat().st_size)  # big files first: better load balance
+    log.info("prepare: %d files (%d already done), %d workers", len(files),
+             len(files) - len(todo), workers)
+    fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress))
+    for part in fresh:
+        parts[part["source"]] = part
+    elapsed = time.perf_counter() - t0
+    summary = _finish(out, parts, fresh, elapsed, workers, len(files) - len(todo))
+    log.info("prepare: %d windows, %.2f h of EEG, %.1f h per core-minute", summary.windows,
+             summary.hours, summary.hours_per_core_minute)
+    return summary
+
+
+def _preload_modules() -> None:
+    """Import the lazily-loaded signal-processing modules once, before workers fork.
+
+    ``scipy.signal`` alone takes seconds to import; forked workers inherit it instead of each
+    paying for it on their first file.
+    """
+    for name in ("scipy.signal", "scipy.fft", "mne.filter", "mne.io", "pandas"):
+        importlib.import_module(name)
+
+
+def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: str,
+               workers: int, progress: bool) -> Iterable[dict]:
+    """Process files in this process or a pool; yield each part as it finishes."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="file", disable=not progress or not todo, desc="prepare")
+    if workers == 1 or len(todo) <= 1:
+        for path in todo:
+            yield _process_file(path, out, cfg, on_unknown)
+            bar.update()
+    else:
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_process_file, p, out, cfg, on_unknown) for p in todo]
+            for future in as_completed(futures):
+                yield future.result()
+                bar.update()
+    bar.close()
+
+
+def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float,
+            workers: int, reused: int) -> CorpusSummary:
+    """Write manifest.csv, montages.json, skipped.json and summary.json from the parts."""
+    ordered = [parts[s] for s in sorted(parts)]
+    done = [p for p in ordered if p["status"] == "done"]
+    montages: dict[str, dict[str, Any]] = {}
+    rejected: dict[str, int] = {}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    window_id = 0
+    for p in done:
+        entry = montages.setdefault(p["montage_id"], {
+            "ch_names": p["ch_names"], "positions": p["positions"], "n_files": 0, "n_windows": 0})
+        entry["n_files"] += 1
+        entry["n_windows"] += len(p["starts"])
+        for reason, count in p["rejected"].items():
+            rejected[reason] = rejected.get(reason, 0) + count
+        for row, (start, label, digest) in enumerate(zip(p["starts"], p["labels"], p["hashes"])):
+            writer.writerow([window_id, p["source"], p["subject"], p["session"], start,
+                             p["montage_id"], label, digest, p["shard"], row])
+            window_id += 1
+    skipped = [{"file": p["source"], "reason": p["reason"]} for p in ordered
+               if p["status"] != "done"]
+    _atomic_json(out / "montages.json", {
+        k: {"ch_names": v["ch_names"], "positions": v["positions"]} for k, v in montages.items()})
+    _atomic_json(out / "skipped.json", skipped)
+    _atomic_write(out / "manifest.csv", text.getvalue().encode())
+    hours_now = sum(p["duration_s"] for p in fresh) / 3600
+    cpu_s = sum(p.get("cpu_s", 0.0) for p in fresh)
+    summary = CorpusSummary(
+        out_dir=str(out), files_done=len(done), files_skipped=len(skipped),
+        hours=sum(p["duration_s"] for p in done) / 3600, windows=window_id,
+        rejected=dict(sorted(rejected.items())),
+        montages={k: {"ch_names": v["ch_names"], "n_files": v["n_files"],
+                      "n_windows": v["n_windows"]} for k, v in montages.items()},
+        skipped=skipped, files_processed=len(fresh), files_reused=reused,
+        hours_processed=hours_now, elapsed_s=elapsed, workers=workers,
+        hours_per_core_minute=hours_now / max(elapsed / 60 * workers, 1e-9),
+        cpu_s=cpu_s, hours_per_cpu_minute=hours_now / max(cpu_s / 60, 1e-9),
+    )
+    _atomic_json(out / "summary.json", summary.to_dict())
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# the reader
+# --------------------------------------------------------------------------------------------
+class WindowStore:
+    """Read a corpus written by :func:`prepare_corpus`; windows come memory-mapped.
+
+    Parameters
+    ----------
+    root : path-like
+        The corpus folder.
+
+    Attributes
+    ----------
+    config : PreprocessConfig
+        How the windows were made.
+    montages : list of Montage
+        Each montage's ``(ch_names, positions)``; ``montage_of`` indexes this list.
+    montage_ids : list of str
+        The montage ids, in the same order.
+    montage_of : ndarray, shape (N,), int64
+        Montage index of each window.
+    subjects, sessions, sources, labels, hashes : ndarray, shape (N,), str
+        Per-window manifest columns.
+    starts : ndarray, shape (N,), int64
+        First sample of each window in its resampled source.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        manifest = self.root / "manifest.csv"
+        if not manifest.exists():
+            raise NeuriptError(f"{self.root}: no corpus here (manifest.csv is missing); "
+                               "build one with prepare_corpus / `neuript prepare`")
+        with manifest.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            raise NeuriptError(f"{self.root}: the corpus holds no windows (manifest.csv is "
+                               "empty; see skipped.json and summary.json for why)")
+        self._rows = rows
+        self.config = from_dict(PreprocessConfig,
+                                json.loads((self.root / "config.json").read_text())["preprocess"])
+        table = json.loads((self.root / "montages.json").read_text())
+        self.montage_ids = sorted(table)
+        self.montages = [Montage(tuple(table[k]["ch_names"]),
+                                 np.asarray(table[k]["positions"], dtype=np.float32))
+                         for k in self.montage_ids]
+        lookup = {k: i for i, k in enumerate(self.montage_ids)}
+        self.montage_of = np.array([lookup[r["montage_id"]] for r in rows], dtype=np.int64)
+        self.subjects = np.array([r["subject"] for r in rows])
+        self.sessions = np.array([r["session"] for r in rows])
+        self.sources = np.array([r["source"] for r in rows])
+        self.labels = np.array([r["label"] for r in rows])
+        self.hashes = np.array([r["hash"] for r in rows])
+        self.starts = np.array([int(r["start"]) for r in rows], dtype=np.int64)
+        self._shard_names = sorted({r["shard"] for r in rows})
+        shard_index = {s: i for i, s in enumerate(self._shard_names)}
+        self._shard_of = np.array([shard_index[r["shard"]] for r in rows], dtype=np.int64)
+        self._row_of = np.array([int(r["row"]) for r in rows], dtype=np.int64)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"WindowStore({str(self.root)!r}, windows={len(self)}, montages={self.montage_ids})"
+
+    @property
+    def manifest(self) -> list[dict[str, str]]:
+        """The manifest rows (one dict per window, columns :data:`MANIFEST_COLUMNS`)."""
+        return self._rows
+
+    def _shard(self, k: int) -> np.ndarray:
+        if k not in self._maps:
+            self._maps[k] = np.load(self.root / self._shard_names[k], mmap_mode="r")
+        return self._maps[k]
+
+    def window(self, i: int) -> np.ndarray:
+        """Window ``i``: ndarray, shape (C, T), float32, µV (a copy)."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} out of range for a corpus of {len(self)} windows")
+        return np.array(self._shard(int(self._shard_of[i]))[self._row_of[i]], dtype=np.float32)
+
+    def windows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Windows of one montage: ndarray, shape (B, C, T), float32, µV."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(np.unique(self.montage_of[idx])) > 1:
+            raise NeuriptError(f"{self.root}: windows() needs indices of one montage; got "
+                               f"montages {sorted(set(self.montage_of[idx].tolist()))}")
+        return np.stack([self.window(int(i)) for i in idx]) if len(idx) else np.zeros((0, 0, 0),
+                                                                                     np.float32)

@@ -1,0 +1,200 @@
+"""The window corpus: real files end to end, restarts, interruptions, shards, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuript.config import PreprocessConfig
+from neuript.data import store as store_mod
+from neuript.data.io import read_recording
+from neuript.data.preprocess import prepare_recording
+from neuript.data.store import WindowStore, find_inputs, prepare_corpus, select_shard
+from neuript.errors import NeuriptError
+from neuript.paths import data_root
+
+CFG = PreprocessConfig(montage="monopolar", reject_abs_uv=1000.0)  # ADHD peaks near 1 mV
+
+
+def _real_files() -> list[Path]:
+    root = data_root()
+    files = [
+        root / "adhd" / "control" / "v51p.csv.gz",
+        root / "adhd" / "adhd" / "v37p.csv.gz",
+        root / "eegmmidb" / "S001" / "S001R04.edf",
+        root / "muse" / "visual" / "P300" / "subject4" / "session1"
+        / "data_2018-04-22-21.41.19.csv.gz",
+    ]
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        pytest.skip(f"real data missing: {missing}")
+    return files
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Four real recordings of three montages, plus one corrupt EDF."""
+    bad = tmp_path_factory.mktemp("bad") / "corrupt.edf"
+    bad.write_bytes(b"0       not an EDF header at all" * 10)
+    return [*_real_files(), bad]
+
+
+@pytest.fixture(scope="module")
+def built(inputs: list[Path], tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("corpus")
+    summary = prepare_corpus(inputs, out, CFG, workers=2, progress=False)
+    return out, summary
+
+
+def test_summary_matches_manifest_and_shards(built, inputs) -> None:
+    out, summary = built
+    store = WindowStore(out)
+    assert summary.files_done == 4 and summary.files_skipped == 1
+    assert summary.windows == len(store) == len(store.manifest) > 0
+    assert len(summary.montages) == 3 == len(store.montages)
+    assert sum(m["n_windows"] for m in summary.montages.values()) == len(store)
+    n_ch = sorted(len(m.ch_names) for m in store.montages)
+    assert n_ch == [4, 19, 64]
+    # hours come from the recordings themselves
+    hours = sum(read_recording(f).duration_s for f in inputs[:4]) / 3600
+    assert summary.hours == pytest.approx(hours, rel=1e-3)
+    assert json.loads((out / "summary.json").read_text())["windows"] == len(store)
+    assert json.loads((out / "config.json").read_text())["preprocess"]["montage"] == "monopolar"
+    # every window's bytes hash to its manifest hash; shapes follow the montage
+    for i in range(0, len(store), 7):
+        w = store.window(i)
+        assert w.dtype == np.float32 and w.shape == (len(store.montages[store.montage_of[i]][0]),
+                                                     CFG.window_samples)
+        assert hashlib.sha256(w.tobytes()).hexdigest()[:16] == store.hashes[i]
+    # each montage's windows live in their own shard folder
+    for mid in store.montage_ids:
+        assert all(p.parent.name == mid for p in (out / "shards" / mid).glob("*.npy"))
+
+
+def test_windows_equal_the_direct_pipeline(built, inputs) -> None:
+    out, _ = built
+    store = WindowStore(out)
+    path = inputs[2]  # the EEGMMIDB run
+    prep = prepare_recording(read_recording(path), CFG, on_unknown="drop")
+    idx = np.flatnonzero(store.sources == str(path))
+    np.testing.assert_array_equal(store.windows(idx), prep.windows)
+    np.testing.assert_array_equal(store.starts[idx], prep.starts)
+    rejected = json.loads((out / "summary.json").read_text())["rejected"]
+    for reason, count in prep.rejected.items():
+        assert rejected.get(reason, 0) >= count
+    # EEGMMIDB R04 alternates T0/T1/T2 annotations of about 4.1 s: windows inside one get it
+    assert set(store.labels[idx]) <= {"T0", "T1", "T2", ""} and (store.labels[idx] != "").any()
+
+
+def test_corrupt_file_is_skipped_and_reported(built, inputs) -> None:
+    out, summary = built
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert [s["file"] for s in skipped] == [str(inputs[-1].resolve())]
+    assert summary.skipped == skipped and skipped[0]["reason"]
+    assert str(inputs[-1].resolve()) not in set(WindowStore(out).sources)
+
+
+def test_rerun_is_a_noop(built, inputs) -> None:
+    out, _ = built
+    manifest = (out / "manifest.csv").read_bytes()
+    shard_times = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    again = prepare_corpus(inputs, out, CFG, workers=1, progress=False)
+    assert again.files_processed == 0 and again.files_reused == len(inputs)
+    assert (out / "manifest.csv").read_bytes() == manifest
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")} == shard_times
+
+
+def test_other_config_is_refused(built, inputs) -> None:
+    out, _ = built
+    with pytest.raises(NeuriptError, match="window_s"):
+        prepare_corpus(inputs, out, PreprocessConfig(montage="monopolar", window_s=2.0,
+                                                         reject_abs_uv=1000.0),
+                       progress=False)
+
+
+def test_interrupted_run_then_rerun_gives_same_manifest(built, inputs, tmp_path,
+                                                        monkeypatch) -> None:
+    out_full, _ = built
+    real = store_mod._process_file
+    calls = []
+
+    def dying(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt("simulated interruption")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "_process_file", dying)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_corpus(inputs, tmp_path, CFG, workers=1, progress=False)
+    monkeypatch.setattr(store_mod, "_process_file", real)
+    assert len(list((tmp_path / "parts").glob("*.json"))) == 1
+    # a half-written leftover from a killed writer must not matter
+    (tmp_path / "shards" / "junk").mkdir(parents=True)
+    (tmp_path / "shards" / "junk" / ".x.npy.123.tmp").write_bytes(b"\x93NUMPY partial")
+    summary = prepare_corpus(inputs, tmp_path, CFG, workers=1, progress=False)
+    assert summary.files_processed == len(inputs) - 1
+    assert (tmp_path / "manifest.csv").read_bytes() == (out_full / "manifest.csv").read_bytes()
+
+
+def test_kill_9_then_rerun_gives_same_manifest(built, inputs, tmp_path) -> None:
+    out_full, _ = built
+    script = (
+        "import sys; from neuript.config import PreprocessConfig;"
+        "from neuript.data.store import prepare_corpus;"
+        "prepare_corpus(sys.argv[2:], sys.argv[1], PreprocessConfig(montage='monopolar',"
+        " reject_abs_uv=1000.0), workers=1, progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), *map(str, inputs)])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((tmp_path / "parts").glob("*.json")):
+            break
+        time.sleep(0.01)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    prepare_corpus(inputs, tmp_path, CFG, workers=1, progress=False)
+    assert (tmp_path / "manifest.csv").read_bytes() == (out_full / "manifest.csv").read_bytes()
+
+
+def test_shards_partition_the_sorted_list_and_build_the_same_corpus(built, inputs,
+                                                                     tmp_path) -> None:
+    files = find_inputs([data_root() / "adhd", data_root() / "muse"])
+    assert files == sorted(files, key=str) and len(files) == 120 + 45
+    parts = [select_shard(files, f"{i}/3") for i in range(3)]
+    assert sorted(sum(parts, []), key=str) == files
+    assert all(set(a).isdisjoint(b) for a in parts for b in parts if a is not b)
+    assert parts[1] == files[1::3]
+    with pytest.raises(NeuriptError, match="shard"):
+        select_shard(files, (3, 3))
+    out_full, _ = built
+    for i in range(2):  # two "machines" sharing one folder
+        prepare_corpus(inputs, tmp_path, CFG, shard=(i, 2), progress=False)
+    assert (tmp_path / "manifest.csv").read_bytes() == (out_full / "manifest.csv").read_bytes()
+
+
+def test_globs_and_missing_inputs(tmp_path) -> None:
+    root = data_root() / "eegmmidb"
+    assert find_inputs(str(root / "S001" / "S001R0[12].edf")) == [
+        (root / "S001" / f"S001R0{k}.edf").resolve() for k in (1, 2)]
+    with pytest.raises(NeuriptError, match="no such file"):
+        find_inputs(tmp_path / "nothing*.edf")
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(NeuriptError, match=str(tmp_path)):
+        WindowStore(tmp_path)
+    summary = prepare_corpus([], tmp_path, CFG, progress=False)
+    assert summary.windows == 0
+    with pytest.raises(NeuriptError, match="no windows"):
+        WindowStore(tmp_path)
