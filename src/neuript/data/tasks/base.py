@@ -137,6 +137,12 @@ class TaskSpec:
         Sub-folder of the data root holding the data (None: user must pass ``data_dir``).
     build : callable
         ``build(data_dir: Path, preprocess: PreprocessConfig | None, **options) -> TaskWindows``.
+    preprocess : PreprocessConfig
+        The task's own preprocessing (window length, montage, rejection), used when the caller
+        passes none.
+    version : str
+        Version of the builder's output; bump it when the code changes what it builds (it is
+        part of the task cache key).
     """
 
     name: str
@@ -145,3 +151,5 @@ class TaskSpec:
     class_names: tuple[str, ...]
     default_dir: str | None
     build: Callable[..., TaskWindows]
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    version: str = "1"

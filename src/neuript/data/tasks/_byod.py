@@ -1,0 +1,500 @@
+"""The shared core of bring-your-own-data tasks: units, cuts, problems, montage and split.
+
+A :class:`Unit` is one recording with its subject and the labelled :class:`Cut` s to window.
+Manifest rows, BIDS recordings and in-memory items all become units; the functions here check
+them (:func:`check_units` — the same checks ``neuript inspect`` prints), choose the one channel
+set of the task (:func:`common_montage`) and the split (:func:`assign_splits`). Each problem is
+a :class:`Problem` naming where it comes from (``"labels.csv line 4"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from neuript.config import PreprocessConfig
+from neuript.data.montage import build_channel_map, split_pair
+from neuript.data.recording import Recording
+from neuript.data.tasks._common import stratified_subject_split
+from neuript.data.tasks.base import SPLITS
+from neuript.errors import ChannelError, NeuriptError
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["error", "warning"]
+IMBALANCE_LIMIT = 3.0
+"""Largest/smallest class window ratio above which a warning is raised."""
+POSITION_HINT = ("give its position in metres: a 'positions' column ('NAME:x,y,z;…'), a "
+                 "positions.json beside the manifest, or Recording.from_array(positions=…)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a task's inputs.
+
+    Attributes
+    ----------
+    where : str
+        The manifest row (``"labels.csv line 4"``), item (``"item 2"``) or ``"task"``.
+    kind : str
+        Short key: ``missing_file``, ``unreadable``, ``unknown_channel``, ``short_recording``,
+        ``segment_outside``, ``short_segment``, ``event_not_found``, ``event_outside``,
+        ``one_subject_class``, ``class_imbalance``, ``sfreq_mix``, ``channels_dropped``,
+        ``no_common_channels``, ``bad_split``, ``split_conflict``, ``subject_in_splits``,
+        ``unknown_label``, ``bad_row``, ``empty``.
+    message : str
+        What is wrong and what to do.
+    severity : {"error", "warning"}
+        Errors stop a build; warnings are logged.
+    """
+
+    where: str
+    kind: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class Cut(NamedTuple):
+    """A labelled stretch of a recording to window.
+
+    Attributes
+    ----------
+    label : str
+        Class name.
+    start_s : float
+        Start (s from the first sample).
+    stop_s : float | None
+        End (s); for a ``"span"`` None means the end of the recording.
+    kind : {"span", "event"}
+        ``"span"``: tile [start, stop) with windows (must hold one). ``"event"``: one window at
+        ``start_s``, or tiles when the event lasts at least one window.
+    """
+
+    label: str
+    start_s: float
+    stop_s: float | None
+    kind: Literal["span", "event"] = "span"
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One recording of a task with its subject and labelled cuts.
+
+    Attributes
+    ----------
+    recording : Recording
+        Signals (several units may share one object: it is preprocessed once).
+    subject : str
+        Subject identifier (splits are by subject).
+    cuts : tuple of Cut
+        What to window.
+    where : str
+        Manifest row or item, named in every problem.
+    target : str | tuple of str | None
+        Per-row montage (``"tcp"``, ``"monopolar"`` or channel names / ``"A-B"`` pairs).
+    split : str | None
+        Forced split (``"train"``, ``"val"``, ``"test"``).
+    event : str | None
+        Annotation description asked for (for the "not found" message).
+    label : str | None
+        The unit's label when it has one (for messages about units without cuts).
+    """
+
+    recording: Recording
+    subject: str
+    cuts: tuple[Cut, ...]
+    where: str
+    target: str | tuple[str, ...] | None = None
+    split: str | None = None
+    event: str | None = None
+    label: str | None = None
+
+    @staticmethod
+    def cuts_for(
+        rec: Recording, label: str, start_s: float | None, stop_s: float | None,
+        event: str | None, offset_s: float = 0.0,
+    ) -> tuple[Cut, ...]:
+        """Cuts of one labelled row: a segment, every matching event, or the whole recording."""
+        if event is not None:
+            desc = np.asarray(rec.events.description, dtype=str)
+            chosen = np.flatnonzero(desc == str(event))
+            return tuple(
+                Cut(label, float(rec.events.onset_s[i]) + offset_s,
+                    float(rec.events.onset_s[i] + rec.events.duration_s[i]), "event")
+                for i in chosen
+            )
+        start = 0.0 if start_s is None else float(start_s)
+        return (Cut(label, start, None if stop_s is None else float(stop_s), "span"),)
+
+
+def default_preprocess(
+    window_s: float, stride_s: float | None, preprocess: PreprocessConfig | None
+) -> PreprocessConfig:
+    """The downstream recipe (0.1-30 Hz, notch 50 Hz, 64 Hz, no rejection, no trimming)."""
+    if preprocess is None:
+        return PreprocessConfig(window_s=window_s, stride_s=stride_s, trim_edges_s=0.0,
+                                min_duration_s=0.0, reject_abs_uv=None, flat_std_uv=None)
+    return dataclasses.replace(preprocess, window_s=window_s, stride_s=stride_s)
+
+
+def target_samples(n_samples: int, sfreq_hz: float, target_hz: float) -> int:
+    """Length after polyphase resampling (as :func:`neuript.data.preprocess.resample`)."""
+    if sfreq_hz == target_hz:
+        return int(n_samples)
+    ratio = Fraction(target_hz / sfreq_hz).limit_denominator(1000)
+    return -(-n_samples * ratio.numerator // ratio.denominator)
+
+
+def cut_starts(cut: Cut, n_samples: int, sfreq_hz: float, window: int, stride: int) -> np.ndarray:
+    """First samples of the windows of one cut inside a (resampled) signal of ``n_samples``.
+
+    Returns
+    -------
+    starts : ndarray, shape (N,), int64
+        Windows that fit entirely inside both the cut and the signal.
+    """
+    a = int(round(cut.start_s * sfreq_hz))
+    single = cut.kind == "event" and (
+        cut.stop_s is None or (cut.stop_s - cut.start_s) * sfreq_hz < window)
+    if single:
+        ok = a >= 0 and a + window <= n_samples
+        return np.array([a] if ok else [], dtype=np.int64)
+    b = n_samples if cut.stop_s is None else min(int(round(cut.stop_s * sfreq_hz)), n_samples)
+    a = max(a, 0)
+    if b - a < window:
+        return np.zeros(0, np.int64)
+    return np.arange(a, b - window + 1, stride, dtype=np.int64)
+
+
+class UnitCheck(NamedTuple):
+    """What :func:`check_units` found.
+
+    Attributes
+    ----------
+    problems : list of Problem
+    windows : list of dict of str to int
+        Per unit: windows per label (estimated at the target rate).
+    """
+
+    problems: list[Problem]
+    windows: list[dict[str, int]]
+
+
+def check_units(units: Sequence[Unit], cfg: PreprocessConfig) -> UnitCheck:
+    """Every problem of the units that can be seen without preprocessing them.
+
+    Checks each unit (recording shorter than one window, segments outside the recording or
+    shorter than a window, events not found or falling off the edge), then the task (no unit,
+    a class with one subject, class imbalance above :data:`IMBALANCE_LIMIT`, mixed rates).
+    """
+    problems: list[Problem] = []
+    windows: list[dict[str, int]] = []
+    if not units:
+        problems.append(Problem("task", "empty", "no labelled recording (empty manifest?)"))
+        return UnitCheck(problems, windows)
+    window, stride = cfg.window_samples, cfg.stride_samples
+    for unit in units:
+        rec = unit.recording
+        n_out = target_samples(rec.n_samples, rec.sfreq_hz, cfg.sfreq_hz)
+        counts: dict[str, int] = {}
+        windows.append(counts)
+        if rec.duration_s < cfg.window_s:
+            problems.append(Problem(unit.where, "short_recording",
+                                    f"{rec.source} is {rec.duration_s:.2f} s long, shorter than "
+                                    f"one {cfg.window_s:g}-s window"))
+            continue
+        if unit.event is not None and not unit.cuts:
+            have = sorted(set(np.asarray(rec.events.description, dtype=str).tolist()))
+            problems.append(Problem(unit.where, "event_not_found",
+                                    f"no annotation {unit.event!r} in {rec.source}; it has "
+                                    f"{have[:20] or 'no annotations'}"))
+        outside = 0
+        for cut in unit.cuts:
+            n = len(cut_starts(cut, n_out, cfg.sfreq_hz, window, stride))
+            counts[cut.label] = counts.get(cut.label, 0) + n
+            if cut.kind == "event":
+                outside += n == 0
+                continue
+            stop = rec.duration_s if cut.stop_s is None else cut.stop_s
+            if cut.start_s < 0 or cut.start_s >= rec.duration_s or stop > rec.duration_s + (
+                    1.0 / rec.sfreq_hz) or stop <= cut.start_s:
+                problems.append(Problem(unit.where, "segment_outside",
+                                        f"segment [{cut.start_s:g}, {stop:g}] s is not inside "
+                                        f"{rec.source} (0 to {rec.duration_s:.2f} s)"))
+            elif n == 0:
+                problems.append(Problem(unit.where, "short_segment",
+                                        f"segment [{cut.start_s:g}, {stop:g}] s is shorter than "
+                                        f"one {cfg.window_s:g}-s window"))
+        if outside:
+            problems.append(Problem(unit.where, "event_outside",
+                                    f"{outside} of {len(unit.cuts)} events give no full window "
+                                    "inside the recording (dropped)", "warning"))
+    problems += _task_problems(units, windows)
+    return UnitCheck(problems, windows)
+
+
+def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list[Problem]:
+    problems = []
+    per_label: dict[str, int] = {}
+    subjects: dict[str, set[str]] = {}
+    rows: dict[str, list[str]] = {}
+    for unit, counts in zip(units, windows):
+        for label, n in counts.items():
+            per_label[label] = per_label.get(label, 0) + n
+            if n:
+                subjects.setdefault(label, set()).add(unit.subject)
+            rows.setdefault(label, []).append(unit.where)
+    for label in sorted(per_label):
+        if len(subjects.get(label, ())) == 1:
+            problems.append(Problem(
+                _rows_text(rows[label]), "one_subject_class",
+                f"class {label!r} has windows from one subject only "
+                f"({next(iter(subjects[label]))}); a subject-wise split cannot test it", "warning"))
+    filled = {k: v for k, v in per_label.items() if v}
+    if len(filled) >= 2 and max(filled.values()) > IMBALANCE_LIMIT * min(filled.values()):
+        big, small = max(filled, key=filled.get), min(filled, key=filled.get)
+        problems.append(Problem(
+            _rows_text(rows[small]), "class_imbalance",
+            f"class imbalance {filled[big] / filled[small]:.1f}:1 ({big!r} {filled[big]} windows, "
+            f"{small!r} {filled[small]}); above {IMBALANCE_LIMIT:g}:1", "warning"))
+    rates = sorted({u.recording.sfreq_hz for u in units})
+    if len(rates) > 1:
+        problems.append(Problem("task", "sfreq_mix",
+                                f"sampling rates differ ({', '.join(f'{r:g}' for r in rates)} Hz); "
+                                "all are resampled to the target rate", "warning"))
+    return problems
+
+
+def _rows_text(rows: list[str]) -> str:
+    unique = list(dict.fromkeys(rows))
+    return ", ".join(unique[:6]) + (f" (+{len(unique) - 6} more)" if len(unique) > 6 else "")
+
+
+def class_names_of(
+    units: Sequence[Unit], class_names: Sequence[str] | None, problems: list[Problem]
+) -> tuple[str, ...]:
+    """The class order (given, or sorted labels); labels outside ``class_names`` add problems."""
+    labels = {c.label for u in units for c in u.cuts} | {u.label for u in units if u.label}
+    if class_names is None:
+        return tuple(sorted(labels))
+    for unit in units:
+        for label in {c.label for c in unit.cuts} - set(class_names):
+            problems.append(Problem(unit.where, "unknown_label",
+                                    f"label {label!r} is not in class_names {list(class_names)}"))
+    return tuple(class_names)
+
+
+def raise_errors(name: str, problems: Sequence[Problem]) -> None:
+    """Raise one :class:`NeuriptError` listing every error problem (warnings pass)."""
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        body = "\n  ".join(str(p) for p in errors)
+        raise NeuriptError(f"task {name!r}: {len(errors)} problem(s):\n  {body}")
+
+
+# --------------------------------------------------------------------------------------------
+# one channel set for the task
+# --------------------------------------------------------------------------------------------
+class ChannelInfo(NamedTuple):
+    """Channels of one recording: available names (under its own target), aliases, drops."""
+
+    available: tuple[str, ...]
+    monopolar: tuple[str, ...]
+    aliases: dict[str, str]
+    dropped: dict[str, str]
+    tcp: bool
+
+
+class MontagePlan(NamedTuple):
+    """The task's channel set.
+
+    Attributes
+    ----------
+    target : str | tuple of str
+        ``"tcp"`` or the common channel names (for ``build_channel_map``).
+    problems : list of Problem
+    infos : list of ChannelInfo | None
+        Per unit (None where its channels could not be mapped).
+    text : str
+        One sentence for the protocol.
+    """
+
+    target: str | tuple[str, ...]
+    problems: list[Problem]
+    infos: list[ChannelInfo | None]
+    text: str
+
+
+def _try_map(rec: Recording, target: Any, on_unknown: str) -> Any:
+    return build_channel_map(rec.ch_names, target, source=rec.source, on_unknown=on_unknown,
+                             extra_positions=rec.positions)
+
+
+def channel_info(rec: Recording, target: Any, on_unknown: str) -> ChannelInfo:
+    """Map one recording; raises :class:`ChannelError` (unknown or missing channels)."""
+    mono = _try_map(rec, "monopolar", on_unknown)
+    own = mono if target in (None, "monopolar", "as_is") else _try_map(rec, target, "drop")
+    try:
+        tcp = bool(_try_map(rec, "tcp", "drop").names)
+    except ChannelError:
+        tcp = False
+    dropped = dict(mono.dropped)
+    return ChannelInfo(own.names, mono.names, dict(mono.aliases), dropped, tcp)
+
+
+def common_montage(
+    units: Sequence[Unit], montage: str | Sequence[str] = "auto", *, on_unknown: str = "raise"
+) -> MontagePlan:
+    """Choose the one channel set every unit is mapped to.
+
+    ``"auto"``: the 20 TCP pairs when every recording has their electrodes, else the channels
+    all recordings share (a warning lists what each loses). ``"tcp"`` or a list: exactly those
+    (a recording lacking one is an error). ``"monopolar"``: the shared channels.
+    ``"as_is"``: every recording must have the same channels. Per-unit targets (a manifest's
+    ``channels``/``montage`` column) restrict the shared set.
+    """
+    explicit = None if isinstance(montage, str) else tuple(montage)
+    global_target: Any = explicit if explicit is not None else (
+        None if montage == "auto" else montage)
+    problems: list[Problem] = []
+    infos: list[ChannelInfo | None] = []
+    cache: dict[tuple[int, Any], ChannelInfo] = {}
+    for unit in units:
+        target = unit.target if unit.target is not None else global_target
+        key = (id(unit.recording), target)
+        try:
+            if key not in cache:
+                cache[key] = channel_info(unit.recording, target, on_unknown)
+            infos.append(cache[key])
+        except ChannelError as err:
+            hint = POSITION_HINT if "unknown channel" in err.problem else ""
+            problems.append(Problem(unit.where, "unknown_channel" if hint else "missing_channel",
+                                    f"{err}" + (f"; or {hint}" if hint else "")))
+            infos.append(None)
+    ok = [(u, i) for u, i in zip(units, infos) if i is not None]
+    if not ok:
+        return MontagePlan("tcp", problems, infos, "")
+    targets = {u.target if u.target is not None else global_target for u, _ in ok}
+    if targets == {"tcp"} or (targets == {None} and all(i.tcp for _, i in ok)):
+        return MontagePlan("tcp", problems, infos, "Montage: the 20 TCP bipolar channels.")
+    if explicit is not None and targets == {explicit}:
+        return MontagePlan(explicit, problems, infos, f"Montage: {', '.join(explicit)}.")
+    fixed = [i for u, i in ok if (u.target or global_target) not in (None, "monopolar", "as_is")]
+    candidates = (fixed[0] if fixed else ok[0][1]).available
+    common = tuple(n for n in candidates if all(_producible(n, u, i, global_target) for u, i in ok))
+    if montage == "as_is" and any(set(i.available) != set(common) for _, i in ok):
+        problems.append(Problem(_rows_text([u.where for u, _ in ok]), "montage_mismatch",
+                                "montage 'as_is' needs identical channels in every recording; "
+                                "use montage='auto' to keep the shared ones"))
+    if not common:
+        problems.append(Problem("task", "no_common_channels",
+                                "the recordings share no channel; give channels per row or "
+                                "use montage='auto' with on_unknown='drop'"))
+        return MontagePlan(common, problems, infos, "")
+    for unit, info in ok:
+        lost = [n for n in info.available if n not in common]
+        if lost:
+            problems.append(Problem(unit.where, "channels_dropped",
+                                    f"channels {lost} are not in every recording and are "
+                                    "dropped", "warning"))
+    return MontagePlan(common, problems, infos,
+                       f"Montage: {len(common)} channels shared by every recording "
+                       f"({', '.join(common)}).")
+
+
+def _producible(name: str, unit: Unit, info: ChannelInfo, global_target: Any) -> bool:
+    target = unit.target if unit.target is not None else global_target
+    if target not in (None, "monopolar", "as_is"):
+        return name in info.available
+    parts = split_pair(name)
+    return name in info.monopolar or (len(parts) == 2 and all(p in info.monopolar for p in parts))
+
+
+# --------------------------------------------------------------------------------------------
+# split
+# --------------------------------------------------------------------------------------------
+def assign_splits(
+    units: Sequence[Unit], *, mode: str = "subject", seed: int = 0, val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> tuple[list[str], list[Problem], str]:
+    """Split of every unit.
+
+    ``"subject"``: subjects with a forced split (a unit's ``split``) keep it; the others are
+    split with :func:`~neuript.data.tasks._common.stratified_subject_split`, stratified by the
+    set of labels each subject has. ``"column"``: every unit's own ``split``.
+
+    Returns
+    -------
+    splits : list of str
+        Per unit.
+    problems : list of Problem
+    text : str
+        The split protocol sentence.
+    """
+    if mode not in ("subject", "column"):
+        raise NeuriptError(f"split must be 'subject' or 'column', got {mode!r}")
+    problems: list[Problem] = []
+    for unit in units:
+        if unit.split is not None and unit.split not in SPLITS:
+            problems.append(Problem(unit.where, "bad_split",
+                                    f"split {unit.split!r} must be one of {SPLITS}"))
+    if mode == "column":
+        missing = [u.where for u in units if u.split is None]
+        if missing:
+            problems.append(Problem(_rows_text(missing), "bad_split",
+                                    "split='column' needs a train/val/test value in every row"))
+        seen: dict[str, set[str]] = {}
+        for unit in units:
+            seen.setdefault(unit.subject, set()).add(str(unit.split))
+        mixed = sorted(s for s, v in seen.items() if len(v) > 1)
+        if mixed:
+            problems.append(Problem("task", "subject_in_splits",
+                                    f"subjects {mixed} are in several splits (the split is not "
+                                    "subject-wise)", "warning"))
+        return ([str(u.split) for u in units], problems,
+                "Split: as given by the manifest's split column.")
+    forced: dict[str, str] = {}
+    for unit in units:
+        if unit.split is not None:
+            if forced.get(unit.subject, unit.split) != unit.split:
+                problems.append(Problem(unit.where, "split_conflict",
+                                        f"subject {unit.subject!r} is forced into both "
+                                        f"{forced[unit.subject]!r} and {unit.split!r}"))
+            forced.setdefault(unit.subject, unit.split)
+    label_sets: dict[str, set[str]] = {}
+    for unit in units:
+        label_sets.setdefault(unit.subject, set()).update(c.label for c in unit.cuts)
+    strata = {key: k for k, key in enumerate(sorted({tuple(sorted(v)) for v in
+                                                     label_sets.values()}))}
+    free = {s: strata[tuple(sorted(v))] for s, v in label_sets.items() if s not in forced}
+    fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+    split_of = {**stratified_subject_split(free, fractions, seed), **forced}
+    stratified = True
+    if set(split_of.values()) != set(SPLITS) and len(free) >= 3:
+        # label sets too rare to stratify (each under three subjects): one seeded shuffle
+        split_of = {**stratified_subject_split(dict.fromkeys(free, 0), fractions, seed),
+                    **forced}
+        stratified = False
+    n = {sp: sum(v == sp for v in split_of.values()) for sp in SPLITS}
+    empty = [sp for sp in SPLITS if n[sp] == 0]
+    if empty:
+        problems.append(Problem("task", "empty_split",
+                                f"{len(split_of)} subjects leave split(s) {empty} without a "
+                                "subject; a subject-wise split needs at least 3 subjects "
+                                "(raise val/test fractions, or force splits with a split "
+                                "column)"))
+    text = (f"Split: by subject, seeded (seed {seed}; val {val_fraction:g}, test "
+            f"{test_fraction:g} of the subjects, "
+            f"{'stratified by' if stratified else 'too few subjects to stratify by'} each "
+            "subject's set of labels"
+            f"{'; ' + str(len(forced)) + ' subjects forced by the split column' if forced else ''}"
+            f"): {n['train']}/{n['val']}/{n['test']} subjects train/val/test.")
+    return [split_of[u.subject] for u in units], problems, text

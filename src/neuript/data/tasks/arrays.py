@@ -1,0 +1,267 @@
+"""A labelled task from recordings held in memory (notebooks, custom readers, simulations).
+
+Manifests (:mod:`neuript.data.tasks.manifest`), BIDS datasets (:mod:`neuript.data.tasks.bids`)
+and Python lists of recordings (:func:`build_array_task`) all become a list of
+:class:`~neuript.data.tasks._byod.Unit` — one recording, its subject and the labelled cuts to
+take from it — and then follow one path, :func:`build_from_units`: check every unit, put every
+recording on one channel set, split by subject, cut the windows.
+
+Examples
+--------
+>>> rec = Recording.from_array(x, 256.0, ["Probe"], positions={"Probe": [0.0, 0.02, 0.09]})
+>>> task = build_array_task([(rec, "rest", "s1"), ...], window_s=4.0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from neuript.config import PreprocessConfig
+from neuript.data.recording import Recording
+from neuript.data.tasks._byod import (
+    Cut,
+    Problem,
+    Unit,
+    assign_splits,
+    check_units,
+    class_names_of,
+    common_montage,
+    cut_starts,
+    default_preprocess,
+    raise_errors,
+)
+from neuript.data.tasks.base import SPLITS, TaskWindows
+from neuript.errors import NeuriptError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Cut", "Problem", "Unit", "build_array_task", "build_from_units"]
+
+
+def build_from_units(
+    name: str,
+    units: Sequence[Unit],
+    cfg: PreprocessConfig,
+    *,
+    montage: str | Sequence[str] = "auto",
+    split: Literal["subject", "column"] = "subject",
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    class_names: Sequence[str] | None = None,
+    on_unknown: Literal["raise", "drop"] = "raise",
+    protocol: str = "",
+) -> TaskWindows:
+    """Check, map, split and window the units into one task (raises on any error problem).
+
+    Parameters
+    ----------
+    name : str
+        Task name.
+    units : sequence of Unit
+        The recordings with their labelled cuts.
+    cfg : PreprocessConfig
+        Filters, target rate, window length and stride (rejection too, if set).
+    montage : {"auto", "tcp", "monopolar", "as_is"} or list of channel names / "A-B" pairs
+        See :func:`~neuript.data.tasks._byod.common_montage`.
+    split : {"subject", "column"}
+        Seeded subject-wise split (units with a ``split`` force their subject's split), or the
+        units' own ``split`` values (every unit must have one).
+    seed, val_fraction, test_fraction
+        Seed and shares of the subject-wise split.
+    class_names : sequence of str | None
+        Class order; None: sorted labels.
+    on_unknown : {"raise", "drop"}
+        Unknown channel names: an error naming the row, or dropped with a warning.
+    protocol : str
+        Text placed before the generated protocol paragraph.
+
+    Returns
+    -------
+    task : TaskWindows
+        Windows (N, C, W) float32 µV, W = ``cfg.window_samples``.
+
+    Raises
+    ------
+    NeuriptError
+        Listing every error problem, each naming its manifest row / item.
+    """
+    from neuript.data.preprocess import preprocess_continuous, reject_windows
+
+    problems = check_units(units, cfg).problems
+    classes = class_names_of(units, class_names, problems)
+    plan = common_montage(units, montage, on_unknown=on_unknown)
+    problems += plan.problems
+    raise_errors(name, problems)
+    split_of_unit, split_problems, split_text = assign_splits(
+        units, mode=split, seed=seed, val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    raise_errors(name, split_problems)
+    for problem in problems + split_problems:
+        log.warning("%s: %s", name, problem)
+    cfg = dataclasses.replace(cfg, montage="tcp" if plan.target == "tcp" else "monopolar")
+
+    window, stride = cfg.window_samples, cfg.stride_samples
+    label_index = {c: k for k, c in enumerate(classes)}
+    continuous: dict[int, Any] = {}
+    blocks, labels, subjects, splits, sources, starts_all = [], [], [], [], [], []
+    ch_names: tuple[str, ...] = ()
+    positions = np.zeros((0, 3), np.float32)
+    rejected = 0
+    for unit, unit_split in zip(units, split_of_unit):
+        key = id(unit.recording)
+        if key not in continuous:
+            continuous[key] = preprocess_continuous(
+                unit.recording, cfg, target=plan.target, on_unknown="drop")
+        cont = continuous[key]
+        ch_names, positions = cont.ch_names, cont.positions
+        for cut in unit.cuts:
+            starts = cut_starts(cut, cont.data.shape[1], cont.sfreq_hz, window, stride)
+            if starts.size == 0:
+                continue
+            index = starts[:, None] + np.arange(window)[None, :]
+            windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))
+            if cfg.reject_abs_uv is not None or cfg.flat_std_uv is not None:
+                keep = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv).keep
+                rejected += int((~keep).sum())
+                windows, starts = windows[keep], starts[keep]
+            n = len(starts)
+            blocks.append(windows.astype(np.float32, copy=False))
+            labels.append(np.full(n, label_index[cut.label], np.int64))
+            subjects.append(np.full(n, unit.subject, dtype=object))
+            splits.append(np.full(n, unit_split, dtype=object))
+            sources.append(np.full(n, unit.recording.source, dtype=object))
+            starts_all.append(starts.astype(np.int64))
+    if not blocks or sum(len(b) for b in blocks) == 0:
+        raise NeuriptError(f"task {name!r}: no window could be cut (window {cfg.window_s} s)")
+    if rejected:
+        log.info("%s: %d windows rejected by amplitude/flat rules", name, rejected)
+    task = TaskWindows(
+        name=name,
+        signals=np.concatenate(blocks),
+        labels=np.concatenate(labels),
+        subjects=np.concatenate(subjects).astype(str),
+        splits=np.concatenate(splits).astype(str),
+        sources=np.concatenate(sources).astype(str),
+        starts=np.concatenate(starts_all),
+        ch_names=tuple(ch_names),
+        positions=np.asarray(positions, np.float32),
+        class_names=tuple(classes),
+        preprocess=cfg,
+        protocol=" ".join(p for p in (protocol, split_text, plan.text) if p),
+    )
+    _check_split_classes(task)
+    return task
+
+
+def _check_split_classes(task: TaskWindows) -> None:
+    """Every split must hold windows and training every class; val/test gaps only warn."""
+    counts = task.counts()
+    for split in SPLITS:
+        total = sum(counts[split].values())
+        missing = [c for c, n in counts[split].items() if n == 0]
+        if total == 0:
+            raise NeuriptError(
+                f"task {task.name!r}: split {split!r} got no window; use more subjects, other "
+                "val/test fractions, or a split column"
+            )
+        if missing and split == "train":
+            raise NeuriptError(f"task {task.name!r}: training split has no window of {missing}")
+        if missing:
+            log.warning("task %r: split %r has no window of %s", task.name, split, missing)
+
+
+def _as_unit(item: Any, index: int) -> Unit:
+    """A tuple ``(recording, label, subject)`` or a dict (see :func:`build_array_task`)."""
+    where = f"item {index}"
+    if isinstance(item, Unit):
+        return item
+    if isinstance(item, Mapping):
+        data = dict(item)
+        rec = data.pop("recording", None)
+        label, subject = data.pop("label", None), data.pop("subject", None)
+        start, stop = data.pop("start_s", None), data.pop("stop_s", None)
+        event = data.pop("event", None)
+        offset = float(data.pop("event_offset_s", 0.0))
+        unit_split, channels = data.pop("split", None), data.pop("channels", None)
+        if data:
+            raise NeuriptError(f"{where}: unknown key(s) {sorted(data)}; accepted: recording, "
+                               "label, subject, start_s, stop_s, event, event_offset_s, split, "
+                               "channels")
+    elif isinstance(item, tuple | list) and len(item) == 3:
+        rec, label, subject = item
+        start = stop = event = unit_split = channels = None
+        offset = 0.0
+    else:
+        raise NeuriptError(f"{where}: expected (Recording, label, subject) or a dict, got "
+                           f"{type(item).__name__}")
+    if not isinstance(rec, Recording):
+        raise NeuriptError(f"{where}: 'recording' must be a Recording (Recording.from_array), "
+                           f"got {type(rec).__name__}")
+    if label is None or subject is None:
+        raise NeuriptError(f"{where}: 'label' and 'subject' are required")
+    if rec.subject != str(subject):
+        rec = dataclasses.replace(rec, subject=str(subject))
+    cuts = Unit.cuts_for(rec, str(label), start, stop, event, offset)
+    target = tuple(channels) if channels is not None else None
+    return Unit(rec, str(subject), cuts, where, target=target, split=unit_split,
+                event=None if event is None else str(event), label=str(label))
+
+
+def build_array_task(
+    items: Sequence[Any],
+    *,
+    window_s: float = 4.0,
+    stride_s: float | None = None,
+    split: Literal["subject", "column"] = "subject",
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    class_names: Sequence[str] | None = None,
+    montage: str | Sequence[str] = "auto",
+    preprocess: PreprocessConfig | None = None,
+    on_unknown: Literal["raise", "drop"] = "raise",
+    name: str = "arrays",
+) -> TaskWindows:
+    """Build a labelled task from recordings held in memory.
+
+    Parameters
+    ----------
+    items : sequence
+        Each either ``(recording, label, subject)`` or a dict with keys ``recording``,
+        ``label``, ``subject`` and optionally ``start_s``/``stop_s`` (a segment, s),
+        ``event`` (annotation description to lock windows to) with ``event_offset_s``,
+        ``split`` (``"train"``/``"val"``/``"test"``) and ``channels`` (names or ``"A-B"``).
+        Recordings come from :meth:`Recording.from_array` or
+        :func:`~neuript.data.io.read_recording`; custom channels need ``positions``.
+    window_s, stride_s : float, float | None
+        Window length and step (s); stride None = non-overlapping.
+    split, seed, val_fraction, test_fraction, class_names, montage, on_unknown
+        As in :func:`build_from_units`.
+    preprocess : PreprocessConfig | None
+        None: :func:`~neuript.data.tasks._byod.default_preprocess` (0.1-30 Hz, notch 50 Hz,
+        64 Hz, no rejection) with ``window_s``/``stride_s``.
+    name : str
+        Task name.
+
+    Returns
+    -------
+    task : TaskWindows
+        Windows (N, C, W) float32 µV.
+    """
+    if not items:
+        raise NeuriptError("build_array_task: items is empty; give (recording, label, subject)")
+    cfg = default_preprocess(window_s, stride_s, preprocess)
+    units = [_as_unit(item, i) for i, item in enumerate(items)]
+    return build_from_units(
+        name, units, cfg, montage=montage, split=split, seed=seed, val_fraction=val_fraction,
+        test_fraction=test_fraction, class_names=class_names, on_unknown=on_unknown,
+        protocol=f"In-memory task of {len(units)} recordings.",
+    )
+
