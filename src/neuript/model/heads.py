@@ -1,0 +1,181 @@
+"""Classifier heads: Intra-Inter Lobe Pooling (IILP) over every encoder level, and the losses.
+
+Shapes: ``B`` windows, ``C`` channels, ``L`` tokens per channel at a level, ``d`` width, ``G``
+pooling groups (lobes), ``K`` classes.
+
+Notes
+-----
+IILP (NEURIPT_SPEC §5): for each encoder level, average over time (one vector per channel), then
+average the channels of each lobe (one vector per lobe), concatenate the lobes, then the levels,
+and classify. Plain mean pooling is the same with one group holding every channel.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuript.errors import check_option
+
+HeadKind = Literal["linear", "mlp"]
+
+
+def group_pool(tokens: Tensor, channel_mask: Tensor, group_mask: Tensor) -> Tensor:
+    """Average over time, then over the real channels of each group.
+
+    Parameters
+    ----------
+    tokens : Tensor, shape (B, C, L, d)
+        One encoder level.
+    channel_mask : Tensor, shape (B, C), bool
+        True for real channels; padded channels are ignored whatever they hold.
+    group_mask : Tensor, shape (B, G, C), bool
+        Channel membership of each group (a channel may belong to several groups).
+
+    Returns
+    -------
+    pooled : Tensor, shape (B, G, d)
+        Zeros for a group without any real channel.
+    """
+    per_channel = tokens.mean(dim=2)  # (B, C, d)
+    per_channel = per_channel.masked_fill(~channel_mask[..., None], 0.0)  # NaN-safe for padding
+    weight = (group_mask & channel_mask[:, None, :]).to(per_channel.dtype)  # (B, G, C)
+    summed = torch.einsum("bgc,bcd->bgd", weight, per_channel)
+    count = weight.sum(dim=-1, keepdim=True).clamp(min=1.0)  # (B, G, 1)
+    return summed / count
+
+
+class PoolingHead(nn.Module):
+    """IILP pooling over every encoder level followed by a linear or MLP classifier.
+
+    Parameters
+    ----------
+    d : int
+        Token width.
+    n_levels : int
+        Encoder levels pooled (the embedding plus every block: depth + 1).
+    n_groups : int
+        Pooling groups G (5 functional lobes for IILP, 1 for mean pooling).
+    n_classes : int
+        Output logits K (2 logits for a binary task).
+    kind : {"linear", "mlp"}
+        A linear classifier, or Linear → GELU → Dropout → Linear with ``hidden`` units.
+    hidden : int
+        Hidden width of the MLP.
+    dropout : float
+        Dropout of the MLP's hidden layer (and of the features before a linear classifier).
+    """
+
+    def __init__(self, d: int, n_levels: int, n_groups: int, n_classes: int,
+                 kind: HeadKind = "linear", hidden: int = 256, dropout: float = 0.0) -> None:
+        super().__init__()
+        check_option("PoolingHead.kind", kind, ("linear", "mlp"))
+        if n_classes < 1 or n_groups < 1 or n_levels < 1:
+            raise ValueError(
+                f"PoolingHead needs n_classes, n_groups, n_levels >= 1, got "
+                f"{n_classes}, {n_groups}, {n_levels}"
+            )
+        self.d, self.n_levels, self.n_groups, self.n_classes = d, n_levels, n_groups, n_classes
+        self.kind, self.hidden, self.dropout_p = kind, hidden, dropout
+        self.classifier = self._build_classifier(n_classes)
+
+    @property
+    def n_features(self) -> int:
+        """Length F = n_levels · G · d of the pooled feature vector."""
+        return self.n_levels * self.n_groups * self.d
+
+    def _build_classifier(self, n_classes: int) -> nn.Module:
+        if self.kind == "linear":
+            return nn.Sequential(nn.Dropout(self.dropout_p), nn.Linear(self.n_features, n_classes))
+        return nn.Sequential(
+            nn.Linear(self.n_features, self.hidden),
+            nn.GELU(),
+            nn.Dropout(self.dropout_p),
+            nn.Linear(self.hidden, n_classes),
+        )
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """Replace the classifier by a freshly initialised one with ``n_classes`` outputs."""
+        device = next(self.classifier.parameters()).device
+        self.n_classes = n_classes
+        self.classifier = self._build_classifier(n_classes).to(device)
+
+    def pool(self, levels: list[Tensor], channel_mask: Tensor, group_mask: Tensor) -> Tensor:
+        """Pool every level by group and concatenate.
+
+        Parameters
+        ----------
+        levels : list of Tensor, shape (B, C, L_l, d)
+            Encoder levels (``EncoderOutput.levels``), ``n_levels`` of them.
+        channel_mask : Tensor, shape (B, C), bool
+        group_mask : Tensor, shape (B, G, C), bool
+
+        Returns
+        -------
+        features : Tensor, shape (B, n_levels · G · d)
+            Level-major, then group, then width.
+        """
+        assert len(levels) == self.n_levels, (len(levels), self.n_levels)
+        assert group_mask.shape[1] == self.n_groups, (group_mask.shape, self.n_groups)
+        pooled = [group_pool(level, channel_mask, group_mask).flatten(1) for level in levels]
+        return torch.cat(pooled, dim=1)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Classify pooled features: (B, F) → logits (B, K)."""
+        return self.classifier(features)
+
+    def forward(self, levels: list[Tensor], channel_mask: Tensor, group_mask: Tensor) -> Tensor:
+        """Pool and classify: logits (B, K)."""
+        return self.forward_head(self.pool(levels, channel_mask, group_mask))
+
+
+def logit_adjustment(log_priors: Tensor, k: float) -> Tensor:
+    """The additive adjustment k·(log π − log(1 − π)) per class.
+
+    Parameters
+    ----------
+    log_priors : Tensor, shape (K,)
+        log π of each class in the training set.
+    k : float
+        Strength (the paper tunes it in 0–0.3).
+
+    Returns
+    -------
+    shift : Tensor, shape (K,)
+    """
+    return k * (log_priors - torch.log1p(-log_priors.exp().clamp(max=1.0 - 1e-7)))
+
+
+def balanced_bce(logits: Tensor, labels: Tensor, log_priors: Tensor, k: float) -> Tensor:
+    """Logit-adjusted ("balanced") BCE against one-hot targets (NEURIPT_SPEC §5).
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, K)
+    labels : Tensor, shape (B,), int64
+    log_priors : Tensor, shape (K,)
+        log π of each class in the training set.
+    k : float
+        Adjustment strength; 0 gives plain one-hot BCE.
+
+    Returns
+    -------
+    loss : Tensor, scalar
+        Mean over the B·K binary terms.
+    """
+    adjusted = logits + logit_adjustment(log_priors.to(logits), k)
+    target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+    return F.binary_cross_entropy_with_logits(adjusted, target)
+
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Plain softmax cross-entropy, mean over the batch: logits (B, K), labels (B,) → scalar."""
+    return F.cross_entropy(logits, labels)
+
+
+def probabilities(logits: Tensor) -> Tensor:
+    """Class probabilities for metrics: softmax over the K logits (also for K = 2)."""
+    return logits.softmax(dim=-1)

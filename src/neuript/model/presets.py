@@ -1,0 +1,97 @@
+"""Model size presets and the activated-parameter count (NEURIPT_SPEC §3).
+
+``paper``  the published model: d = 768, six blocks, experts (0, 0, 2, 4, 4, 6), about 73.5 M
+           activated parameters in the fine-tuning model (embedding + encoder + IILP head).
+``small``  a width-64 model sized to fine-tune MentalArithmetic (20 channels × 320 samples,
+           about 1,300 windows) on a 2-core CPU in minutes per epoch; same depth, merges and
+           PMoE layout as the paper. Four heads of 16 rather than eight of 8: at this width the
+           attention cost is dominated by the H·L² softmax exponentials of the 320-token time
+           stage, so halving the heads roughly halves the attention time.
+``tiny``   for tests: d = 32, three blocks, experts (0, 2, 3) so dense, even-E and odd-E MoE
+           layers are all exercised.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from torch import nn
+
+from neuript.config import ModelConfig, MoEConfig
+from neuript.errors import check_option
+
+PRESETS: Mapping[str, ModelConfig] = types.MappingProxyType(
+    {
+        "paper": ModelConfig(
+            d_model=768,
+            n_heads=8,
+            d_ff=768,
+            merge_factors=(1, 4, 1, 2, 1, 2),
+            moe=MoEConfig(
+                experts_per_block=(0, 0, 2, 4, 4, 6), expert_hidden=512, shared_hidden=768
+            ),
+        ),
+        "small": ModelConfig(
+            d_model=64,
+            n_heads=4,
+            d_ff=64,
+            merge_factors=(1, 4, 1, 2, 1, 2),
+            moe=MoEConfig(experts_per_block=(0, 0, 2, 4, 4, 6), expert_hidden=64, shared_hidden=64),
+        ),
+        "tiny": ModelConfig(
+            d_model=32,
+            n_heads=4,
+            d_ff=32,
+            merge_factors=(1, 2, 2),
+            moe=MoEConfig(experts_per_block=(0, 2, 3), expert_hidden=16, shared_hidden=32),
+        ),
+    }
+)
+"""Read-only registry of the named model configs."""
+
+
+def preset(name: str) -> ModelConfig:
+    """Return the :class:`~neuript.config.ModelConfig` registered as ``name``."""
+    return PRESETS[check_option("preset name", name, tuple(PRESETS))]
+
+
+class ParamCount(NamedTuple):
+    """Parameter counts of a module."""
+
+    total: int
+    """Every parameter."""
+    activated: int
+    """Parameters one token uses: every MoE layer counts its shared expert, router and ``k`` of
+    its ``E`` routed experts; everything else counts fully."""
+
+
+def count_parameters(module: nn.Module, cfg: ModelConfig, n_channels: int = 20) -> ParamCount:
+    """Count the total and activated parameters of ``module``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Any module containing NeurIPT parts (embedding, encoder, head, ...).
+    cfg : ModelConfig
+        The config it was built from (checked against its MoE layers).
+    n_channels : int
+        Input channels. NeurIPT has no per-channel parameters (positions are fixed codes), so
+        the count does not depend on it; it is kept for modules whose heads do.
+
+    Returns
+    -------
+    ParamCount
+    """
+    from neuript.model.moe import MoEFeedForward  # local: presets must import without torch.nn
+
+    total = sum(p.numel() for p in module.parameters())
+    idle = 0
+    for layer in module.modules():
+        if isinstance(layer, MoEFeedForward):
+            assert layer.cfg == cfg.moe, "count_parameters: module built from another config"
+            per_expert = layer.w_in[0].numel() + layer.w_out[0].numel()
+            idle += (layer.n_experts - layer.k) * per_expert
+    del n_channels
+    return ParamCount(total, total - idle)
