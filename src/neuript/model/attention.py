@@ -36,8 +36,10 @@ def self_attention_mask(key_mask: Tensor) -> Tensor:
         True where query ``i`` may attend key ``j``.
     """
     n_tokens = key_mask.shape[-1]
-    eye = torch.eye(n_tokens, dtype=torch.bool, device=key_mask.device)
-    return key_mask[:, None, None, :] | eye  # (N, 1, L, L)
+    index = torch.arange(n_tokens, device=key_mask.device)
+    # (L, L); not torch.eye, whose bool EyeLike ONNX Runtime cannot run
+    diagonal = index[:, None] == index[None, :]
+    return key_mask[:, None, None, :] | diagonal  # (N, 1, L, L)
 
 
 def cross_attention_mask(key_mask: Tensor) -> Tensor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +107,7 @@ def export_onnx(classifier: nn.Module, path: str | os.PathLike, n_channels: int,
     Inputs: ``signals`` (B, C, T) float32 compressed µV, ``positions`` (B, C, 3) float32 metres,
     ``channel_mask`` (B, C) bool, ``group_mask`` (B, G, C) bool. Output: ``logits`` (B, K).
     Uses the TorchScript-based exporter (``dynamo=False``); MoE layers are exported through
-    :class:`DenseRoutedMoE`, and bool ``EyeLike`` nodes are rewritten for ONNX Runtime.
+    :class:`DenseRoutedMoE` (same weights, every expert on every token, gated).
     """
     import onnx  # optional dependency (the "export" extra), needed by torch.onnx anyway
 
@@ -130,44 +129,5 @@ def export_onnx(classifier: nn.Module, path: str | os.PathLike, n_channels: int,
             dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
-    graph = onnx.load(str(out))
-    if _float_eyelike(graph):
-        onnx.save(graph, str(out))
+    onnx.checker.check_model(str(out))
     return out
-
-
-def _float_eyelike(model: Any) -> int:
-    """Run every ``EyeLike`` in float and cast around it (ONNX Runtime lacks a bool EyeLike).
-
-    ``torch.eye(..., dtype=torch.bool)`` (the self-attention diagonal) exports as a bool
-    EyeLike, which ONNX Runtime cannot execute. Each one becomes Cast(float) → EyeLike →
-    Cast(bool); the values are unchanged. Returns the number of nodes rewritten.
-    """
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model).graph
-    elem_type = {
-        info.name: info.type.tensor_type.elem_type
-        for info in [*inferred.value_info, *inferred.input, *inferred.output]
-    }
-    nodes = list(model.graph.node)
-    rewritten = 0
-    del model.graph.node[:]
-    for node in nodes:
-        src, dst = (node.input[0], node.output[0]) if node.op_type == "EyeLike" else ("", "")
-        dtypes = [a for a in node.attribute if a.name == "dtype"]
-        target = dtypes[0].i if dtypes else elem_type.get(src)
-        if node.op_type != "EyeLike" or onnx.TensorProto.BOOL not in (target, elem_type.get(src)):
-            model.graph.node.append(node)
-            continue
-        as_float, eye_float = f"{node.name}/float_in", f"{node.name}/float_out"
-        for attr in dtypes:
-            node.attribute.remove(attr)
-        model.graph.node.append(onnx.helper.make_node(
-            "Cast", [src], [as_float], to=onnx.TensorProto.FLOAT, name=f"{node.name}/cast_in"))
-        node.input[0], node.output[0] = as_float, eye_float
-        model.graph.node.append(node)
-        model.graph.node.append(onnx.helper.make_node(
-            "Cast", [eye_float], [dst], to=target, name=f"{node.name}/cast_out"))
-        rewritten += 1
-    return rewritten
