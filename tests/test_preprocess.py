@@ -14,7 +14,7 @@ from scipy import signal
 
 from neuript.config import PreprocessConfig
 from neuript.data.io import read_recording
-from neuript.data.montage import build_channel_map
+from neuript.data.montage import TCP_PAIRS, build_channel_map
 from neuript.data.preprocess import (
     REJECT_REASONS,
     alaw,
@@ -209,10 +209,41 @@ def test_continuous_tcp_equals_filtered_manual_difference(rest: Recording) -> No
     cont = preprocess_continuous(rest, cfg)
     row = {n: i for i, n in enumerate(rest.ch_names)}
     manual = rest.data[row["EEG Fp1"]] - rest.data[row["EEG F7"]]
-    expected = resample(notch(bandpass(manual[None], 250.0, 0.1, 30.0), 250.0, 50.0), 250.0, 64.0)
+    # the pipeline's order: resample (odd-reflection padding) → band-pass at 64 Hz; the 50 Hz
+    # notch is above the 32 Hz Nyquist, so it is skipped (a no-op after the anti-alias filter)
+    at_64 = resample(manual[None], 250.0, 64.0, padtype="antireflect")
+    expected = bandpass(at_64, 64.0, 0.1, 30.0)
     np.testing.assert_allclose(cont.data[0], expected[0] * 1e6, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(notch(at_64, 64.0, 50.0), at_64)
     assert cont.sfreq_hz == 64.0 and cont.data.dtype == np.float32
     assert cont.clipped is not None and cont.clipped.shape == (cont.data.shape[1],)
+
+
+@pytest.mark.parametrize("name", ["Subject00_1.edf", "Subject12_2.edf"])
+def test_pipeline_equals_mne_filtering_at_the_original_rate(name: str) -> None:
+    """Resample-then-filter (the pipeline) vs the reference order on real EEGMAT windows:
+    MNE band-pass + 50/100 Hz notch at 250 Hz, then resample_poly to 64 Hz."""
+    rec = read_recording(data_root() / "eegmat" / name)
+    cfg = PreprocessConfig(reject_abs_uv=None, flat_std_uv=None, trim_edges_s=2.0)
+    prepared = prepare_recording(rec, cfg)
+    x = build_channel_map(rec.ch_names, "tcp").matrix @ rec.data
+    ref = mne.filter.filter_data(x, 250.0, 0.1, 30.0, method="fir", phase="zero",
+                                 fir_design="firwin", verbose="error")
+    ref = mne.filter.notch_filter(ref, 250.0, [50.0, 100.0], method="fir", phase="zero",
+                                  fir_design="firwin", verbose="error")
+    ref = signal.resample_poly(ref, 32, 125, axis=1) * 1e6
+    ref_windows = np.stack([ref[:, s:s + 256] for s in prepared.starts])
+    assert ref_windows.shape == prepared.windows.shape and len(ref_windows) >= 10
+    new = prepared.windows.transpose(1, 0, 2).reshape(20, -1).astype(np.float64)
+    old = ref_windows.transpose(1, 0, 2).reshape(20, -1)
+    corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(new, old)]
+    assert min(corr) > 0.99, corr
+    diff = np.abs(new - old)
+    assert diff.max() < 0.25 * old.std(), (diff.max(), old.std())
+    assert (new - old).std() < 0.05 * old.std()
+    # the difference is the low-pass transition band only: above 28 Hz
+    f, p_diff = signal.welch(new - old, fs=64.0, nperseg=256, axis=1)
+    assert p_diff[:, f < 28].sum() < 0.01 * p_diff.sum()
 
 
 def test_prepare_adhd_monopolar() -> None:
@@ -270,3 +301,112 @@ def test_filtering_a_whole_recording_is_fast(rest: Recording) -> None:
         timings.append(time.perf_counter() - t0)
     elapsed = min(timings)
     assert elapsed < 1.0, f"preprocessing 182 s x 19 ch took {elapsed:.2f} s"
+
+
+# ------------------------------------------------------------------------------------------
+# the fast paths: batched FIR vs MNE, DC offsets, notch rule, clipping, the "auto" montage
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("band", [(0.1, 30.0), (1.0, None), (None, 20.0)])
+@pytest.mark.parametrize("n_samples", [300, 5000])  # shorter / longer than the 2113-tap kernel
+def test_bandpass_equals_mne_filter_data(band: tuple, n_samples: int) -> None:
+    x = np.random.default_rng(5).normal(size=(3, n_samples)).cumsum(axis=1)
+    expected = mne.filter.filter_data(x, 64.0, *band, method="fir", phase="zero",
+                                      fir_design="firwin", verbose="error")
+    np.testing.assert_allclose(bandpass(x, 64.0, *band), expected, rtol=0,
+                               atol=1e-10 * np.abs(x).max())
+
+
+def test_pipeline_ignores_electrode_dc_offsets(rest: Recording) -> None:
+    """A 50 mV offset (common on DC-coupled amplifiers) must not leak into the µV output."""
+    cfg = PreprocessConfig(montage="monopolar")
+    clean = preprocess_continuous(rest, cfg).data
+    offset = Recording(rest.data + 0.05, 250.0, rest.ch_names, source="offset.edf")
+    np.testing.assert_allclose(preprocess_continuous(offset, cfg).data, clean, atol=1e-3)
+    # float32 filtering vs the float64 reference of the same order of operations
+    at_64 = resample(rest.data, 250.0, 64.0, padtype="antireflect")
+    np.testing.assert_allclose(clean, bandpass(at_64, 64.0, 0.1, 30.0) * 1e6, rtol=0, atol=1e-3)
+
+
+def test_notch_applied_below_nyquist_and_mains_removed_above_it() -> None:
+    sfreq = 256.0
+    x = _sines([10.0, 50.0], sfreq, 60.0).sum(axis=0, keepdims=True) * 20e-6  # 2 × 20 µV
+    rec = Recording(x, sfreq, ("Cz",), source="sines.edf")
+    # 128 Hz: 50 Hz is below Nyquist (64 Hz), so the notch runs; no low-pass to hide it
+    wide = preprocess_continuous(rec, PreprocessConfig(sfreq_hz=128.0, montage="monopolar",
+                                                       h_freq_hz=None, notch_hz=50.0))
+    no_notch = preprocess_continuous(rec, PreprocessConfig(sfreq_hz=128.0, montage="monopolar",
+                                                           h_freq_hz=None, notch_hz=None))
+    f, p_notch = signal.welch(wide.data[0, 640:-640], fs=128.0, nperseg=512)
+    _, p_plain = signal.welch(no_notch.data[0, 640:-640], fs=128.0, nperseg=512)
+    at_50, at_10 = np.argmin(np.abs(f - 50.0)), np.argmin(np.abs(f - 10.0))
+    assert p_notch[at_50] < 1e-3 * p_plain[at_50]
+    assert p_notch[at_10] == pytest.approx(p_plain[at_10], rel=0.02)
+    # 64 Hz: 50 Hz is above Nyquist; the anti-alias filter removes it (and its alias at 14 Hz)
+    low = preprocess_continuous(rec, PreprocessConfig(montage="monopolar", h_freq_hz=None))
+    mains_only = Recording(_sines([50.0], sfreq, 60.0) * 20e-6, sfreq, ("Cz",), source="m.edf")
+    aliased = preprocess_continuous(mains_only, PreprocessConfig(montage="monopolar",
+                                                                 h_freq_hz=None))
+    assert aliased.data[:, 320:-320].std() < 0.01 * 20.0 / math.sqrt(2)
+    assert low.data[0, 320:-320].std() == pytest.approx(20.0 / math.sqrt(2), rel=0.02)
+
+
+def _clipped_reference(data: np.ndarray, min_run: int) -> np.ndarray:
+    """Run-by-run loop: samples inside a run of >= min_run values at the channel's extreme."""
+    out = np.zeros(data.shape[1], dtype=bool)
+    for row in data:
+        lo, hi = row.min(), row.max()
+        if lo == hi:
+            continue
+        rail = (row == lo) | (row == hi)
+        start = None
+        for t, flag in enumerate([*rail, False]):
+            if flag and start is None:
+                start = t
+            elif not flag and start is not None:
+                if t - start >= min_run:
+                    out[start:t] = True
+                start = None
+    return out
+
+
+def test_clipped_samples_equals_run_by_run_reference() -> None:
+    rng = np.random.default_rng(11)
+    data = np.round(rng.normal(0, 3, (6, 2000)))  # integer values: many ties at the extremes
+    data[1, 100:104] = data[1].max()
+    data[2, 50:52] = data[2].min() - 1  # a run of 2: not clipping
+    data[3, 1990:] = data[3].max() + 5  # a run at the very end
+    data[4] = 7.0  # constant channel: left to the flat test
+    for min_run in (2, 3, 5):
+        np.testing.assert_array_equal(clipped_samples(data, min_run),
+                                      _clipped_reference(data, min_run))
+    assert clipped_samples(data)[100:104].all() and not clipped_samples(data)[50:52].any()
+
+
+def test_auto_montage_picks_tcp_or_monopolar() -> None:
+    assert PreprocessConfig(montage="auto").montage == "auto"
+    with pytest.raises(NeuriptError, match="montage"):
+        PreprocessConfig(montage="banana")  # type: ignore[arg-type]
+    eegmat = read_recording(EEGMAT_REST)
+    auto = build_channel_map(eegmat.ch_names, "auto", on_unknown="drop")
+    tcp = build_channel_map(eegmat.ch_names, "tcp", on_unknown="drop")
+    assert auto.names == tcp.names and len(auto.names) == 20
+    np.testing.assert_array_equal(auto.matrix, tcp.matrix)
+    muse = sorted((data_root() / "muse").rglob("*.csv.gz"))[0]
+    prepared = prepare_recording(read_recording(muse),
+                                 PreprocessConfig(montage="auto", reject_abs_uv=None))
+    assert prepared.ch_names == ("TP9", "AF7", "AF8", "TP10")
+    # one TCP electrode missing (O2): the recognised monopolar channels, in file order
+    names = [n for n in eegmat.ch_names if n != "EEG O2"]
+    partial = build_channel_map(names, "auto", on_unknown="drop")
+    assert partial.names == build_channel_map(names, "monopolar", on_unknown="drop").names
+    assert "O2" not in partial.names and len(partial.names) == 18
+    bipolar = build_channel_map([f"{a}-{b}" for a, b in TCP_PAIRS], "auto")
+    assert bipolar.names == tcp.names
+
+
+def test_channel_map_memo_still_names_the_failing_file(rest: Recording) -> None:
+    cfg = PreprocessConfig(montage="tcp")
+    few = Recording(rest.data[:3], 250.0, rest.ch_names[:3], source="first.edf")
+    for source in ("first.edf", "second.edf"):
+        with pytest.raises(ChannelError, match=source):
+            preprocess_continuous(Recording(few.data, 250.0, few.ch_names, source=source), cfg)

@@ -35,9 +35,12 @@ class PreprocessConfig:
     h_freq_hz: float | None = 30.0
     """Band-pass high edge (Hz); None for no low-pass."""
     notch_hz: float | None = 50.0
-    """Mains frequency to notch (50 or 60 Hz) before resampling; None to skip."""
-    montage: Literal["tcp", "monopolar", "as_is"] = "tcp"
-    """Re-reference to the 20-channel TCP double banana, keep monopolar channels, or keep as read."""
+    """Mains frequency to notch (50 or 60 Hz) at the target rate; skipped (a no-op: the resampling
+    anti-alias filter already removed it) when at or above the target Nyquist; None to skip."""
+    montage: Literal["tcp", "monopolar", "as_is", "auto"] = "tcp"
+    """Re-reference to the 20-channel TCP double banana, keep monopolar channels, keep as read, or
+    ``"auto"``: TCP when the recording has every TCP electrode, else its recognised monopolar
+    channels (per recording, so a mixed corpus holds several montages)."""
     window_s: float = 4.0
     """Window length (s); 4 s = 256 samples at 64 Hz for pretraining."""
     stride_s: float | None = None
@@ -73,7 +76,9 @@ class PreprocessConfig:
                 f"PreprocessConfig.h_freq_hz={self.h_freq_hz} must be below Nyquist "
                 f"({self.sfreq_hz / 2} Hz at sfreq_hz={self.sfreq_hz})"
             )
-        check_option("PreprocessConfig.montage", self.montage, ("tcp", "monopolar", "as_is"))
+        check_option(
+            "PreprocessConfig.montage", self.montage, ("tcp", "monopolar", "as_is", "auto")
+        )
         check_option("PreprocessConfig.compression", self.compression, ("alaw", "none"))
         if not 0 < self.alaw_a < 1:
             raise NeuriptError(f"PreprocessConfig.alaw_a must be in (0, 1), got {self.alaw_a!r}")

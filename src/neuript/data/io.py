@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
+import io
 import logging
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,29 @@ def _from_raw(raw: Any, path: Path) -> Recording:
     return _finish(path, data, sfreq, [raw.ch_names[i] for i in eeg_idx], events, excluded)
 
 
+def recording_from_raw(
+    raw: Any, source: str | os.PathLike, subject: str | None = None, session: str | None = None
+) -> Recording:
+    """Convert an MNE ``Raw`` already in memory (e.g. from ``mne_bids.read_raw_bids``).
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        A preloaded (or loadable) recording; channel types and annotations are used as
+        :func:`read_recording` uses them.
+    source : path-like
+        Name of the recording in errors and in ``Recording.source``.
+    subject, session : str | None
+        Identifiers to store.
+
+    Returns
+    -------
+    recording : Recording
+        EEG channels in volts; non-EEG channels in ``excluded``; annotations as events.
+    """
+    return _replace_ids(_from_raw(raw, Path(source)), subject, session)
+
+
 def _as_str(values: Any) -> np.ndarray:
     """A plain ``<U`` string array (MNE may hand out NumPy's variable-width StringDType)."""
     return np.array([str(v) for v in values], dtype=str).reshape(-1)
@@ -254,25 +278,52 @@ def _finish(
 # --------------------------------------------------------------------------------------------
 # CSV layouts
 # --------------------------------------------------------------------------------------------
-def _csv_header(path: Path) -> list[str]:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+def _gunzip(blob: bytes) -> bytes:
+    """Every member of a gzip stream, each inflated by one C call (no chunked Python reads)."""
+    parts = []
+    while blob:
+        inflater = zlib.decompressobj(wbits=31)
+        parts.append(inflater.decompress(blob))
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        blob = inflater.unused_data
+    return b"".join(parts)
+
+
+def _csv_text(path: Path) -> tuple[list[str], bytes]:
+    """The header fields and the whole CSV text (bytes, decompressed when ``.gz``)."""
     try:
-        with opener(path, "rt", encoding="utf-8", errors="strict") as fh:
-            line = fh.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+        blob = path.read_bytes()
+        if path.name.lower().endswith(".gz"):
+            blob = _gunzip(blob)
+        end = blob.find(b"\n")
+        line = (blob if end < 0 else blob[:end]).decode("utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:
         raise RecordingError(path, f"cannot read as (gzipped) CSV text: {err}") from None
-    return [c.strip() for c in line.strip().split(",")] if line.strip() else []
+    return ([c.strip() for c in line.strip().split(",")] if line.strip() else []), blob
 
 
-def _read_table(path: Path) -> np.ndarray:
+def _read_table(path: Path, text: bytes) -> np.ndarray:
+    """The numeric body of a CSV (pandas' C parser), shape (rows, columns), float64.
+
+    Column types are inferred with the NA filter off (the fast path: numbers only); when a
+    column is not numeric the text is parsed again with NA handling so that empty or ``nan``
+    cells become NaN (reported by :func:`_finish`) and only true text is refused here.
+    """
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path, dtype=np.float64, engine="c")
-    except (ValueError, OSError, EOFError, pd.errors.ParserError) as err:
-        raise RecordingError(path, f"CSV body is not numeric or is corrupt ({err})") from None
+    def parse(**kwargs: Any) -> Any:
+        try:
+            return pd.read_csv(io.BytesIO(text), engine="c", low_memory=False, **kwargs)
+        except (ValueError, OSError, EOFError, pd.errors.ParserError) as err:
+            problem = f"CSV body is not numeric or is corrupt ({err})"
+            raise RecordingError(path, problem) from None
+
+    frame = parse(na_filter=False)
     if len(frame) == 0:
         raise RecordingError(path, "zero-length recording (header only, no rows)")
+    if not all(kind in "iuf" for kind in frame.dtypes.map(lambda d: d.kind)):
+        frame = parse(dtype=np.float64)
     return frame.to_numpy(dtype=np.float64)
 
 
@@ -296,32 +347,35 @@ def _muse_rate(path: Path, stamps: np.ndarray) -> float:
     return MUSE_SFREQ_HZ
 
 
-def _read_muse(path: Path, header: list[str]) -> Recording:
-    table = _read_table(path)
+def _read_muse(path: Path, header: list[str], text: bytes) -> Recording:
+    table = _read_table(path, text)
     if table.shape[0] < 2:
         raise RecordingError(path, "too few rows to derive a sampling rate (need >= 2)")
     sfreq = _muse_rate(path, table[:, 0])
-    eeg = table[:, 1:5].T * 1e-6
+    eeg = np.ascontiguousarray(table[:, 1:5].T)
+    eeg *= 1e-6  # µV → V
     onset, codes = _stim_events(table[:, 6], sfreq)
     events = Events(onset, np.zeros_like(onset), codes.astype(str))
     excluded = {header[5]: "misc", header[6]: "stim"}
     return _finish(path, eeg, sfreq, list(header[1:5]), events, excluded)
 
 
-def _read_adhd(path: Path, header: list[str]) -> Recording:
-    table = _read_table(path)
-    return _finish(path, table.T * 1e-6, ADHD_SFREQ_HZ, list(ADHD_CHANNELS), Events(), {})
+def _read_adhd(path: Path, header: list[str], text: bytes) -> Recording:
+    table = _read_table(path, text)
+    data = np.ascontiguousarray(table.T)
+    data *= 1e-6  # µV → V
+    return _finish(path, data, ADHD_SFREQ_HZ, list(ADHD_CHANNELS), Events(), {})
 
 
 def _read_csv(path: Path) -> Recording:
     """Dispatch on the CSV header: the Muse layout or the ADHD layout."""
     if path.stat().st_size == 0:
         raise RecordingError(path, "file is empty (0 bytes)")
-    header = _csv_header(path)
+    header, text = _csv_text(path)
     if tuple(header[:6]) == MUSE_COLUMNS and len(header) == 7 and header[6].startswith("Marker"):
-        return _read_muse(path, header)
+        return _read_muse(path, header, text)
     if header == [str(i) for i in range(len(ADHD_CHANNELS))]:
-        return _read_adhd(path, header)
+        return _read_adhd(path, header, text)
     raise RecordingError(
         path,
         f"unknown CSV layout (header {header[:8]}); expected the Muse header "

@@ -279,6 +279,18 @@ def _target_rows(
     return names, np.array(rows).reshape(len(rows), len(resolved))
 
 
+def has_tcp(names: Sequence[str | None]) -> bool:
+    """True if every :data:`TCP_PAIRS` channel is among ``names`` or derivable from them.
+
+    Parameters
+    ----------
+    names : sequence of str | None
+        Canonical channel names (None entries are ignored).
+    """
+    have = {n for n in names if n is not None}
+    return all(f"{a}-{b}" in have or (a in have and b in have) for a, b in TCP_PAIRS)
+
+
 def build_channel_map(
     ch_names: Sequence[str],
     target: str | Sequence[str | tuple[str, str]],
@@ -293,12 +305,15 @@ def build_channel_map(
     ----------
     ch_names : sequence of str, length C_in
         The recording's EEG channel names, as read.
-    target : {"tcp", "monopolar", "as_is"} or sequence of str / (str, str)
+    target : {"tcp", "monopolar", "as_is", "auto"} or sequence of str / (str, str)
         ``"tcp"``: the 20 :data:`TCP_PAIRS` derived from monopolar electrodes (or taken as they
         are when the file holds them). ``"monopolar"``: every recognised channel under its
         canonical name, in file order (a file that is already bipolar keeps its pairs).
         ``"as_is"``: the same selection (no re-referencing either way); kept as a separate name
-        so configs can say they want the file's own montage. A list: those channels/pairs
+        so configs can say they want the file's own montage. ``"auto"``: ``"tcp"`` when every
+        TCP pair can be taken or derived from the recording, else ``"monopolar"`` (mixed
+        corpora: 10-20 files get the paper's montage, other devices keep their own electrodes).
+        A list: those channels/pairs
         (``["Fpz-Cz", "Pz-Oz"]``), each taken directly or derived as a difference of monopolar
         channels.
     source : str
@@ -321,8 +336,10 @@ def build_channel_map(
     check_option("on_unknown", on_unknown, ("raise", "drop"))
     extra = dict(extra_positions or {})
     resolved, aliases, dropped = _resolve_inputs(ch_names, extra)
+    if isinstance(target, str) and target == "auto":
+        target = "tcp" if has_tcp(resolved) else "monopolar"
     if isinstance(target, str) and target not in ("monopolar", "as_is"):
-        check_option("target", target, ("tcp", "monopolar", "as_is"))
+        check_option("target", target, ("tcp", "monopolar", "as_is", "auto"))
         targets: Sequence[str | tuple[str, str]] = [f"{a}-{b}" for a, b in TCP_PAIRS]
     elif isinstance(target, str):
         targets = []
