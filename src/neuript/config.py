@@ -124,7 +124,9 @@ class InputContract:
     """Canonical channel names the model was trained on (empty: any channel with a position)."""
 
     @classmethod
-    def from_preprocess(cls, cfg: PreprocessConfig, channels: tuple[str, ...] = ()) -> InputContract:
+    def from_preprocess(
+        cls, cfg: PreprocessConfig, channels: tuple[str, ...] = ()
+    ) -> InputContract:
         """Build the contract that data prepared with ``cfg`` satisfies."""
         return cls(
             sfreq_hz=cfg.sfreq_hz,
@@ -165,7 +167,7 @@ class MoEConfig:
     top_k: int | None = None
     """Experts per token; None means ceil(E / 2) per layer (the paper)."""
     gate: Literal["renorm", "softmax"] = "renorm"
-    """Gates renormalised over the chosen k (paper) or full-softmax probabilities (authors' code)."""
+    """Gates renormalised over the chosen k (paper) or full-softmax probabilities (authors')."""
     capacity: Literal["none", "n_over_e"] = "none"
     """No token dropping (paper) or a hard capacity of N/E tokens per expert (authors' code)."""
     noise_std: float = 0.001
@@ -177,7 +179,9 @@ class MoEConfig:
 
     def __post_init__(self) -> None:
         if any(e < 0 for e in self.experts_per_block):
-            raise NeuriptError(f"MoEConfig.experts_per_block must be >= 0: {self.experts_per_block}")
+            raise NeuriptError(
+                f"MoEConfig.experts_per_block must be >= 0: {self.experts_per_block}"
+            )
         check_option("MoEConfig.gate", self.gate, ("renorm", "softmax"))
         check_option("MoEConfig.capacity", self.capacity, ("none", "n_over_e"))
 

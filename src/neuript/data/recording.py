@@ -72,14 +72,18 @@ class Recording:
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2:
-            raise RecordingError(self.source, f"data must be 2-D (channels, samples), got shape {self.data.shape}")
+            raise RecordingError(
+                self.source, f"data must be 2-D (channels, samples), got shape {self.data.shape}"
+            )
         if self.data.shape[0] != len(self.ch_names):
             raise RecordingError(
                 self.source,
                 f"{self.data.shape[0]} signal rows but {len(self.ch_names)} channel names",
             )
         if not np.isfinite(self.sfreq_hz) or self.sfreq_hz <= 0:
-            raise RecordingError(self.source, f"sampling rate must be > 0 Hz, got {self.sfreq_hz!r}")
+            raise RecordingError(
+                self.source, f"sampling rate must be > 0 Hz, got {self.sfreq_hz!r}"
+            )
 
     @property
     def n_channels(self) -> int:
@@ -126,7 +130,9 @@ class Recording:
             Positions (metres, head frame) for channels without a standard name.
         """
         if unit not in UNIT_SCALE_TO_VOLTS:
-            raise RecordingError(source, f"unit must be one of {sorted(UNIT_SCALE_TO_VOLTS)}, got {unit!r}")
+            raise RecordingError(
+                source, f"unit must be one of {sorted(UNIT_SCALE_TO_VOLTS)}, got {unit!r}"
+            )
         arr = np.asarray(data, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr[None, :]
