@@ -55,7 +55,6 @@ def train_replica(env: DistEnv, corpus: str, batch_size: int) -> tuple[dict, lis
         LogSink,
         StopCondition,
         TrainState,
-        build_optimizer,
         build_scheduler,
         run_steps,
     )
@@ -65,8 +64,11 @@ def train_replica(env: DistEnv, corpus: str, batch_size: int) -> tuple[dict, lis
     cfg = override(preset("tiny"), {"dropout": 0.0, "moe.noise_std": 0.0})
     mask = MaskConfig(ratios=(0.5,), replace_mask=1.0, replace_random=0.0)
     model = wrap_model(NeurIPTPretrain(cfg, mask, aux_weight=0.0), env, strategy="ddp")
-    optim = OptimConfig(lr=1e-3)
-    opt = build_optimizer(model, optim)
+    optim = OptimConfig(lr=1e-2)
+    # SGD, not AdamW: Adam moves every element by about ±lr whatever its gradient's size, so
+    # elements whose gradient is ~0 flip with rounding-level differences between the 1- and
+    # 2-process reduction orders; SGD keeps the comparison proportional to the gradients.
+    opt = torch.optim.SGD(model.parameters(), lr=optim.lr)
     sched = build_scheduler(opt, optim, STEPS)
     store = WindowStore(corpus)
     seen: list[list[int]] = []

@@ -237,3 +237,18 @@ def test_bf16_autocast_on_cpu_runs():
     sink = LogSink(None)
     train(Toy(), epochs_of(3, 4), train_cfg=cfg, stop=StopCondition(max_steps=3), sink=sink)
     assert len(sink.records) == 3 and all(math.isfinite(r["loss"]) for r in sink.records)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 5, 7])
+def test_one_cycle_handles_few_steps(total):
+    """torch's OneCycleLR divides by zero when pct_start * total == 1; ours must not."""
+    cfg = OptimConfig(lr=1e-3, pct_start=0.2)
+    opt = build_optimizer(Toy(), cfg)
+    sched = build_scheduler(opt, cfg, total_steps=total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert all(0 < lr <= 1e-3 * (1 + 1e-9) for lr in lrs)
+    assert lrs[0] == pytest.approx(1e-3 / 25)

@@ -164,18 +164,41 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
+class OneCycle:
+    """LR multiplier of the one-cycle policy, valid for any number of steps (even 1 or 2).
+
+    Cosine warm-up from ``1 / div_factor`` to 1 over ``round(pct_start · total)`` steps (at
+    least 1), then cosine decay to ``1 / (div_factor · final_div_factor)`` at the last step —
+    the shape of ``torch.optim.lr_scheduler.OneCycleLR``, which divides by zero when
+    ``pct_start · total_steps`` rounds to 1. A plain object, so ``LambdaLR.state_dict`` keeps it.
+    """
+
+    def __init__(self, total_steps: int, pct_start: float, div_factor: float,
+                 final_div_factor: float) -> None:
+        self.total_steps = max(1, int(total_steps))
+        self.warmup_steps = min(max(1, round(pct_start * self.total_steps)), self.total_steps)
+        self.start = 1.0 / div_factor
+        self.end = self.start / final_div_factor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            frac = step / self.warmup_steps
+            return self.start + (1.0 - self.start) * (1 - math.cos(math.pi * frac)) / 2
+        decay_steps = max(1, self.total_steps - 1 - self.warmup_steps)
+        frac = min(1.0, (step - self.warmup_steps) / decay_steps)
+        return self.end + (1.0 - self.end) * (1 + math.cos(math.pi * frac)) / 2
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
-) -> torch.optim.lr_scheduler.OneCycleLR:
-    """One-cycle LR (NEURIPT_SPEC §6): peak ``cfg.lr`` after ``pct_start`` of ``total_steps``."""
-    return torch.optim.lr_scheduler.OneCycleLR(
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """One-cycle LR (NEURIPT_SPEC §6): peak ``cfg.lr`` after ``pct_start`` of ``total_steps``.
+
+    The optimizer's groups must have been built with ``lr=cfg.lr`` (:func:`build_optimizer`).
+    """
+    return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        max_lr=cfg.lr,
-        total_steps=max(1, total_steps),
-        pct_start=cfg.pct_start,
-        div_factor=cfg.div_factor,
-        final_div_factor=cfg.final_div_factor,
-        cycle_momentum=False,
+        OneCycle(total_steps, cfg.pct_start, cfg.div_factor, cfg.final_div_factor),
     )
 
 
