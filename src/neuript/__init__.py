@@ -5,3 +5,14 @@ IILP fine-tuning → evaluation → prediction on new recordings. See the README
 """
 
 __version__ = "0.1.0"
+
+_API = ("finetune", "evaluate", "predict", "embed")
+
+
+def __getattr__(name: str):
+    """Import the Python API (:mod:`neuript.api`) on first use, keeping ``import neuript`` light."""
+    if name in _API:
+        from neuript import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'neuript' has no attribute {name!r}")

@@ -1,10 +1,11 @@
-"""The shared core of bring-your-own-data tasks: units, cuts, problems, montage and split.
+"""The shared core of bring-your-own-data tasks: units, cuts, problems and the montage.
 
 A :class:`Unit` is one recording with its subject and the labelled :class:`Cut` s to window.
 Manifest rows, BIDS recordings and in-memory items all become units; the functions here check
-them (:func:`check_units` — the same checks ``neuript inspect`` prints), choose the one channel
-set of the task (:func:`common_montage`) and the split (:func:`assign_splits`). Each problem is
-a :class:`Problem` naming where it comes from (``"labels.csv line 4"``).
+them (:func:`check_units` — the same checks ``neuript inspect`` prints) and choose the one
+channel set of the task (:func:`common_montage`); the split is
+:func:`neuript.data.tasks.arrays.assign_splits`. Each problem is a :class:`Problem` naming
+where it comes from (``"labels.csv line 4"``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from neuript.config import PreprocessConfig
-from neuript.data.montage import build_channel_map, split_pair
+from neuript.data.montage import build_channel_map, canonical_name, split_pair
 from neuript.data.recording import Recording
-from neuript.data.tasks._common import stratified_subject_split
-from neuript.data.tasks.base import SPLITS
 from neuript.errors import ChannelError, NeuriptError
 
 log = logging.getLogger(__name__)
@@ -168,10 +167,8 @@ def cut_starts(cut: Cut, n_samples: int, sfreq_hz: float, window: int, stride: i
         ok = a >= 0 and a + window <= n_samples
         return np.array([a] if ok else [], dtype=np.int64)
     b = n_samples if cut.stop_s is None else min(int(round(cut.stop_s * sfreq_hz)), n_samples)
-    a = max(a, 0)
-    if b - a < window:
-        return np.zeros(0, np.int64)
-    return np.arange(a, b - window + 1, stride, dtype=np.int64)
+    starts = np.arange(a, b - window + 1, stride, dtype=np.int64)
+    return starts[starts >= 0]
 
 
 class UnitCheck(NamedTuple):
@@ -255,14 +252,14 @@ def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list
     for label in sorted(per_label):
         if len(subjects.get(label, ())) == 1:
             problems.append(Problem(
-                _rows_text(rows[label]), "one_subject_class",
+                rows_text(rows[label]), "one_subject_class",
                 f"class {label!r} has windows from one subject only "
                 f"({next(iter(subjects[label]))}); a subject-wise split cannot test it", "warning"))
     filled = {k: v for k, v in per_label.items() if v}
     if len(filled) >= 2 and max(filled.values()) > IMBALANCE_LIMIT * min(filled.values()):
         big, small = max(filled, key=filled.get), min(filled, key=filled.get)
         problems.append(Problem(
-            _rows_text(rows[small]), "class_imbalance",
+            rows_text(rows[small]), "class_imbalance",
             f"class imbalance {filled[big] / filled[small]:.1f}:1 ({big!r} {filled[big]} windows, "
             f"{small!r} {filled[small]}); above {IMBALANCE_LIMIT:g}:1", "warning"))
     rates = sorted({u.recording.sfreq_hz for u in units})
@@ -273,7 +270,7 @@ def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list
     return problems
 
 
-def _rows_text(rows: list[str]) -> str:
+def rows_text(rows: list[str]) -> str:
     unique = list(dict.fromkeys(rows))
     return ", ".join(unique[:6]) + (f" (+{len(unique) - 6} more)" if len(unique) > 6 else "")
 
@@ -292,9 +289,16 @@ def class_names_of(
     return tuple(class_names)
 
 
+def row_order(problem: Problem) -> tuple[str, int]:
+    """Sort key: file name, then line number (``"labels.csv line 12"`` after line 9)."""
+    head, _, line = problem.where.partition(" line ")
+    number = line.split(",")[0].split(" ")[0]
+    return head, int(number) if number.isdigit() else 0
+
+
 def raise_errors(name: str, problems: Sequence[Problem]) -> None:
     """Raise one :class:`NeuriptError` listing every error problem (warnings pass)."""
-    errors = [p for p in problems if p.severity == "error"]
+    errors = sorted((p for p in problems if p.severity == "error"), key=row_order)
     if errors:
         body = "\n  ".join(str(p) for p in errors)
         raise NeuriptError(f"task {name!r}: {len(errors)} problem(s):\n  {body}")
@@ -304,12 +308,29 @@ def raise_errors(name: str, problems: Sequence[Problem]) -> None:
 # one channel set for the task
 # --------------------------------------------------------------------------------------------
 class ChannelInfo(NamedTuple):
-    """Channels of one recording: available names (under its own target), aliases, drops."""
+    """Channels of one recording.
+
+    Attributes
+    ----------
+    available : tuple of str
+        Channels under the recording's own target (its row's montage, or all recognised).
+    monopolar : tuple of str
+        Every recognised channel (canonical names, or custom names with a position).
+    aliases : dict of str to str
+        Raw name → canonical name.
+    dropped : dict of str to str
+        Raw name → why it is not used.
+    unknown : tuple of str
+        Raw names with no known name and no given position.
+    tcp : bool
+        Whether the 20 TCP pairs can be derived.
+    """
 
     available: tuple[str, ...]
     monopolar: tuple[str, ...]
     aliases: dict[str, str]
     dropped: dict[str, str]
+    unknown: tuple[str, ...]
     tcp: bool
 
 
@@ -338,16 +359,38 @@ def _try_map(rec: Recording, target: Any, on_unknown: str) -> Any:
                              extra_positions=rec.positions)
 
 
-def channel_info(rec: Recording, target: Any, on_unknown: str) -> ChannelInfo:
-    """Map one recording; raises :class:`ChannelError` (unknown or missing channels)."""
-    mono = _try_map(rec, "monopolar", on_unknown)
+def channel_info(rec: Recording, target: Any = None) -> ChannelInfo:
+    """Map one recording (unknown names are listed, not raised).
+
+    Raises
+    ------
+    ChannelError
+        When an explicit ``target`` needs channels the recording lacks.
+    """
+    mono = _try_map(rec, "monopolar", "drop")
     own = mono if target in (None, "monopolar", "as_is") else _try_map(rec, target, "drop")
     try:
         tcp = bool(_try_map(rec, "tcp", "drop").names)
     except ChannelError:
         tcp = False
-    dropped = dict(mono.dropped)
-    return ChannelInfo(own.names, mono.names, dict(mono.aliases), dropped, tcp)
+    extra = rec.positions or {}
+    unknown = tuple(n for n in rec.ch_names if n not in extra and canonical_name(n) is None)
+    return ChannelInfo(own.names, mono.names, dict(mono.aliases), dict(mono.dropped), unknown,
+                       tcp)
+
+
+def _unknown_problem(unit: Unit, info: ChannelInfo, used: bool, on_unknown: str) -> Problem:
+    """An error (the channels would matter and ``on_unknown="raise"``) or a warning."""
+    if used and on_unknown == "raise":
+        try:
+            _try_map(unit.recording, "monopolar", "raise")
+            text = f"unknown channel(s) {list(info.unknown)}"
+        except ChannelError as err:
+            text = str(err)
+        return Problem(unit.where, "unknown_channel", f"{text}; or {POSITION_HINT}")
+    return Problem(unit.where, "unknown_channel",
+                   f"channel(s) {list(info.unknown)} have no known name or position and are "
+                   "not used", "warning")
 
 
 def common_montage(
@@ -359,7 +402,9 @@ def common_montage(
     all recordings share (a warning lists what each loses). ``"tcp"`` or a list: exactly those
     (a recording lacking one is an error). ``"monopolar"``: the shared channels.
     ``"as_is"``: every recording must have the same channels. Per-unit targets (a manifest's
-    ``channels``/``montage`` column) restrict the shared set.
+    ``channels``/``montage`` column) restrict the shared set. Unknown channel names are an
+    error (``on_unknown="raise"``) only where the shared set is built from them; with TCP or
+    an explicit list they are simply not used (a warning).
     """
     explicit = None if isinstance(montage, str) else tuple(montage)
     global_target: Any = explicit if explicit is not None else (
@@ -372,42 +417,54 @@ def common_montage(
         key = (id(unit.recording), target)
         try:
             if key not in cache:
-                cache[key] = channel_info(unit.recording, target, on_unknown)
+                cache[key] = channel_info(unit.recording, target)
             infos.append(cache[key])
         except ChannelError as err:
-            hint = POSITION_HINT if "unknown channel" in err.problem else ""
-            problems.append(Problem(unit.where, "unknown_channel" if hint else "missing_channel",
-                                    f"{err}" + (f"; or {hint}" if hint else "")))
+            problems.append(Problem(unit.where, "missing_channel", str(err)))
             infos.append(None)
     ok = [(u, i) for u, i in zip(units, infos) if i is not None]
     if not ok:
         return MontagePlan("tcp", problems, infos, "")
     targets = {u.target if u.target is not None else global_target for u, _ in ok}
     if targets == {"tcp"} or (targets == {None} and all(i.tcp for _, i in ok)):
-        return MontagePlan("tcp", problems, infos, "Montage: the 20 TCP bipolar channels.")
-    if explicit is not None and targets == {explicit}:
-        return MontagePlan(explicit, problems, infos, f"Montage: {', '.join(explicit)}.")
+        target, text = "tcp", "Montage: the 20 TCP bipolar channels."
+    elif explicit is not None and targets == {explicit}:
+        target, text = explicit, f"Montage: {', '.join(explicit)}."
+    else:
+        target, text = _shared(ok, montage, global_target, problems)
+    shared = target != "tcp" and target != explicit
+    for unit, info in ok:
+        if info.unknown:
+            own = unit.target if unit.target is not None else global_target
+            used = shared and own in (None, "monopolar", "as_is")
+            problems.append(_unknown_problem(unit, info, used, on_unknown))
+    return MontagePlan(target, problems, infos, text)
+
+
+def _shared(
+    ok: list[tuple[Unit, ChannelInfo]], montage: Any, global_target: Any, problems: list[Problem]
+) -> tuple[tuple[str, ...], str]:
+    """The channels every unit has (or can derive), with warnings for what each loses."""
     fixed = [i for u, i in ok if (u.target or global_target) not in (None, "monopolar", "as_is")]
     candidates = (fixed[0] if fixed else ok[0][1]).available
     common = tuple(n for n in candidates if all(_producible(n, u, i, global_target) for u, i in ok))
     if montage == "as_is" and any(set(i.available) != set(common) for _, i in ok):
-        problems.append(Problem(_rows_text([u.where for u, _ in ok]), "montage_mismatch",
+        problems.append(Problem(rows_text([u.where for u, _ in ok]), "montage_mismatch",
                                 "montage 'as_is' needs identical channels in every recording; "
                                 "use montage='auto' to keep the shared ones"))
     if not common:
         problems.append(Problem("task", "no_common_channels",
                                 "the recordings share no channel; give channels per row or "
                                 "use montage='auto' with on_unknown='drop'"))
-        return MontagePlan(common, problems, infos, "")
+        return common, ""
     for unit, info in ok:
         lost = [n for n in info.available if n not in common]
         if lost:
             problems.append(Problem(unit.where, "channels_dropped",
                                     f"channels {lost} are not in every recording and are "
                                     "dropped", "warning"))
-    return MontagePlan(common, problems, infos,
-                       f"Montage: {len(common)} channels shared by every recording "
-                       f"({', '.join(common)}).")
+    return common, (f"Montage: {len(common)} channels shared by every recording "
+                    f"({', '.join(common)}).")
 
 
 def _producible(name: str, unit: Unit, info: ChannelInfo, global_target: Any) -> bool:
@@ -416,85 +473,3 @@ def _producible(name: str, unit: Unit, info: ChannelInfo, global_target: Any) ->
         return name in info.available
     parts = split_pair(name)
     return name in info.monopolar or (len(parts) == 2 and all(p in info.monopolar for p in parts))
-
-
-# --------------------------------------------------------------------------------------------
-# split
-# --------------------------------------------------------------------------------------------
-def assign_splits(
-    units: Sequence[Unit], *, mode: str = "subject", seed: int = 0, val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-) -> tuple[list[str], list[Problem], str]:
-    """Split of every unit.
-
-    ``"subject"``: subjects with a forced split (a unit's ``split``) keep it; the others are
-    split with :func:`~neuript.data.tasks._common.stratified_subject_split`, stratified by the
-    set of labels each subject has. ``"column"``: every unit's own ``split``.
-
-    Returns
-    -------
-    splits : list of str
-        Per unit.
-    problems : list of Problem
-    text : str
-        The split protocol sentence.
-    """
-    if mode not in ("subject", "column"):
-        raise NeuriptError(f"split must be 'subject' or 'column', got {mode!r}")
-    problems: list[Problem] = []
-    for unit in units:
-        if unit.split is not None and unit.split not in SPLITS:
-            problems.append(Problem(unit.where, "bad_split",
-                                    f"split {unit.split!r} must be one of {SPLITS}"))
-    if mode == "column":
-        missing = [u.where for u in units if u.split is None]
-        if missing:
-            problems.append(Problem(_rows_text(missing), "bad_split",
-                                    "split='column' needs a train/val/test value in every row"))
-        seen: dict[str, set[str]] = {}
-        for unit in units:
-            seen.setdefault(unit.subject, set()).add(str(unit.split))
-        mixed = sorted(s for s, v in seen.items() if len(v) > 1)
-        if mixed:
-            problems.append(Problem("task", "subject_in_splits",
-                                    f"subjects {mixed} are in several splits (the split is not "
-                                    "subject-wise)", "warning"))
-        return ([str(u.split) for u in units], problems,
-                "Split: as given by the manifest's split column.")
-    forced: dict[str, str] = {}
-    for unit in units:
-        if unit.split is not None:
-            if forced.get(unit.subject, unit.split) != unit.split:
-                problems.append(Problem(unit.where, "split_conflict",
-                                        f"subject {unit.subject!r} is forced into both "
-                                        f"{forced[unit.subject]!r} and {unit.split!r}"))
-            forced.setdefault(unit.subject, unit.split)
-    label_sets: dict[str, set[str]] = {}
-    for unit in units:
-        label_sets.setdefault(unit.subject, set()).update(c.label for c in unit.cuts)
-    strata = {key: k for k, key in enumerate(sorted({tuple(sorted(v)) for v in
-                                                     label_sets.values()}))}
-    free = {s: strata[tuple(sorted(v))] for s, v in label_sets.items() if s not in forced}
-    fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
-    split_of = {**stratified_subject_split(free, fractions, seed), **forced}
-    stratified = True
-    if set(split_of.values()) != set(SPLITS) and len(free) >= 3:
-        # label sets too rare to stratify (each under three subjects): one seeded shuffle
-        split_of = {**stratified_subject_split(dict.fromkeys(free, 0), fractions, seed),
-                    **forced}
-        stratified = False
-    n = {sp: sum(v == sp for v in split_of.values()) for sp in SPLITS}
-    empty = [sp for sp in SPLITS if n[sp] == 0]
-    if empty:
-        problems.append(Problem("task", "empty_split",
-                                f"{len(split_of)} subjects leave split(s) {empty} without a "
-                                "subject; a subject-wise split needs at least 3 subjects "
-                                "(raise val/test fractions, or force splits with a split "
-                                "column)"))
-    text = (f"Split: by subject, seeded (seed {seed}; val {val_fraction:g}, test "
-            f"{test_fraction:g} of the subjects, "
-            f"{'stratified by' if stratified else 'too few subjects to stratify by'} each "
-            "subject's set of labels"
-            f"{'; ' + str(len(forced)) + ' subjects forced by the split column' if forced else ''}"
-            f"): {n['train']}/{n['val']}/{n['test']} subjects train/val/test.")
-    return [split_of[u.subject] for u in units], problems, text

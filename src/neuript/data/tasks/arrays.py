@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -27,20 +27,113 @@ from neuript.data.tasks._byod import (
     Cut,
     Problem,
     Unit,
-    assign_splits,
     check_units,
     class_names_of,
     common_montage,
     cut_starts,
     default_preprocess,
     raise_errors,
+    rows_text,
 )
+from neuript.data.tasks._common import stratified_subject_split
 from neuript.data.tasks.base import SPLITS, TaskWindows
 from neuript.errors import NeuriptError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Cut", "Problem", "Unit", "build_array_task", "build_from_units"]
+
+
+class SplitPlan(NamedTuple):
+    """The split of a task's units.
+
+    Attributes
+    ----------
+    splits : list of str
+        Per unit: ``"train"``, ``"val"`` or ``"test"``.
+    problems : list of Problem
+    text : str
+        The split protocol sentence.
+    """
+
+    splits: list[str]
+    problems: list[Problem]
+    text: str
+
+
+def assign_splits(
+    units: Sequence[Unit], *, mode: str = "subject", seed: int = 0, val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> SplitPlan:
+    """Split of every unit.
+
+    ``"subject"``: subjects with a forced split (a unit's ``split``) keep it; the others are
+    split with :func:`~neuript.data.tasks._common.stratified_subject_split`, stratified by the
+    set of labels each subject has. ``"column"``: every unit's own ``split``.
+
+    Returns
+    -------
+    plan : SplitPlan
+    """
+    if mode not in ("subject", "column"):
+        raise NeuriptError(f"split must be 'subject' or 'column', got {mode!r}")
+    problems: list[Problem] = []
+    for unit in units:
+        if unit.split is not None and unit.split not in SPLITS:
+            problems.append(Problem(unit.where, "bad_split",
+                                    f"split {unit.split!r} must be one of {SPLITS}"))
+    if mode == "column":
+        missing = [u.where for u in units if u.split is None]
+        if missing:
+            problems.append(Problem(rows_text(missing), "bad_split",
+                                    "split='column' needs a train/val/test value in every row"))
+        seen: dict[str, set[str]] = {}
+        for unit in units:
+            seen.setdefault(unit.subject, set()).add(str(unit.split))
+        mixed = sorted(s for s, v in seen.items() if len(v) > 1)
+        if mixed:
+            problems.append(Problem("task", "subject_in_splits",
+                                    f"subjects {mixed} are in several splits (the split is not "
+                                    "subject-wise)", "warning"))
+        return SplitPlan([str(u.split) for u in units], problems,
+                         "Split: as given by the manifest's split column.")
+    forced: dict[str, str] = {}
+    for unit in units:
+        if unit.split is not None:
+            if forced.get(unit.subject, unit.split) != unit.split:
+                problems.append(Problem(unit.where, "split_conflict",
+                                        f"subject {unit.subject!r} is forced into both "
+                                        f"{forced[unit.subject]!r} and {unit.split!r}"))
+            forced.setdefault(unit.subject, unit.split)
+    label_sets: dict[str, set[str]] = {}
+    for unit in units:
+        label_sets.setdefault(unit.subject, set()).update(c.label for c in unit.cuts)
+    strata = {key: k for k, key in enumerate(sorted({tuple(sorted(v)) for v in
+                                                     label_sets.values()}))}
+    free = {s: strata[tuple(sorted(v))] for s, v in label_sets.items() if s not in forced}
+    fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+    split_of = {**stratified_subject_split(free, fractions, seed), **forced}
+    stratified = True
+    if set(split_of.values()) != set(SPLITS) and len(free) >= 3:
+        # label sets too rare to stratify (each under three subjects): one seeded shuffle
+        split_of = {**stratified_subject_split(dict.fromkeys(free, 0), fractions, seed),
+                    **forced}
+        stratified = False
+    n = {sp: sum(v == sp for v in split_of.values()) for sp in SPLITS}
+    empty = [sp for sp in SPLITS if n[sp] == 0]
+    if empty:
+        problems.append(Problem("task", "empty_split",
+                                f"{len(split_of)} subjects leave split(s) {empty} without a "
+                                "subject; a subject-wise split needs at least 3 subjects "
+                                "(raise val/test fractions, or force splits with a split "
+                                "column)"))
+    text = (f"Split: by subject, seeded (seed {seed}; val {val_fraction:g}, test "
+            f"{test_fraction:g} of the subjects, "
+            f"{'stratified by' if stratified else 'too few subjects to stratify by'} each "
+            "subject's set of labels"
+            f"{'; ' + str(len(forced)) + ' subjects forced by the split column' if forced else ''}"
+            f"): {n['train']}/{n['val']}/{n['test']} subjects train/val/test.")
+    return SplitPlan([split_of[u.subject] for u in units], problems, text)
 
 
 def build_from_units(
@@ -56,6 +149,7 @@ def build_from_units(
     class_names: Sequence[str] | None = None,
     on_unknown: Literal["raise", "drop"] = "raise",
     protocol: str = "",
+    problems: Sequence[Problem] = (),
 ) -> TaskWindows:
     """Check, map, split and window the units into one task (raises on any error problem).
 
@@ -80,6 +174,8 @@ def build_from_units(
         Unknown channel names: an error naming the row, or dropped with a warning.
     protocol : str
         Text placed before the generated protocol paragraph.
+    problems : sequence of Problem
+        Problems found earlier (reading a manifest); reported together with the new ones.
 
     Returns
     -------
@@ -93,7 +189,7 @@ def build_from_units(
     """
     from neuript.data.preprocess import preprocess_continuous, reject_windows
 
-    problems = check_units(units, cfg).problems
+    problems = list(problems) + check_units(units, cfg).problems
     classes = class_names_of(units, class_names, problems)
     plan = common_montage(units, montage, on_unknown=on_unknown)
     problems += plan.problems
@@ -177,7 +273,7 @@ def _check_split_classes(task: TaskWindows) -> None:
             log.warning("task %r: split %r has no window of %s", task.name, split, missing)
 
 
-def _as_unit(item: Any, index: int) -> Unit:
+def _as_unit(item: Any, index: int, memo: dict[tuple[int, str], Recording]) -> Unit:
     """A tuple ``(recording, label, subject)`` or a dict (see :func:`build_array_task`)."""
     where = f"item {index}"
     if isinstance(item, Unit):
@@ -206,8 +302,12 @@ def _as_unit(item: Any, index: int) -> Unit:
                            f"got {type(rec).__name__}")
     if label is None or subject is None:
         raise NeuriptError(f"{where}: 'label' and 'subject' are required")
-    if rec.subject != str(subject):
-        rec = dataclasses.replace(rec, subject=str(subject))
+    if rec.subject != str(subject) or rec.source == "<array>":
+        key = (id(rec), str(subject))  # one copy per recording and subject: preprocessed once
+        if key not in memo:
+            source = f"<array item {index}>" if rec.source == "<array>" else rec.source
+            memo[key] = dataclasses.replace(rec, subject=str(subject), source=source)
+        rec = memo[key]
     cuts = Unit.cuts_for(rec, str(label), start, stop, event, offset)
     target = tuple(channels) if channels is not None else None
     return Unit(rec, str(subject), cuts, where, target=target, split=unit_split,
@@ -258,7 +358,8 @@ def build_array_task(
     if not items:
         raise NeuriptError("build_array_task: items is empty; give (recording, label, subject)")
     cfg = default_preprocess(window_s, stride_s, preprocess)
-    units = [_as_unit(item, i) for i, item in enumerate(items)]
+    memo: dict[tuple[int, str], Recording] = {}
+    units = [_as_unit(item, i, memo) for i, item in enumerate(items)]
     return build_from_units(
         name, units, cfg, montage=montage, split=split, seed=seed, val_fraction=val_fraction,
         test_fraction=test_fraction, class_names=class_names, on_unknown=on_unknown,

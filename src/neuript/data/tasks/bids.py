@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from neuript.config import PreprocessConfig
-from neuript.data.tasks._byod import Cut, Problem, Unit, default_preprocess, raise_errors
+from neuript.data.tasks._byod import Cut, Problem, Unit, default_preprocess
 from neuript.data.tasks.base import TaskWindows
 from neuript.errors import NeuriptError
 
@@ -211,13 +211,13 @@ def build_bids_task(
                      participant_label=participant_label, task=task, datatype=datatype,
                      subjects=subjects, sessions=sessions)
     task_name = name or f"bids-{plan.root.name}"
-    raise_errors(task_name, plan.problems)
     source = f"participants.tsv column {participant_label!r}" if participant_label else (
         f"events.tsv column {events!r}")
     return build_from_units(
         task_name, plan.units, default_preprocess(window_s, stride_s, preprocess),
         montage=montage, split=split, seed=seed, val_fraction=val_fraction,
         test_fraction=test_fraction, class_names=class_names, on_unknown=on_unknown,
+        problems=plan.problems,
         protocol=f"BIDS dataset {plan.root} ({len(plan.units)} recordings; labels from the "
                  f"{source}).",
     )

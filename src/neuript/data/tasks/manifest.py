@@ -364,16 +364,52 @@ def build_manifest_task(
     NeuriptError
         Listing every problem with its manifest line.
     """
-    from neuript.data.tasks._byod import raise_errors
     from neuript.data.tasks.arrays import build_from_units
 
     plan = plan_manifest(path, positions=positions)
     task_name = name or plan.path.stem
-    raise_errors(task_name, plan.problems)
     cfg = default_preprocess(window_s, stride_s, preprocess)
     return build_from_units(
         task_name, plan.units, cfg, montage=montage, split=split, seed=seed,
         val_fraction=val_fraction, test_fraction=test_fraction, class_names=class_names,
-        on_unknown=on_unknown,
+        on_unknown=on_unknown, problems=plan.problems,
         protocol=f"Manifest {plan.path} (sha256 {plan.digest}, {len(plan.rows)} rows).",
     )
+
+
+def build_user_task(
+    *,
+    manifest: str | os.PathLike | None = None,
+    bids_root: str | os.PathLike | None = None,
+    bids_events: str = "trial_type",
+    window_s: float | None = None,
+    split: Literal["subject", "column"] = "subject",
+    options: Mapping[str, Any] | None = None,
+) -> TaskWindows:
+    """The task of ``neuript finetune --manifest FILE`` or ``--bids-root DIR`` (exactly one).
+
+    Parameters
+    ----------
+    manifest, bids_root : path-like | None
+        A manifest (:func:`build_manifest_task`) or a BIDS folder
+        (:func:`~neuript.data.tasks.bids.build_bids_task`).
+    bids_events : str
+        The events.tsv column holding the labels (BIDS only).
+    window_s : float | None
+        Window length (s); None: 4 s.
+    split : {"subject", "column"}
+        Split mode (``"column"``: the manifest's split column).
+    options : mapping | None
+        Further keyword options of the builder (``seed``, ``montage``, ``on_unknown``,
+        ``val_fraction`` …), e.g. a fine-tuning config's ``task_options``.
+    """
+    if (manifest is None) == (bids_root is None):
+        raise NeuriptError("give exactly one of manifest= (a CSV/TSV file) and bids_root= "
+                           f"(a BIDS folder); got manifest={manifest!r}, bids_root={bids_root!r}")
+    kwargs: dict[str, Any] = {"window_s": 4.0 if window_s is None else float(window_s),
+                              "split": split, **dict(options or {})}
+    if manifest is not None:
+        return build_manifest_task(manifest, **kwargs)
+    from neuript.data.tasks.bids import build_bids_task
+
+    return build_bids_task(bids_root, events=bids_events, **kwargs)

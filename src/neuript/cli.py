@@ -1,0 +1,480 @@
+"""The ``neuript`` command line: parsing only, one function per subcommand.
+
+Each subcommand builds its config dataclass from, in order of precedence (last wins): the
+dataclass defaults, ``--config file.yaml``, the convenience flags (``--max-steps``), dotted flags
+generated from the dataclass (``--model.d_model 64``, ``--train.max_steps 20``) and
+``--set key=value`` (repeatable). Values are read as YAML scalars (``64``, ``true``, ``null``,
+``[1, 2, 2]``; ``1,2,2`` also works for lists). The resolved config is printed and written to the
+output folder before any work. User errors (:class:`neuript.errors.NeuriptError`) end with one
+line ``neuript: error: <message>`` and exit code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from neuript.errors import NeuriptError
+
+log = logging.getLogger("neuript")
+
+
+# --------------------------------------------------------------------------------------------
+# argparse from dataclasses
+# --------------------------------------------------------------------------------------------
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass in ``tp`` (also inside ``X | None``), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if found else None
+    return None
+
+
+def _is_dict(tp: Any) -> bool:
+    return tp is dict or typing.get_origin(tp) is dict
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add ``--prefix.field VALUE`` for every leaf field of ``cls`` (nested dataclasses too)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name, tp = f"{prefix}{f.name}", hints[f.name]
+        if (inner := _dataclass_of(tp)) is not None:
+            add_dataclass_flags(parser, inner, f"{name}.")
+        elif not _is_dict(tp):
+            shown = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+            try:
+                parser.add_argument(f"--{name}", dest=f"set:{name}", metavar="V",
+                                    default=argparse.SUPPRESS, help=f"({shown})")
+            except argparse.ArgumentError:  # a convenience flag of the same name exists
+                continue
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value as YAML (``64`` → int, ``null`` → None); ``a,b`` of numbers → a list."""
+    value = yaml.safe_load(text) if text.strip() else text
+    if isinstance(value, str) and "," in value:
+        parts = [yaml.safe_load(p) for p in value.split(",")]
+        if all(isinstance(p, int | float) for p in parts):
+            return parts
+    return value
+
+
+def _set_path(data: dict, cls: type, path: str, value: Any) -> None:
+    """Put ``value`` at dotted ``path`` of the nested dict ``data`` shaped like ``cls``."""
+    head, _, rest = path.partition(".")
+    hints = typing.get_type_hints(cls)
+    if head not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise NeuriptError(f"unknown setting {path!r} for {cls.__name__}; known: {known}")
+    inner = _dataclass_of(hints[head])
+    if not rest:
+        data[head] = value
+    elif inner is not None:
+        if not isinstance(data.get(head), dict):
+            data[head] = {}
+        _set_path(data[head], inner, rest, value)
+    elif _is_dict(hints[head]):
+        data.setdefault(head, {})[rest] = value  # free dict: the rest is one (dotted) key
+    else:
+        raise NeuriptError(f"setting {path!r}: {head!r} of {cls.__name__} has no sub-fields")
+
+
+def collect_settings(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    """Dotted settings from convenience ``flags`` (dest → path), dotted flags and ``--set``."""
+    out: dict[str, Any] = {}
+    for dest, path in flags.items():
+        if getattr(args, dest, None) is not None:
+            out[path] = getattr(args, dest)
+    for key, text in vars(args).items():
+        if key.startswith("set:"):
+            out[key[4:]] = parse_value(text)
+    for item in args.set or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise NeuriptError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = parse_value(text)
+    return out
+
+
+def build_config(cls: type, args: argparse.Namespace, flags: dict[str, str],
+                 base: Callable[[dict], dict] | None = None) -> Any:
+    """Defaults ← ``--config`` YAML ← flags ← ``--set``; ``base`` may fill derived sections."""
+    from neuript.config import from_dict
+
+    data: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise NeuriptError(f"--config {path}: no such file")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise NeuriptError(f"--config {path}: expected a mapping of settings")
+    for key, value in collect_settings(args, flags).items():
+        _set_path(data, cls, key, value)
+    return from_dict(cls, base(data) if base else data)
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def show_config(cfg: Any, out_file: Path | None) -> None:
+    """Print the resolved config as JSON and write it to ``out_file`` (if given) first."""
+    from neuript.config import to_dict
+
+    body = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, indent=2,
+                      default=str)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(body + "\n")
+    print(body, flush=True)
+
+
+def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "") -> None:
+    if cls is not None:
+        p.add_argument("--config", help="YAML file of settings (see configs/)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="dotted override, e.g. model.d_model=64 (repeatable)")
+    else:
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="task option, e.g. window_s=5 (repeatable)")
+    p.add_argument("--data-root", help="data folder (default: $NEURIPT_DATA or ../shared/data)")
+    if cls is not None:
+        group = p.add_argument_group("all settings (dotted)")
+        add_dataclass_flags(group, cls, prefix)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# subcommands
+# --------------------------------------------------------------------------------------------
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Build a window corpus from recordings (``data.store.prepare_corpus``)."""
+    from neuript.config import PreprocessConfig
+    from neuript.data.store import prepare_corpus
+    from neuript.paths import data_root
+
+    cfg = build_config(PreprocessConfig, args, {})
+    root = data_root(args.data_root)
+    inputs = [p if Path(p).exists() or Path(p).is_absolute() else str(root / p)
+              for p in args.inputs]
+    settings = {"inputs": inputs, "out": args.out, "workers": args.workers, "shard": args.shard,
+                "on_unknown": args.on_unknown, "preprocess": dataclasses.asdict(cfg)}
+    show_config(settings, Path(args.out) / "neuript_prepare.json")
+    summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
+                             on_unknown=args.on_unknown)
+    print(json.dumps(summary.to_dict(), indent=2, default=str))
+
+
+PRETRAIN_FLAGS = {"corpus": "corpus", "out": "out", "preset": "preset", "resume": "resume",
+                  "max_steps": "train.max_steps", "epochs": "train.epochs",
+                  "max_minutes": "train.max_minutes", "batch_size": "train.batch_size",
+                  "masking": "mask.strategy", "lr": "optim.lr", "device": "train.device",
+                  "strategy": "strategy"}
+
+
+def resolve_pretrain(args: argparse.Namespace) -> Any:
+    """The :class:`PretrainRunConfig` of parsed ``pretrain`` arguments (preset filled in)."""
+    from neuript.config import to_dict
+    from neuript.model.presets import preset
+    from neuript.train.pretrain import PretrainRunConfig
+
+    def with_preset(data: dict) -> dict:
+        if args.max_steps is not None and args.epochs is None and "epochs" not in data.get(
+                "train", {}):
+            data = _deep_merge(data, {"train": {"epochs": None}})  # --max-steps alone: steps
+        model = to_dict(preset(data.get("preset", PretrainRunConfig.preset)))
+        return {**data, "model": _deep_merge(model, data.get("model") or {})}
+
+    return build_config(PretrainRunConfig, args, PRETRAIN_FLAGS, with_preset)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Masked-reconstruction pretraining (``train.pretrain.run_pretrain``)."""
+    from neuript.train.pretrain import run_pretrain
+
+    cfg = resolve_pretrain(args)
+    show_config(cfg, None)  # run_pretrain writes out/config.json before any work
+    result = run_pretrain(cfg)
+    print(json.dumps({k: str(v) if isinstance(v, Path) else v
+                      for k, v in dataclasses.asdict(result).items()}, indent=2))
+
+
+FINETUNE_FLAGS = {"task": "task", "init": "init", "model": "model", "preset": "preset",
+                  "out": "out_dir", "epochs": "train.epochs", "max_steps": "train.max_steps",
+                  "batch_size": "train.batch_size", "lr": "optim.lr", "device": "train.device",
+                  "seeds": "seeds", "data_dir": "data_dir", "data_root": "data_root",
+                  "scheme": "scheme", "bids_root": "bids_root", "events": "bids_events",
+                  "window_s": "window_s"}
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    """Fine-tune on a labelled task (``train.finetune.run_finetune``)."""
+    from neuript.train.finetune import FinetuneRunConfig, run_finetune
+
+    if args.seeds is not None:  # "--seeds 0 1" or "--seeds 0,1"
+        values = [parse_value(text) for text in args.seeds]
+        args.seeds = [v for value in values for v in (value if isinstance(value, list)
+                                                      else [value])]
+    if args.max_steps is not None and args.epochs is None:
+        args.set = [*(args.set or []), "train.epochs=null"]
+    cfg = build_config(FinetuneRunConfig, args, FINETUNE_FLAGS)
+    show_config(cfg, Path(cfg.out_dir) / "config.json")
+    result = run_finetune(cfg)
+    print(json.dumps({"run_dir": str(result.run_dir), "aggregate": result.aggregate,
+                      "split_hash": result.split_hash}, indent=2, default=str))
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: parse_value(v) for k, _, v in (s.partition("=") for s in args.set or [])}
+
+
+def _side_file(out: str | None, suffix: str) -> Path | None:
+    return None if out is None else Path(out).with_suffix(suffix)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Evaluate a fine-tuned model on a task split (``train.evaluate.run_evaluate``)."""
+    from neuript.train.evaluate import run_evaluate
+
+    settings = {"model_dir": args.model_dir, "task": args.task, "split": args.split,
+                "data_dir": args.data_dir, "data_root": args.data_root, "out": args.out,
+                "task_options": _task_options(args), "batch_size": args.batch_size,
+                "device": args.device}
+    show_config(settings, _side_file(args.out, ".config.json"))
+    result = run_evaluate(args.model_dir, args.task, split=args.split, data_dir=args.data_dir,
+                          data_root=args.data_root, task_options=settings["task_options"],
+                          out=args.out, batch_size=args.batch_size, device=args.device)
+    print(json.dumps({"metrics": result.metrics, "n_windows": result.n_windows,
+                      "predictions": str(result.predictions_path)}, indent=2, default=str))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Classify every window of a recording (``predict.run_predict``)."""
+    from neuript.predict import run_predict
+
+    settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
+                "format": args.format, "batch_size": args.batch_size, "device": args.device}
+    show_config(settings, _side_file(args.out, ".config.json"))
+    result = run_predict(args.recording, args.model_dir, out=args.out, fmt=args.format,
+                         batch_size=args.batch_size, device=args.device)
+    if args.out is None:
+        print(result.rows.to_csv(index=False) if args.format == "csv"
+              else result.rows.to_json(orient="records"))
+    print(json.dumps(result.summary, indent=2, default=str))
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    """Pooled features of every window of a recording (``predict.run_embed``)."""
+    from neuript.predict import run_embed
+
+    settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
+                "batch_size": args.batch_size, "device": args.device}
+    show_config(settings, _side_file(args.out, ".config.json"))
+    result = run_embed(args.recording, args.model_dir, out=args.out,
+                       batch_size=args.batch_size, device=args.device)
+    print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    """List the registered tasks, or build one and print windows per split and class."""
+    from neuript.data.tasks import TASKS, build_task, describe_task
+
+    if args.name is None:
+        width = max(len(k) for k in TASKS)
+        for name in sorted(TASKS):
+            print(f"{name:<{width}}  {TASKS[name].summary}")
+        return
+    options = _task_options(args)
+    show_config({"task": args.name, "data_dir": args.data_dir, "data_root": args.data_root,
+                 "options": options}, None)
+    task = build_task(args.name, data_dir=args.data_dir, data_root=args.data_root, **options)
+    print(describe_task(task))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    """Total and activated parameters of the fine-tuning encoder on the 20-channel TCP montage."""
+    import numpy as np
+
+    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import count_parameters, preset
+
+    cfg = preset(args.preset)
+    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
+    positions = np.stack([channel_position(n) for n in names])
+    groups = pooling_groups(names, positions, "functional").names
+    count = count_parameters(NeurIPTClassifier(cfg, 2, groups), cfg, n_channels=len(names))
+    print(f"preset {args.preset}: d_model={cfg.d_model}, blocks={cfg.depth}, "
+          f"experts={cfg.moe.experts_per_block}")
+    print(f"total parameters:     {count.total:,} ({count.total / 1e6:.1f} M)")
+    print(f"activated parameters: {count.activated:,} ({count.activated / 1e6:.1f} M)")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Check a recording, manifest, BIDS folder or run before training (``neuript.inspect``)."""
+    from neuript.inspect import run_inspect
+
+    options = {} if args.window_s is None else {"window_s": args.window_s}
+    report = run_inspect(args.path, manifest=args.manifest, **options)
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------------------------------
+# parser and entry point
+# --------------------------------------------------------------------------------------------
+def _doc(func: Callable) -> str:
+    return (func.__doc__ or "").splitlines()[0].replace("``", "")
+
+
+def _pretrain_parser(sub: Any) -> None:
+    from neuript.train.pretrain import PretrainRunConfig
+
+    p = sub.add_parser("pretrain", help=_doc(cmd_pretrain))
+    p.add_argument("--corpus", help="corpus folder from `neuript prepare`")
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--preset", help="tiny | small | paper")
+    p.add_argument("--resume", action="store_const", const=True, help="continue the newest "
+                   "checkpoint in --out")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--batch-size", type=int, help="windows per step per process")
+    p.add_argument("--masking", choices=("aamp", "random"))
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--device", help="auto | cpu | cuda[:i]")
+    p.add_argument("--strategy", choices=("ddp", "fsdp"))
+    _common(p, PretrainRunConfig)
+    p.set_defaults(func=cmd_pretrain)
+
+
+def _finetune_parser(sub: Any) -> None:
+    from neuript.train.finetune import FinetuneRunConfig
+
+    p = sub.add_parser("finetune", help=_doc(cmd_finetune))
+    for flag in ("task", "init", "model", "preset", "out", "device", "scheme", "data-dir"):
+        p.add_argument(f"--{flag}")
+    p.add_argument("--seeds", nargs="+", help="one seed or a list: 1 2 3 (or 1,2,3)")
+    p.add_argument("--bids-root", help="a BIDS EEG dataset folder instead of --task "
+                   "(docs/byod.md); --manifest FILE takes a CSV/TSV manifest")
+    p.add_argument("--events", help="BIDS events.tsv column holding the labels (trial_type)")
+    p.add_argument("--window-s", type=float, help="window length (s) of a manifest/BIDS task")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    _common(p, FinetuneRunConfig)
+    p.set_defaults(func=cmd_finetune)
+
+
+def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
+    p = sub.add_parser(name, help=_doc(func))
+    p.add_argument("recording", help="recording file (EDF, BDF, GDF, FIF, BrainVision, …)")
+    p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
+    p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
+    if fmt:
+        p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``neuript`` parser with every subcommand."""
+    from neuript import __version__
+    from neuript.config import PreprocessConfig
+
+    parser = argparse.ArgumentParser(prog="neuript", description="NeurIPT EEG foundation model "
+                                     "toolkit: prepare, pretrain, finetune, evaluate, predict.")
+    parser.add_argument("--version", action="version", version=f"neuript {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("prepare", help=_doc(cmd_prepare))
+    p.add_argument("inputs", nargs="+", help="files or folders (relative to --data-root if "
+                   "not found as given)")
+    p.add_argument("--out", required=True, help="corpus folder")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--shard", help="i/n: process only the i-th of n slices of the files")
+    p.add_argument("--on-unknown", choices=("raise", "drop"), default="drop")
+    _common(p, PreprocessConfig)
+    p.set_defaults(func=cmd_prepare)
+    _pretrain_parser(sub)
+    _finetune_parser(sub)
+
+    p = sub.add_parser("evaluate", help=_doc(cmd_evaluate))
+    p.add_argument("model_dir", help="fine-tuned model folder (RUN/seed_<s>/model)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="per-window predictions CSV")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+    _recording_parser(sub, "predict", cmd_predict, fmt=True)
+    _recording_parser(sub, "embed", cmd_embed, fmt=False)
+
+    p = sub.add_parser("tasks", help=_doc(cmd_tasks))
+    p.add_argument("name", nargs="?", help="build this task and print its window counts")
+    p.add_argument("--data-dir")
+    _common(p)
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("info", help=_doc(cmd_info))
+    p.add_argument("--preset", default="paper")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("inspect", help=_doc(cmd_inspect))
+    p.add_argument("path", nargs="?", help="a recording, BIDS folder, run or checkpoint folder")
+    p.add_argument("--manifest", help="a CSV/TSV manifest with path and label columns")
+    p.add_argument("--window-s", type=float, help="window length to check (s)")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def _setup_logging(debug: bool) -> None:
+    from neuript.train.distributed import RankZeroFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RankZeroFilter(int(os.environ.get("RANK", "0"))))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``neuript`` command (``sys.exit`` lives only here)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
+    _setup_logging(debug)
+    try:
+        code = args.func(args)
+    except NeuriptError as err:
+        if args.debug:
+            raise
+        print(f"neuript: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("neuript: interrupted", file=sys.stderr)
+        sys.exit(130)
+    if code:
+        sys.exit(code)  # e.g. `inspect` found problems

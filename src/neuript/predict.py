@@ -1,0 +1,356 @@
+"""Run a fine-tuned model on a new recording: class probabilities or embeddings per window.
+
+The recording goes through the model's input contract: its channels are mapped to the channels
+the model was trained on (the montage in the checkpoint; a recording lacking any needed electrode
+is refused with :class:`~neuript.errors.ContractError` naming them and the file), preprocessed
+exactly as the training data were (band-pass, notch, resampling, µV), cut into non-overlapping
+windows of the contract's length (a trailing partial window is dropped, nothing is rejected, so
+``floor(duration / window)`` windows come out) and compressed with the contract's A-law.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neuript.batch import Batch
+from neuript.config import InputContract, PreprocessConfig, from_dict
+from neuript.data.recording import Recording
+from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
+from neuript.train.evaluate import LoadedClassifier, load_classifier, predict_batches
+from neuript.train.evaluate import resolve_device as _resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class PreparedInput(NamedTuple):
+    """Model-ready windows of one recording.
+
+    Attributes
+    ----------
+    signals : ndarray, shape (N, C, T), float32
+        Windows after the contract's compression (the model input).
+    starts_s : ndarray, shape (N,), float64
+        Start of each window in seconds from the first sample of the recording.
+    ch_names : tuple of str, length C
+        The model's channels, in its order.
+    positions : ndarray, shape (C, 3), float32
+        Channel positions (metres, head frame).
+    group_mask : ndarray, shape (G, C), bool
+        Pooling groups of the model.
+    window_s : float
+        Window length (s).
+    source : str
+        The recording's path.
+    """
+
+    signals: np.ndarray
+    starts_s: np.ndarray
+    ch_names: tuple[str, ...]
+    positions: np.ndarray
+    group_mask: np.ndarray
+    window_s: float
+    source: str
+
+
+class PredictionResult(NamedTuple):
+    """What :func:`run_predict` returns.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        One row per window: ``window``, ``start_s``, ``end_s``, ``p_<class>`` …, ``predicted``.
+    summary : dict
+        ``recording``, ``model_dir``, ``n_windows``, ``window_s``, ``class_counts``,
+        ``mean_probabilities``, ``majority``.
+    out_path : Path | None
+        The file written (None when ``out`` was None).
+    """
+
+    rows: pd.DataFrame
+    summary: dict[str, Any]
+    out_path: Path | None
+
+
+class EmbeddingResult(NamedTuple):
+    """What :func:`run_embed` returns.
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, F), float32
+        Pooled features (IILP for NeurIPT) of every window.
+    starts_s : ndarray, shape (N,), float64
+        Window starts (s).
+    out_path : Path | None
+        The ``.npy`` / ``.npz`` written (None when ``out`` was None).
+    """
+
+    features: np.ndarray
+    starts_s: np.ndarray
+    out_path: Path | None
+
+
+# --------------------------------------------------------------------------------------------
+# recording → model input
+# --------------------------------------------------------------------------------------------
+def _preprocess_of(loaded: LoadedClassifier) -> PreprocessConfig:
+    """The training preprocessing stored with the model (or one rebuilt from its contract)."""
+    if "preprocess" in loaded.extra:
+        return from_dict(PreprocessConfig, loaded.extra["preprocess"])
+    c = loaded.contract
+    return PreprocessConfig(sfreq_hz=c.sfreq_hz, l_freq_hz=c.l_freq_hz, h_freq_hz=c.h_freq_hz,
+                            window_s=c.window_s, compression=c.compression, alaw_a=c.alaw_a,
+                            montage=c.montage if c.montage in ("tcp", "monopolar") else "as_is")
+
+
+def missing_channels(rec: Recording, channels: tuple[str, ...]) -> list[str]:
+    """Electrodes (or bipolar pairs) the model needs that ``rec`` cannot provide.
+
+    Parameters
+    ----------
+    rec : Recording
+    channels : tuple of str
+        The model's canonical channels (``"Fp1"`` or bipolar ``"Fp1-F7"``).
+
+    Returns
+    -------
+    missing : list of str
+        Missing electrode names, sorted; empty when every channel can be built.
+    """
+    from neuript.data.montage import canonical_name, split_pair
+
+    have = {canonical_name(name) for name in rec.ch_names} - {None}
+    have |= set((rec.positions or {}).keys())
+    missing: set[str] = set()
+    for channel in channels:
+        if channel in have:
+            continue
+        missing |= {e for e in split_pair(channel) if e not in have}
+    return sorted(missing)
+
+
+def prepare_input(
+    recording: str | os.PathLike | Recording, loaded: LoadedClassifier, model_dir: Any = None
+) -> PreparedInput:
+    """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
+
+    Raises
+    ------
+    ContractError
+        The recording lacks channels the model needs.
+    RecordingError
+        The file cannot be read, or it is shorter than one window.
+    """
+    from neuript.data.io import read_recording
+    from neuript.data.montage import pooling_groups
+    from neuript.data.preprocess import alaw, preprocess_continuous
+
+    rec = recording if isinstance(recording, Recording) else read_recording(recording)
+    pre = _preprocess_of(loaded)
+    problems = loaded.contract.mismatches(InputContract.from_preprocess(pre))
+    if problems:
+        raise ContractError(f"{model_dir}: stored preprocessing breaks its contract: {problems}")
+    channels = tuple(loaded.contract.channels)
+    if channels:
+        missing = missing_channels(rec, channels)
+        if missing:
+            raise ContractError(
+                f"{rec.source}: the model ({model_dir}) needs channels {list(channels)}; "
+                f"missing electrode(s): {', '.join(missing)} (the recording has "
+                f"{list(rec.ch_names)})"
+            )
+    target = list(channels) if channels else pre.montage
+    cont = preprocess_continuous(rec, pre, target=target, on_unknown="drop")
+    if channels and tuple(cont.ch_names) != channels:
+        raise ContractError(
+            f"{rec.source}: channels after mapping {list(cont.ch_names)} differ from the model's "
+            f"{list(channels)}"
+        )
+    window = int(round(loaded.contract.window_s * cont.sfreq_hz))
+    n_windows = cont.data.shape[1] // window
+    if n_windows == 0:
+        raise RecordingError(
+            rec.source, f"{rec.duration_s:.2f} s is shorter than one {loaded.contract.window_s} s "
+            "window of the model"
+        )
+    data = np.asarray(cont.data[:, : n_windows * window], dtype=np.float32)
+    windows = data.reshape(data.shape[0], n_windows, window).transpose(1, 0, 2)  # (N, C, T)
+    if pre.compression == "alaw":
+        windows = alaw(windows, pre.alaw_a)
+    groups = pooling_groups(list(cont.ch_names), np.asarray(cont.positions),
+                            loaded.extra.get("scheme", "functional"))
+    expected = tuple(loaded.extra.get("group_names", groups.names))
+    if tuple(groups.names) != expected:
+        raise ContractError(
+            f"{rec.source}: pooling groups {list(groups.names)} differ from the model's "
+            f"{list(expected)}"
+        )
+    starts_s = np.arange(n_windows) * window / cont.sfreq_hz
+    return PreparedInput(np.ascontiguousarray(windows, dtype=np.float32), starts_s,
+                         tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
+                         groups.mask, float(loaded.contract.window_s), rec.source)
+
+
+def _batches(prepared: PreparedInput, batch_size: int):
+    """Yield :class:`Batch` es of ``batch_size`` windows (no labels)."""
+    n, c, _ = prepared.signals.shape
+    positions = torch.from_numpy(prepared.positions)
+    groups = torch.from_numpy(prepared.group_mask)
+    for lo in range(0, n, batch_size):
+        signals = torch.from_numpy(prepared.signals[lo: lo + batch_size])
+        b = signals.shape[0]
+        yield Batch(signals=signals, positions=positions.expand(b, c, 3),
+                    channel_mask=torch.ones(b, c, dtype=torch.bool),
+                    group_mask=groups.expand(b, -1, c), labels=None,
+                    window_ids=torch.arange(lo, lo + b, dtype=torch.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# predict and embed
+# --------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def run_predict(
+    recording_path: str | os.PathLike | Recording,
+    model_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    fmt: Literal["csv", "json"] = "csv",
+    batch_size: int = 128,
+    device: str = "auto",
+) -> PredictionResult:
+    """Classify every window of a recording with a fine-tuned model.
+
+    Parameters
+    ----------
+    recording_path : path-like | Recording
+        Any format :func:`neuript.data.io.read_recording` reads, or a Recording.
+    model_dir : path-like
+        A fine-tuned model directory (``RUN/seed_<s>/model``).
+    out : path-like | None
+        File to write (atomically); None writes nothing.
+    fmt : {"csv", "json"}
+        CSV holds the rows; JSON holds ``{"summary": …, "windows": [rows]}``.
+    batch_size : int
+    device : str
+
+    Returns
+    -------
+    result : PredictionResult
+    """
+    check_option("fmt", fmt, ("csv", "json"))
+    loaded = load_classifier(model_dir)
+    prepared = prepare_input(recording_path, loaded, model_dir)
+    dev = _resolve_device(device)
+    preds = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev)
+    class_names = list(loaded.extra.get("class_names") or
+                       [str(k) for k in range(preds.proba.shape[1])])
+    if len(class_names) != preds.proba.shape[1]:
+        raise NeuriptError(f"{model_dir}: {len(class_names)} class names for "
+                           f"{preds.proba.shape[1]} outputs")
+    predicted = preds.proba.argmax(axis=1)
+    rows = pd.DataFrame({
+        "window": np.arange(len(predicted)),
+        "start_s": prepared.starts_s,
+        "end_s": prepared.starts_s + prepared.window_s,
+        **{f"p_{name}": preds.proba[:, k] for k, name in enumerate(class_names)},
+        "predicted": [class_names[k] for k in predicted],
+    })
+    counts = np.bincount(predicted, minlength=len(class_names))
+    summary = {
+        "recording": prepared.source,
+        "model_dir": str(model_dir),
+        "n_windows": int(len(predicted)),
+        "window_s": prepared.window_s,
+        "class_counts": {name: int(counts[k]) for k, name in enumerate(class_names)},
+        "mean_probabilities": {name: float(preds.proba[:, k].mean())
+                               for k, name in enumerate(class_names)},
+        "majority": class_names[int(counts.argmax())],
+    }
+    out_path = None
+    if out is not None:
+        out_path = Path(out)
+        if fmt == "csv":
+            _atomic_write(out_path, rows.to_csv(index=False, float_format="%.6f"))
+        else:
+            body = {"summary": summary, "windows": rows.to_dict(orient="records")}
+            _atomic_write(out_path, json.dumps(body, indent=2))
+    log.info("predicted %d windows of %s: %s", len(predicted), prepared.source,
+             summary["class_counts"])
+    return PredictionResult(rows, summary, out_path)
+
+
+def run_embed(
+    recording_path: str | os.PathLike | Recording,
+    model_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    batch_size: int = 128,
+    device: str = "auto",
+) -> EmbeddingResult:
+    """Pooled features (the IILP vector the head reads) of every window of a recording.
+
+    Parameters
+    ----------
+    recording_path : path-like | Recording
+    model_dir : path-like
+        A fine-tuned model directory.
+    out : path-like | None
+        ``*.npy``: the features array (N, F); ``*.npz``: ``features``, ``starts_s``,
+        ``ch_names``; None writes nothing.
+    batch_size : int
+    device : str
+
+    Returns
+    -------
+    result : EmbeddingResult
+    """
+    loaded = load_classifier(model_dir)
+    prepared = prepare_input(recording_path, loaded, model_dir)
+    dev = _resolve_device(device)
+    preds = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev,
+                            keep_features=True)
+    assert preds.features is not None
+    out_path = None
+    if out is not None:
+        out_path = Path(out)
+        if out_path.suffix not in (".npy", ".npz"):
+            raise NeuriptError(f"out={str(out)!r}: embeddings are written as .npy or .npz")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
+        if out_path.suffix == ".npy":
+            np.save(tmp, preds.features)
+        else:
+            np.savez(tmp, features=preds.features, starts_s=prepared.starts_s,
+                     ch_names=np.array(prepared.ch_names))
+        tmp.replace(out_path)
+    return EmbeddingResult(preds.features, prepared.starts_s, out_path)
+
+
+class _CallableModule(types.ModuleType):
+    """``neuript.predict`` is both this module and the API function :func:`run_predict`.
+
+    Importing the submodule makes ``neuript.predict`` refer to the module, hiding the lazy API
+    attribute of ``neuript/__init__.py``; making the module callable keeps
+    ``neuript.predict(recording, model_dir, ...)`` working either way.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PredictionResult:
+        return run_predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,292 @@
+"""The report of a fine-tuning run: REPORT.md with metric tables and figures (PNG).
+
+Figures (matplotlib, Agg backend, written next to REPORT.md):
+
+``curves.png``
+    Training and validation loss, and validation balanced accuracy, per epoch and seed; the
+    selected epoch of each seed is marked.
+``confusion.png``
+    Test confusion matrix at the selected epoch, counts summed over seeds, with row-normalised
+    shares.
+``lobes.png``
+    Per-lobe contribution drawn on the scalp (:func:`mne.viz.plot_topomap`). The measure is
+    read from the head's weights, not from data: the classifier's first linear layer sees the
+    IILP feature vector laid out level-major, then lobe, then width (``n_levels · G · d``), so
+    the contribution of lobe g is the L2 norm of every weight attached to lobe g's features
+    (all levels, all outputs), divided by the sum over lobes. Each channel is coloured by the
+    mean contribution of the lobes it belongs to (a bipolar channel can sit in two lobes).
+    Features are LayerNorm-scaled encoder outputs, so weight norms are comparable across lobes,
+    but this is still a linear-readout measure, not an attribution of the whole network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_curves(path: Path) -> list[dict[str, Any]]:
+    """Read a ``curves.jsonl`` (one record per epoch); empty when absent."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
+    """Loss and validation balanced accuracy per epoch for each seed.
+
+    Parameters
+    ----------
+    curves : dict of str to list of dict
+        Seed label → epoch records (``epoch``, ``train_loss``, ``val_loss``,
+        ``val_balanced_accuracy``, ``selected``).
+    path : Path
+        PNG to write.
+
+    Returns
+    -------
+    path : Path | None
+        None when there is nothing to draw.
+    """
+    if not any(curves.values()):
+        return None
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, (label, records) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        epochs = [r["epoch"] for r in records]
+        ax_loss.plot(epochs, [r["train_loss"] for r in records], "-", color=color,
+                     label=f"{label} train")
+        ax_loss.plot(epochs, [r["val_loss"] for r in records], "--", color=color,
+                     label=f"{label} val")
+        ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in records], "-o", color=color,
+                    ms=3, label=label)
+        chosen = [r for r in records if r.get("selected")]
+        if chosen:
+            best = chosen[-1]
+            ax_acc.plot([best["epoch"]], [best["val_balanced_accuracy"]], "*", color=color, ms=12)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="training / validation loss")
+    ax_acc.set(xlabel="epoch", ylabel="balanced accuracy",
+               title="validation balanced accuracy (* = selected)")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.legend(fontsize=7)
+    ax_acc.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix (K, K): row = true class, column = predicted class."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return matrix
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> Path:
+    """Draw a confusion matrix with counts and row-normalised shares."""
+    plt = _pyplot()
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.9 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, f"{matrix[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center",
+                    color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title="test confusion (selected epoch)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def lobe_contributions(
+    first_layer: np.ndarray, n_levels: int, group_names: list[str], d: int
+) -> dict[str, float]:
+    """Share of the head's first-layer weight norm attached to each lobe's features.
+
+    Parameters
+    ----------
+    first_layer : ndarray, shape (H, n_levels · G · d)
+        Weights of the head's first linear layer (H = classes or MLP hidden units).
+    n_levels, d : int
+        Encoder levels and width.
+    group_names : list of str, length G
+
+    Returns
+    -------
+    shares : dict of str to float
+        Lobe → share in [0, 1]; the shares sum to 1.
+    """
+    g = len(group_names)
+    assert first_layer.shape[1] == n_levels * g * d, (first_layer.shape, n_levels, g, d)
+    per = first_layer.reshape(first_layer.shape[0], n_levels, g, d)  # (H, levels, G, d)
+    norms = np.sqrt((per.astype(np.float64) ** 2).sum(axis=(0, 1, 3)))  # (G,)
+    total = norms.sum()
+    return {name: float(v / total) if total > 0 else math.nan
+            for name, v in zip(group_names, norms)}
+
+
+def plot_lobe_topomap(
+    shares: dict[str, float], ch_names: list[str], scheme: str, path: Path
+) -> Path:
+    """Draw lobe shares on the scalp: each channel gets the mean share of its lobes."""
+    import mne
+
+    from neuript.data.montage import channel_position, pooling_groups
+
+    plt = _pyplot()
+    positions = np.array([channel_position(n) for n in ch_names])
+    groups = pooling_groups(ch_names, positions, scheme)
+    values = np.array([np.mean([shares[g] for g, member in zip(groups.names, groups.mask[:, c])
+                                if member] or [0.0]) for c in range(len(ch_names))])
+    info = mne.create_info(list(ch_names), sfreq=100.0, ch_types="eeg")
+    montage = mne.channels.make_dig_montage(ch_pos=dict(zip(ch_names, positions)),
+                                            coord_frame="head")
+    info.set_montage(montage, on_missing="ignore")
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    image, _ = mne.viz.plot_topomap(values, info, axes=ax, show=False, cmap="Reds",
+                                    names=list(ch_names), sensors=True, contours=0,
+                                    vlim=(float(values.min()), float(values.max())))
+    ax.set_title("per-lobe contribution (head weight norm share)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _first_layer(model_dir: Path) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The head's first linear weight and the checkpoint config (NeurIPT classifiers only)."""
+    from safetensors.numpy import load_file
+
+    config = json.loads((model_dir / "config.json").read_text())
+    if config.get("kind") != "classifier":
+        return None
+    weights = load_file(str(model_dir / "model.safetensors"))
+    names = sorted((k for k, v in weights.items() if k.startswith("head.classifier.")
+                    and k.endswith(".weight") and v.ndim == 2),
+                   key=lambda k: int(k.split(".")[2]))
+    return (weights[names[0]], config) if names else None
+
+
+def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    labels = np.array([int(r["label"]) for r in rows])
+    return labels, np.array([int(r["predicted"]) for r in rows])
+
+
+def _fmt(stat: dict[str, float]) -> str:
+    if not math.isfinite(stat.get("mean", math.nan)):
+        return "–"
+    return (f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f} "
+            f"[{100 * stat['ci95_low']:.2f}, {100 * stat['ci95_high']:.2f}]")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``REPORT.md`` and its figures for a finished fine-tuning run.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run directory written by :func:`neuript.train.finetune.run_finetune`.
+
+    Returns
+    -------
+    path : Path
+        The markdown file.
+    """
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    per_seed = metrics["per_seed"]
+    class_names = list(json.loads((run_dir / "split_manifest.json").read_text())["class_names"])
+    lines = [f"# Fine-tuning report: {metrics['model']} on {metrics['task']}", "",
+             f"- init: `{metrics['init']}`; pooling: `{metrics.get('scheme')}`",
+             f"- split manifest hash: `{metrics['split_hash']}`",
+             f"- windows per split and class: `{json.dumps(metrics.get('counts', {}))}`",
+             f"- seeds: {[row['seed'] for row in per_seed]}", "",
+             "## Test metrics at the selected epoch (%, mean ± std [95% CI] over seeds)", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(stat)} |" for key, stat in metrics["aggregate"].items()]
+    keys = list(metrics["aggregate"])
+    lines += ["", "## Per seed", "", "| seed | best epoch | " + " | ".join(keys) + " |",
+              "|---" * (len(keys) + 2) + "|"]
+    for row in per_seed:
+        cells = [f"{100 * row['test'][k]:.2f}" if math.isfinite(row["test"][k]) else "–"
+                 for k in keys]
+        lines.append(f"| {row['seed']} | {row['best_epoch']} | " + " | ".join(cells) + " |")
+
+    figures = []
+    curves = {f"seed {row['seed']}": read_curves(run_dir / f"seed_{row['seed']}" / "curves.jsonl")
+              for row in per_seed}
+    if plot_curves(curves, run_dir / "curves.png") is not None:
+        figures.append(("Training curves", "curves.png"))
+    pairs = [_read_predictions(p) for row in per_seed
+             if (p := run_dir / f"seed_{row['seed']}" / "test_predictions.csv").is_file()]
+    if pairs:
+        matrix = sum(confusion_counts(t, p, len(class_names)) for t, p in pairs)
+        plot_confusion(matrix, class_names, run_dir / "confusion.png")
+        figures.append(("Test confusion matrix (summed over seeds)", "confusion.png"))
+    lobe_note = _lobe_section(run_dir, per_seed, figures)
+    lines += [""]
+    for title, name in figures:
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    lines += lobe_note
+    path = run_dir / "REPORT.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _lobe_section(run_dir: Path, per_seed: list[dict[str, Any]],
+                  figures: list[tuple[str, str]]) -> list[str]:
+    """Draw the lobe topomap from the first seed's model; return the markdown lines."""
+    model_dir = per_seed[0].get("model_dir")
+    if not model_dir or not (Path(model_dir) / "config.json").is_file():
+        return []
+    found = _first_layer(Path(model_dir))
+    if found is None:
+        return []
+    weight, config = found
+    model, extra = config["model"], config.get("extra", {})
+    n_levels = len(model["merge_factors"]) + 1
+    group_names = list(config["head"]["group_names"])
+    shares = lobe_contributions(weight, n_levels, group_names, int(model["d_model"]))
+    try:
+        plot_lobe_topomap(shares, list(extra["ch_names"]), extra.get("scheme", "functional"),
+                          run_dir / "lobes.png")
+        figures.append((f"Per-lobe contribution (seed {per_seed[0]['seed']})", "lobes.png"))
+    except Exception as err:  # a figure must never sink a finished run
+        log.warning("lobe topomap not drawn: %s", err)
+    table = ["| lobe | share of head weight norm |", "|---|---|"]
+    table += [f"| {g} | {100 * s:.1f}% |" for g, s in shares.items()]
+    return ["Lobe contribution = L2 norm of the head's first-layer weights on the lobe's IILP "
+            "features (all levels, all outputs) / the sum over lobes; each channel shows the "
+            "mean share of its lobes.", "", *table, ""]

@@ -1,0 +1,354 @@
+"""Evaluate a fine-tuned classifier on a task split, and the classifier checkpoint I/O it needs.
+
+A fine-tuned model directory (``RUN/seed_<s>/model``) holds ``model.safetensors`` and
+``config.json`` with the input contract and an ``extra`` block (class names, pooling groups, the
+task's preprocessing). NeurIPT classifiers use their own ``save_pretrained``; the convolutional
+baselines are written here in the same layout (``kind = "baseline"``), so one loader serves
+evaluation, prediction and embedding.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from neuript import __version__
+from neuript.config import InputContract, from_dict, to_dict
+from neuript.data.tasks.base import TaskWindows
+from neuript.errors import ContractError, NeuriptError
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class LoadedClassifier(NamedTuple):
+    """A classifier read back from a model directory.
+
+    Attributes
+    ----------
+    model : nn.Module
+        In eval mode, on the CPU; ``forward(signals, positions, channel_mask, group_mask)``.
+    contract : InputContract
+        What the model expects of its input (channels, rate, band, window, compression).
+    extra : dict
+        ``class_names``, ``group_names``, ``scheme``, ``preprocess``, ``task``, ``model_kind``.
+    kind : str
+        ``"classifier"`` (NeurIPT) or ``"baseline"``.
+    """
+
+    model: nn.Module
+    contract: InputContract
+    extra: dict[str, Any]
+    kind: str
+
+
+class Predictions(NamedTuple):
+    """Model outputs over a loader.
+
+    Attributes
+    ----------
+    proba : ndarray, shape (N, K), float64
+        Softmax class probabilities.
+    labels : ndarray, shape (N,), int64 | None
+        True classes (None when the batches carry none).
+    window_ids : ndarray, shape (N,), int64
+        Row of each window in its task.
+    loss : float
+        Mean of ``loss_fn`` over windows (NaN without labels or ``loss_fn``).
+    features : ndarray, shape (N, F), float32 | None
+        Pooled features (only when requested).
+    """
+
+    proba: np.ndarray
+    labels: np.ndarray | None
+    window_ids: np.ndarray
+    loss: float
+    features: np.ndarray | None
+
+
+class EvalResult(NamedTuple):
+    """What :func:`run_evaluate` returns: metrics, window count and the predictions file."""
+
+    metrics: dict[str, float]
+    n_windows: int
+    predictions_path: Path | None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map ``"auto"`` to CUDA when available, else CPU; other names pass through."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoint I/O
+# --------------------------------------------------------------------------------------------
+def _write_dir_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp_dir)`` then move the folder to ``out_dir`` (replacing an older one)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def save_classifier(
+    model: nn.Module, out_dir: str | Path, contract: InputContract, extra: dict[str, Any]
+) -> Path:
+    """Write a fine-tuned classifier so :func:`load_classifier` can read it back.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A ``NeurIPTClassifier`` (saved with its own ``save_pretrained``) or a baseline built by
+        ``neuript.baselines.build`` (``extra["baseline"]`` must hold its build arguments).
+    out_dir : path-like
+        Target folder (written atomically).
+    contract : InputContract
+        The input contract of the training data.
+    extra : dict
+        JSON-ready metadata; see :class:`LoadedClassifier`.
+
+    Returns
+    -------
+    out_dir : Path
+    """
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(out_dir, contract, extra)
+        return Path(out_dir)
+    if "baseline" not in extra:
+        raise NeuriptError("save_classifier: a baseline needs extra['baseline'] (build arguments)")
+
+    def write(tmp: Path) -> None:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME))
+        body = {"kind": "baseline", "contract": to_dict(contract), "extra": extra,
+                "neuript_version": __version__}
+        (tmp / CONFIG_NAME).write_text(json.dumps(body, indent=2))
+
+    return _write_dir_atomically(Path(out_dir), write)
+
+
+def read_model_config(model_dir: str | Path) -> dict[str, Any]:
+    """Read ``config.json`` of a model directory, with a clear error when it is not one."""
+    path = Path(model_dir) / CONFIG_NAME
+    if not path.is_file() or not (Path(model_dir) / WEIGHTS_NAME).is_file():
+        raise ContractError(
+            f"{model_dir}: not a model directory (expected {CONFIG_NAME} and {WEIGHTS_NAME}; "
+            "a fine-tuning run keeps them in RUN/seed_<s>/model)"
+        )
+    return json.loads(path.read_text())
+
+
+def contract_of(config: dict[str, Any]) -> InputContract:
+    """The :class:`InputContract` stored in a model ``config.json``."""
+    return from_dict(InputContract, config.get("contract", {}))
+
+
+def load_classifier(model_dir: str | Path) -> LoadedClassifier:
+    """Read a classifier written by :func:`save_classifier` (NeurIPT or baseline).
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A folder with ``config.json`` and ``model.safetensors``.
+
+    Returns
+    -------
+    loaded : LoadedClassifier
+        The model in eval mode on the CPU, its contract and its metadata.
+    """
+    config = read_model_config(model_dir)
+    kind = config.get("kind", "")
+    if kind == "baseline":
+        from neuript.baselines import build
+
+        args = config["extra"]["baseline"]
+        model = build(args["name"], n_channels=args["n_channels"], n_samples=args["n_samples"],
+                      n_classes=args["n_classes"], sfreq_hz=args["sfreq_hz"])
+        state = load_file(str(Path(model_dir) / WEIGHTS_NAME))
+        result = model.load_state_dict(state, strict=True)
+        del result
+    elif kind == "classifier":
+        from neuript.model.neuript import NeurIPTClassifier
+
+        model, _ = NeurIPTClassifier.from_pretrained(model_dir)
+    else:
+        raise ContractError(
+            f"{model_dir}: config.json kind {kind!r} is not a fine-tuned classifier "
+            "(expected 'classifier' or 'baseline'; a pretraining checkpoint cannot predict)"
+        )
+    model.eval()
+    return LoadedClassifier(model, contract_of(config), dict(config.get("extra", {})), kind)
+
+
+def check_task_contract(loaded: LoadedClassifier, task: TaskWindows, model_dir: Any) -> None:
+    """Refuse a task whose preprocessing or channels differ from the model's contract."""
+    data = InputContract.from_preprocess(task.preprocess, task.ch_names)
+    problems = loaded.contract.mismatches(data, check_window=True)
+    if loaded.contract.channels and tuple(loaded.contract.channels) != tuple(task.ch_names):
+        problems.append(
+            f"channels: model expects {list(loaded.contract.channels)}, "
+            f"data has {list(task.ch_names)}"
+        )
+    if problems:
+        raise ContractError(
+            f"{model_dir}: task {task.name!r} breaks the model's input contract: "
+            + "; ".join(problems)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# inference over a loader
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict_batches(
+    model: nn.Module,
+    batches: Iterable[Any],
+    device: torch.device,
+    *,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    keep_features: bool = False,
+) -> Predictions:
+    """Run ``model`` over every batch in eval mode and gather probabilities (and features).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier returning ``ClassifierOutput``.
+    batches : iterable of neuript.batch.Batch
+        The windows (signals already compressed).
+    device : torch.device
+    loss_fn : callable | None
+        ``loss_fn(logits (B, K), labels (B,)) -> scalar``, averaged over windows.
+    keep_features : bool
+        Also return the pooled features.
+
+    Returns
+    -------
+    predictions : Predictions
+    """
+    was_training = model.training
+    model.eval()
+    probas, labels, ids, feats = [], [], [], []
+    loss_sum, n_seen = 0.0, 0
+    for batch in batches:
+        batch = batch.to(device)
+        out = model(batch.signals, batch.positions, batch.channel_mask, batch.group_mask)
+        logits = out.logits.float()
+        probas.append(logits.softmax(dim=-1).cpu().double().numpy())
+        ids.append(batch.window_ids.cpu().numpy())
+        if keep_features:
+            feats.append(out.features.float().cpu().numpy())
+        if batch.labels is not None:
+            labels.append(batch.labels.cpu().numpy())
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(logits, batch.labels)) * len(batch)
+                n_seen += len(batch)
+    model.train(was_training)
+    n_classes = getattr(model, "n_classes", 0)
+    return Predictions(
+        proba=np.concatenate(probas) if probas else np.zeros((0, n_classes)),
+        labels=np.concatenate(labels).astype(np.int64) if labels else None,
+        window_ids=np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
+        loss=loss_sum / n_seen if n_seen else float("nan"),
+        features=np.concatenate(feats) if feats else None,
+    )
+
+
+def write_predictions_csv(
+    path: str | Path, task: TaskWindows, preds: Predictions, class_names: tuple[str, ...]
+) -> Path:
+    """Write one row per window: id, source, start, subject, label, prediction, probabilities."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["window_id", "source", "start", "subject", "label", "predicted",
+                         *[f"p_{name}" for name in class_names]])
+        predicted = preds.proba.argmax(axis=1)
+        labels = preds.labels if preds.labels is not None else np.full(len(predicted), -1)
+        for row, (wid, y, yhat) in enumerate(zip(preds.window_ids, labels, predicted)):
+            writer.writerow([int(wid), task.sources[wid], int(task.starts[wid]),
+                             task.subjects[wid], int(y), int(yhat),
+                             *[f"{p:.6f}" for p in preds.proba[row]]])
+    tmp.replace(path)
+    return path
+
+
+def run_evaluate(
+    model_dir: str | Path,
+    task: str | TaskWindows,
+    *,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
+    task_options: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    batch_size: int = 128,
+    device: str = "auto",
+) -> EvalResult:
+    """Evaluate a fine-tuned model on one split of a task.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A fine-tuned model directory (``RUN/seed_<s>/model``).
+    task : str | TaskWindows
+        A registry name (built with ``data_dir``/``data_root``/``task_options``) or windows.
+    split : {"train", "val", "test"}
+    out : path-like | None
+        Where to write the per-window predictions CSV (None: not written).
+    batch_size : int
+    device : str
+
+    Returns
+    -------
+    result : EvalResult
+        ``metrics`` from :func:`neuript.train.metrics.classification_metrics`.
+    """
+    from neuript.data.loader import make_task_loader
+    from neuript.data.tasks import build_task
+    from neuript.train.metrics import classification_metrics
+
+    loaded = load_classifier(model_dir)
+    if isinstance(task, str):
+        task = build_task(task, data_dir=data_dir, data_root=data_root, **(task_options or {}))
+    check_task_contract(loaded, task, model_dir)
+    if len(task.indices(split)) == 0:
+        raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
+    scheme = loaded.extra.get("scheme", "functional")
+    loader = make_task_loader(task, split, batch_size=batch_size, shuffle=False, seed=0,
+                              scheme=scheme)
+    dev = resolve_device(device)
+    preds = predict_batches(loaded.model.to(dev), loader, dev)
+    assert preds.labels is not None
+    metrics = classification_metrics(preds.labels, preds.proba, task.n_classes)
+    path = None
+    if out is not None:
+        class_names = tuple(loaded.extra.get("class_names", task.class_names))
+        path = write_predictions_csv(out, task, preds, class_names)
+    log.info("evaluate %s on %s/%s: %s", model_dir, task.name, split, metrics)
+    return EvalResult({k: float(v) for k, v in metrics.items()}, len(preds.proba), path)

@@ -1,0 +1,321 @@
+"""Fine-tune NeurIPT (or a baseline) on a labelled task, several seeds, and report test metrics.
+
+One run directory holds everything needed to trust and reuse the result::
+
+    config.json            the resolved FinetuneRunConfig (written before any work)
+    split_manifest.json    every window's source, start, subject, label and split, plus its hash
+    metrics.json           per-seed test metrics at the selected epoch and their aggregate
+    seed_<s>/curves.jsonl  one line per epoch: train/val loss, val metrics, learning rate
+    seed_<s>/model/        the selected weights + input contract (for evaluate / predict / embed)
+    seed_<s>/test_predictions.csv
+    REPORT.md, *.png       curves, confusion matrix, lobe contributions (neuript.report)
+
+Model selection: the epoch with the best validation balanced accuracy, ties broken by the lower
+validation loss (NEURIPT_SPEC §6-7); test metrics are computed once, at that epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from neuript.config import (
+    InputContract,
+    OptimConfig,
+    PoolingScheme,
+    PreprocessConfig,
+    TrainConfig,
+    to_dict,
+)
+from neuript.data.tasks.base import TaskWindows
+from neuript.errors import ContractError, NeuriptError, check_option
+from neuript.train.evaluate import contract_of, read_model_config
+from neuript.train.finetune_seed import fit_bandpower_seed, fit_torch_seed
+
+log = logging.getLogger(__name__)
+
+ModelKind = Literal["neuript", "eegnet", "shallowconvnet", "bandpower_lr"]
+MODEL_KINDS: tuple[str, ...] = ("neuript", "eegnet", "shallowconvnet", "bandpower_lr")
+METRIC_KEYS: tuple[str, ...] = (
+    "balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "auc_pr",
+)
+
+
+@dataclass(frozen=True)
+class FinetuneRunConfig:
+    """One fine-tuning run: task, model, initialisation, loss, seeds and optimisation."""
+
+    task: str = "mental_arithmetic"
+    """Task registry key (ignored when a prebuilt TaskWindows is passed to run_finetune)."""
+    data_dir: str | None = None
+    """Folder of the task's data (None: the task's default folder under the data root)."""
+    data_root: str | None = None
+    """Data root (None: $NEURIPT_DATA or ../shared/data)."""
+    task_options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword options for the task builder."""
+    manifest: str | None = None
+    """A CSV/TSV manifest of your own labelled recordings (docs/byod.md); replaces ``task``."""
+    bids_root: str | None = None
+    """A BIDS EEG dataset folder (labels from its events.tsv files); replaces ``task``."""
+    bids_events: str = "trial_type"
+    """The events.tsv column holding the labels (with ``bids_root``)."""
+    window_s: float | None = None
+    """Window length (s) of a manifest/BIDS task (None: 4 s)."""
+    split: Literal["subject", "column"] = "subject"
+    """Split of a manifest/BIDS task: seeded by subject, or the manifest's split column."""
+    subjects_per_split: int | None = None
+    """Keep only the first n subjects (sorted) of each split, for quick runs; None keeps all."""
+    init: str = "scratch"
+    """'scratch', a pretraining run dir (with pretrained/), or a checkpoint dir."""
+    model: ModelKind = "neuript"
+    """NeurIPT or a baseline (EEGNet, ShallowConvNet, band power + logistic regression)."""
+    preset: str = "small"
+    """Model preset for NeurIPT from scratch (an init checkpoint brings its own config)."""
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted ModelConfig overrides, e.g. {'d_model': 32, 'moe.expert_hidden': 32}."""
+    scheme: PoolingScheme = "functional"
+    """Pooling groups: functional lobes (IILP), mean, hemisphere, sagittal or coronal."""
+    head: Literal["linear", "mlp"] = "linear"
+    """Classifier after pooling."""
+    loss: Literal["balanced_bce", "ce"] = "balanced_bce"
+    """Logit-adjusted BCE (paper) or plain cross-entropy."""
+    logit_adjust_k: float = 0.1
+    """Logit-adjustment strength K of balanced BCE (paper range 0–0.3)."""
+    aux_weight: float = 0.8
+    """Weight of the MoE auxiliary loss added to the task loss."""
+    freeze_epochs: int = 0
+    """Epochs of warm-up with a frozen encoder (only the head trains)."""
+    mode: Literal["full", "linear_probe"] = "full"
+    """Train everything, or only the head for every epoch (linear probe)."""
+    seeds: tuple[int, ...] = (520,)
+    """One full training per seed; metrics are aggregated over seeds."""
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, weight_decay=0.05))
+    """AdamW + one-cycle settings for fine-tuning."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32, epochs=10))
+    """Batch size, epochs (or max_steps / max_minutes per seed), device, precision."""
+    eval_batch_size: int = 128
+    """Batch size for validation and test."""
+    out_dir: str = "runs/finetune"
+    """The run directory (created)."""
+    report: bool = True
+    """Write REPORT.md and figures at the end."""
+
+    def __post_init__(self) -> None:
+        check_option("FinetuneRunConfig.model", self.model, MODEL_KINDS)
+        check_option("FinetuneRunConfig.loss", self.loss, ("balanced_bce", "ce"))
+        check_option("FinetuneRunConfig.mode", self.mode, ("full", "linear_probe"))
+        check_option("FinetuneRunConfig.head", self.head, ("linear", "mlp"))
+        check_option("FinetuneRunConfig.split", self.split, ("subject", "column"))
+        if self.manifest is not None and self.bids_root is not None:
+            raise NeuriptError("FinetuneRunConfig: give manifest or bids_root, not both; got "
+                               f"{self.manifest!r} and {self.bids_root!r}")
+        if not 0.0 <= self.logit_adjust_k <= 1.0:
+            raise NeuriptError(
+                f"FinetuneRunConfig.logit_adjust_k must be in [0, 1] (paper: 0–0.3), got "
+                f"{self.logit_adjust_k!r}"
+            )
+        if not self.seeds:
+            raise NeuriptError("FinetuneRunConfig.seeds must hold at least one seed")
+        if self.freeze_epochs < 0 or self.aux_weight < 0 or self.eval_batch_size < 1:
+            raise NeuriptError(
+                "FinetuneRunConfig: freeze_epochs and aux_weight must be >= 0, eval_batch_size "
+                f">= 1; got {self.freeze_epochs}, {self.aux_weight}, {self.eval_batch_size}"
+            )
+        if self.subjects_per_split is not None and self.subjects_per_split < 1:
+            raise NeuriptError(
+                f"FinetuneRunConfig.subjects_per_split must be >= 1, got {self.subjects_per_split}"
+            )
+        if self.model != "neuript" and self.init != "scratch":
+            raise NeuriptError(
+                f"FinetuneRunConfig.init={self.init!r} needs model='neuript' (baselines train "
+                f"from scratch); got model={self.model!r}"
+            )
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What :func:`run_finetune` returns.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run directory.
+    per_seed : list of dict
+        Per seed: ``seed``, ``best_epoch``, ``test`` (metrics), ``val`` (metrics), ``model_dir``.
+    aggregate : dict
+        Per metric key: mean, std, ci95_low, ci95_high, n (over seeds).
+    split_hash : str
+        Hash of the split manifest.
+    """
+
+    run_dir: Path
+    per_seed: list[dict[str, Any]]
+    aggregate: dict[str, dict[str, float]]
+    split_hash: str
+
+
+# --------------------------------------------------------------------------------------------
+# task and contract
+# --------------------------------------------------------------------------------------------
+def subset_subjects(task: TaskWindows, n_per_split: int) -> TaskWindows:
+    """Keep the first ``n_per_split`` subjects (sorted by name) of every split.
+
+    Parameters
+    ----------
+    task : TaskWindows
+    n_per_split : int
+
+    Returns
+    -------
+    subset : TaskWindows
+        A new object; windows keep their order.
+    """
+    keep = np.zeros(len(task.labels), dtype=bool)
+    for split in ("train", "val", "test"):
+        idx = task.indices(split)
+        chosen = sorted(set(task.subjects[idx].tolist()))[:n_per_split]
+        keep[idx[np.isin(task.subjects[idx], chosen)]] = True
+    rows = np.flatnonzero(keep)
+    return replace(
+        task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
+        splits=task.splits[rows], sources=task.sources[rows], starts=task.starts[rows],
+    )
+
+
+def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> TaskWindows:
+    """Build the configured task (or take ``task``), subset it, and check every split."""
+    if task is None and (cfg.manifest is not None or cfg.bids_root is not None):
+        from neuript.data.tasks.manifest import build_user_task
+
+        task = build_user_task(manifest=cfg.manifest, bids_root=cfg.bids_root,
+                               bids_events=cfg.bids_events, window_s=cfg.window_s,
+                               split=cfg.split, options=cfg.task_options)
+    elif task is None:
+        from neuript.data.tasks import build_task
+
+        task = build_task(cfg.task, data_dir=cfg.data_dir, data_root=cfg.data_root,
+                          **cfg.task_options)
+    if cfg.subjects_per_split is not None:
+        task = subset_subjects(task, cfg.subjects_per_split)
+    for split in ("train", "val", "test"):
+        counts = np.bincount(task.labels[task.indices(split)], minlength=task.n_classes)
+        if counts.sum() == 0:
+            raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
+        if split == "train" and (counts == 0).any():
+            missing = [task.class_names[k] for k in np.flatnonzero(counts == 0)]
+            raise NeuriptError(f"task {task.name!r}: no training windows of class {missing}")
+    return task
+
+
+def resolve_init_dir(init: str) -> Path:
+    """Find the checkpoint folder of ``init`` (a run dir with ``pretrained/`` or the folder)."""
+    root = Path(init).expanduser()
+    for candidate in (root, root / "pretrained"):
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+            return candidate
+    raise ContractError(
+        f"init={init!r}: no checkpoint found (expected config.json + model.safetensors in it or "
+        "in its pretrained/ folder)"
+    )
+
+
+def check_init_contract(init_dir: Path, preprocess: PreprocessConfig) -> InputContract:
+    """Compare a checkpoint's input contract with the task's preprocessing; refuse mismatches.
+
+    Returns
+    -------
+    contract : InputContract
+        The checkpoint's contract.
+    """
+    contract = contract_of(read_model_config(init_dir))
+    problems = contract.mismatches(InputContract.from_preprocess(preprocess))
+    if problems:
+        raise ContractError(
+            f"{init_dir}: the task's preprocessing breaks the checkpoint's input contract: "
+            + "; ".join(problems)
+        )
+    return contract
+
+
+def _resolved_config(cfg: FinetuneRunConfig, task: TaskWindows | None) -> dict[str, Any]:
+    body = to_dict(cfg)
+    if task is not None:
+        body["task"] = task.name
+    return body
+
+
+def _write_json(path: Path, body: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> FinetuneResult:
+    """Fine-tune ``cfg.model`` on the task for every seed; write metrics, models and a report.
+
+    Parameters
+    ----------
+    cfg : FinetuneRunConfig
+    task : TaskWindows | None
+        Prebuilt windows (Python API); None builds ``cfg.task``.
+
+    Returns
+    -------
+    result : FinetuneResult
+    """
+    from neuript.train.metrics import aggregate
+
+    run_dir = Path(cfg.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "config.json", _resolved_config(cfg, task))
+    task = resolve_task(cfg, task)
+    if cfg.init != "scratch":
+        check_init_contract(resolve_init_dir(cfg.init), task.preprocess)
+    split_hash = task.write_split_manifest(run_dir / "split_manifest.json")
+    log.info("fine-tune %s on %s: %s", cfg.model, task.name, task.counts())
+
+    per_seed = []
+    for seed in cfg.seeds:
+        seed_dir = run_dir / f"seed_{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.model == "bandpower_lr":
+            per_seed.append(fit_bandpower_seed(cfg, task, seed, seed_dir))
+        else:
+            per_seed.append(fit_torch_seed(cfg, task, seed, seed_dir))
+        log.info("seed %d: test %s", seed, per_seed[-1]["test"])
+
+    summary = aggregate([row["test"] for row in per_seed])
+    metrics = {
+        "task": task.name, "model": cfg.model, "init": cfg.init, "scheme": cfg.scheme,
+        "split_hash": split_hash, "counts": task.counts(), "per_seed": per_seed,
+        "aggregate": summary,
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    if cfg.report:
+        from neuript.report import write_report
+
+        write_report(run_dir)
+    return FinetuneResult(run_dir, per_seed, summary, split_hash)
+
+
+def steps_per_epoch(n_train: int, train: TrainConfig, drop_last: bool = False) -> int:
+    """Optimiser steps per epoch for ``n_train`` windows."""
+    per_step = train.batch_size * train.grad_accum
+    return max(1, n_train // per_step if drop_last else math.ceil(n_train / per_step))

@@ -1,0 +1,275 @@
+"""One seed of a fine-tuning run: build the model, train with the shared loop, select, test, save.
+
+Used by :func:`neuript.train.finetune.run_finetune`; kept apart so that module stays short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from neuript.config import InputContract, ModelConfig, from_dict, override, to_dict
+from neuript.data.tasks.base import TaskWindows
+from neuript.train.evaluate import (
+    Predictions,
+    predict_batches,
+    read_model_config,
+    save_classifier,
+    write_predictions_csv,
+)
+
+if TYPE_CHECKING:
+    from neuript.train.finetune import FinetuneRunConfig
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# model and loss
+# --------------------------------------------------------------------------------------------
+def neuript_model_config(cfg: FinetuneRunConfig) -> ModelConfig:
+    """The classifier's ModelConfig: the init checkpoint's (or the preset), plus overrides."""
+    from neuript.model.presets import preset
+    from neuript.train.finetune import resolve_init_dir
+
+    if cfg.init == "scratch":
+        model_cfg = preset(cfg.preset)
+    else:
+        model_cfg = from_dict(ModelConfig, read_model_config(resolve_init_dir(cfg.init))["model"])
+    if cfg.model_overrides:
+        model_cfg = override(model_cfg, dict(cfg.model_overrides))
+    return replace(model_cfg, head=cfg.head)
+
+
+def build_model(
+    cfg: FinetuneRunConfig, task: TaskWindows, group_names: tuple[str, ...]
+) -> nn.Module:
+    """A fresh classifier for ``task`` (NeurIPT with optional encoder init, or a baseline)."""
+    if cfg.model == "neuript":
+        from neuript.model.neuript import NeurIPTClassifier
+        from neuript.train.finetune import resolve_init_dir
+
+        model = NeurIPTClassifier(neuript_model_config(cfg), task.n_classes, group_names,
+                                  aux_weight=cfg.aux_weight)
+        if cfg.init != "scratch":
+            report = model.load_encoder(resolve_init_dir(cfg.init))
+            log.info("encoder loaded from %s: %d missing, %d unexpected keys", cfg.init,
+                     len(report.missing), len(report.unexpected))
+        return model
+    from neuript.baselines import build
+
+    return build(**baseline_args(cfg, task))
+
+
+def baseline_args(cfg: FinetuneRunConfig, task: TaskWindows) -> dict[str, Any]:
+    """Build arguments of a baseline (stored with its checkpoint)."""
+    return {"name": cfg.model, "n_channels": len(task.ch_names),
+            "n_samples": int(task.signals.shape[2]), "n_classes": task.n_classes,
+            "sfreq_hz": float(task.preprocess.sfreq_hz)}
+
+
+def head_parameter(name: str) -> bool:
+    """True for parameters of the classification head (trained in every mode)."""
+    return name.startswith("head.")
+
+
+def set_encoder_trainable(model: nn.Module, trainable: bool) -> None:
+    """Freeze or unfreeze every parameter outside the head."""
+    for name, param in model.named_parameters():
+        if not head_parameter(name):
+            param.requires_grad_(trainable)
+
+
+def make_criterion(cfg: FinetuneRunConfig, train_labels: np.ndarray, n_classes: int):
+    """The task loss ``loss(logits (B, K), labels (B,)) -> scalar``."""
+    from neuript.model.heads import balanced_bce
+
+    if cfg.loss == "ce":
+        return lambda logits, labels: torch.nn.functional.cross_entropy(logits, labels)
+    counts = np.bincount(train_labels, minlength=n_classes).astype(np.float64)
+    log_priors = torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+    k = cfg.logit_adjust_k
+    return lambda logits, labels: balanced_bce(logits, labels, log_priors.to(logits.device), k)
+
+
+# --------------------------------------------------------------------------------------------
+# selection
+# --------------------------------------------------------------------------------------------
+class _Selector:
+    """Track the best epoch: higher val balanced accuracy, ties → lower val loss."""
+
+    def __init__(self) -> None:
+        self.best_key: tuple[float, float] | None = None
+        self.best_epoch = -1
+        self.n_offers = 0
+        self.best_val: dict[str, float] = {}
+        self.state: dict[str, Tensor] | None = None
+
+    def offer(self, epoch: int, val: dict[str, float], model: nn.Module) -> bool:
+        self.n_offers += 1
+        bacc = val["balanced_accuracy"]
+        key = (bacc if math.isfinite(bacc) else -1.0, -val["loss"])
+        if self.best_key is not None and key <= self.best_key:
+            return False
+        self.best_key, self.best_epoch, self.best_val = key, epoch, dict(val)
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+
+def _val_record(preds: Predictions, n_classes: int) -> dict[str, float]:
+    from neuript.train.metrics import classification_metrics
+
+    assert preds.labels is not None
+    metrics = classification_metrics(preds.labels, preds.proba, n_classes)
+    return {"loss": preds.loss, **{k: float(v) for k, v in metrics.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# one seed
+# --------------------------------------------------------------------------------------------
+def fit_torch_seed(
+    cfg: FinetuneRunConfig, task: TaskWindows, seed: int, seed_dir: Path
+) -> dict[str, Any]:
+    """Train one seed, keep the best validation epoch, test it and save it.
+
+    Returns
+    -------
+    row : dict
+        ``seed``, ``best_epoch``, ``epochs_run``, ``val`` and ``test`` metrics, ``model_dir``,
+        ``seconds``.
+    """
+    from neuript.data.loader import make_task_loader
+    from neuript.data.montage import pooling_groups
+    from neuript.train.distributed import DistEnv, resolve_device, seed_everything
+    from neuript.train.loop import (
+        LogSink,
+        StepOutput,
+        StopCondition,
+        TrainState,
+        build_optimizer,
+        build_scheduler,
+        planned_steps,
+        run_steps,
+    )
+
+    t0 = time.monotonic()
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(seed)
+    dist = DistEnv(device=resolve_device(cfg.train.device))
+    groups = pooling_groups(list(task.ch_names), task.positions, cfg.scheme)
+    model = build_model(cfg, task, groups.names).to(dist.device)
+    if cfg.mode == "linear_probe":
+        set_encoder_trainable(model, False)
+    optimizer = build_optimizer(model, cfg.optim)
+    if cfg.mode == "full" and cfg.freeze_epochs > 0:
+        set_encoder_trainable(model, False)  # in the optimiser, but without gradients for now
+
+    train_labels = task.labels[task.indices("train")]
+    criterion = make_criterion(cfg, train_labels, task.n_classes)
+    stop = StopCondition.from_train(cfg.train)
+    n_batches = math.ceil(len(train_labels) / cfg.train.batch_size)
+    total = planned_steps(stop, math.ceil(n_batches / cfg.train.grad_accum))
+    scheduler = build_scheduler(optimizer, cfg.optim, total)
+
+    def make_batches(epoch: int):
+        return make_task_loader(task, "train", batch_size=cfg.train.batch_size, shuffle=True,
+                                seed=seed, scheme=cfg.scheme, epoch=epoch)
+
+    val_loader = make_task_loader(task, "val", batch_size=cfg.eval_batch_size, shuffle=False,
+                                  seed=0, scheme=cfg.scheme)
+    epoch_losses: list[float] = []
+
+    def step_fn(net: nn.Module, batch) -> StepOutput:
+        out = net(batch.signals, batch.positions, batch.channel_mask, batch.group_mask)
+        task_loss = criterion(out.logits.float(), batch.labels)
+        loss = task_loss + cfg.aux_weight * out.aux_loss.float()
+        epoch_losses.append(float(task_loss.detach()))
+        logs = {"task_loss": float(task_loss.detach()), "aux_loss": float(out.aux_loss.detach())}
+        return StepOutput(loss=loss, logs=logs, n_windows=len(batch))
+
+    selector = _Selector()
+    curves_path = seed_dir / "curves.jsonl"
+    curves_path.unlink(missing_ok=True)
+
+    def end_epoch(state: TrainState) -> None:
+        val = _val_record(predict_batches(model, val_loader, dist.device, loss_fn=criterion),
+                          task.n_classes)
+        epoch = state.epoch + 1  # 1-based number of the epoch just finished (or cut short)
+        improved = selector.offer(epoch, val, model)
+        record = {"epoch": epoch, "step": state.step,
+                  "train_loss": float(np.mean(epoch_losses)) if epoch_losses else math.nan,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - t0,
+                  **{f"val_{k}": v for k, v in val.items()}, "selected": improved}
+        with curves_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        log.info("seed %d epoch %d: train loss %.4f, val loss %.4f, val bacc %.4f", seed, epoch,
+                 record["train_loss"], val["loss"], val["balanced_accuracy"])
+        epoch_losses.clear()
+        if cfg.mode == "full" and epoch == cfg.freeze_epochs:
+            set_encoder_trainable(model, True)
+
+    result = run_steps(
+        model, make_batches, optimizer, scheduler, step_fn, dist=dist, train_cfg=cfg.train,
+        state=TrainState(), log_sink=LogSink(seed_dir, name="train_log"), stop=stop,
+        grad_clip=cfg.optim.grad_clip, total_steps=total, on_epoch_end=end_epoch,
+    )
+    if result.state.batch_in_epoch > 0 or selector.state is None:  # stopped inside an epoch
+        end_epoch(result.state)
+    assert selector.state is not None
+    model.load_state_dict(selector.state)
+
+    test_loader = make_task_loader(task, "test", batch_size=cfg.eval_batch_size, shuffle=False,
+                                   seed=0, scheme=cfg.scheme)
+    test_preds = predict_batches(model, test_loader, dist.device, loss_fn=criterion)
+    test = _val_record(test_preds, task.n_classes)
+    test_loss = test.pop("loss")
+    write_predictions_csv(seed_dir / "test_predictions.csv", task, test_preds, task.class_names)
+    extra = {
+        "class_names": list(task.class_names), "group_names": list(groups.names),
+        "task": task.name, "scheme": cfg.scheme, "preprocess": to_dict(task.preprocess),
+        "ch_names": list(task.ch_names), "model_kind": cfg.model, "seed": seed,
+        "best_epoch": selector.best_epoch, "init": cfg.init,
+    }
+    if cfg.model != "neuript":
+        extra["baseline"] = baseline_args(cfg, task)
+    contract = InputContract.from_preprocess(task.preprocess, task.ch_names)
+    model_dir = save_classifier(model.cpu(), seed_dir / "model", contract, extra)
+    return {"seed": seed, "best_epoch": selector.best_epoch, "epochs_run": selector.n_offers,
+            "stopped_by": result.stopped_by, "val": selector.best_val, "test": test,
+            "test_loss": test_loss, "model_dir": str(model_dir),
+            "seconds": time.monotonic() - t0}
+
+
+def fit_bandpower_seed(
+    cfg: FinetuneRunConfig, task: TaskWindows, seed: int, seed_dir: Path
+) -> dict[str, Any]:
+    """Band power + logistic regression on the same splits (C chosen on validation)."""
+    from neuript.baselines.bandpower import BandPowerClassifier
+    from neuript.train.metrics import classification_metrics
+
+    t0 = time.monotonic()
+    tr, va, te = (task.indices(s) for s in ("train", "val", "test"))
+    clf = BandPowerClassifier(sfreq_hz=float(task.preprocess.sfreq_hz))
+    clf.fit(task.signals[tr], task.labels[tr], task.signals[va], task.labels[va])
+    proba = np.zeros((len(te), task.n_classes))
+    proba[:, clf.classes_] = clf.predict_proba(task.signals[te])
+    test = classification_metrics(task.labels[te], proba, task.n_classes)
+    val_proba = np.zeros((len(va), task.n_classes))
+    val_proba[:, clf.classes_] = clf.predict_proba(task.signals[va])
+    val = classification_metrics(task.labels[va], val_proba, task.n_classes)
+    preds = Predictions(proba, task.labels[te], te.astype(np.int64), math.nan, None)
+    write_predictions_csv(seed_dir / "test_predictions.csv", task, preds, task.class_names)
+    return {"seed": seed, "best_epoch": 0, "epochs_run": 0, "stopped_by": "fit",
+            "val": {k: float(v) for k, v in val.items()}, "c": clf.c_,
+            "test": {k: float(v) for k, v in test.items()}, "model_dir": None,
+            "seconds": time.monotonic() - t0}

@@ -1,0 +1,65 @@
+"""Shared test data for fine-tuning, evaluation, prediction and report tests.
+
+A reduced MentalArithmetic task built from the real EEGMAT files of four subjects (two training,
+one validation, one test subject of the paper's split), and a micro NeurIPT configuration small
+enough to train for a few epochs on a CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from neuript.paths import data_root
+
+SUBJECTS = ("Subject00", "Subject01", "Subject28", "Subject33")
+"""Two train subjects, one validation subject (28-31) and one test subject (32-35)."""
+MICRO = {
+    "d_model": 16, "n_heads": 2, "d_ff": 16, "merge_factors": [1, 4],
+    "moe.experts_per_block": [0, 2], "moe.expert_hidden": 16, "moe.shared_hidden": 16,
+    "head_hidden": 16, "dropout": 0.0,
+}
+"""ModelConfig overrides of a micro NeurIPT (2 blocks, one MoE layer pair)."""
+
+
+def eegmat_dir() -> Path:
+    """The bundled EEGMAT folder (skips the test when the data root lacks it)."""
+    folder = data_root() / "eegmat"
+    if not (folder / "Subject00_1.edf").is_file():
+        pytest.skip(f"EEGMAT not found under {folder}")
+    return folder
+
+
+def reduced_task(tmp_dir: Path):
+    """MentalArithmetic built (uncached) from the files of :data:`SUBJECTS` only."""
+    from neuript.data.tasks import build_task
+
+    src = eegmat_dir()
+    folder = tmp_dir / "eegmat"
+    folder.mkdir(parents=True, exist_ok=True)
+    for subject in SUBJECTS:
+        for run in (1, 2):
+            link = folder / f"{subject}_{run}.edf"
+            if not link.exists():
+                link.symlink_to(src / link.name)
+    return build_task("mental_arithmetic", data_dir=folder, cache=False)
+
+
+def n_windows(duration_s: float, window_s: float) -> int:
+    """floor(duration / window): the windows predict must return."""
+    return int(math.floor(duration_s / window_s + 1e-9))
+
+
+def thin(task, every: int):
+    """Keep every ``every``-th window (in task order) so CPU tests train in seconds."""
+    import dataclasses
+
+    import numpy as np
+
+    rows = np.arange(0, len(task.labels), every)
+    return dataclasses.replace(
+        task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
+        splits=task.splits[rows], sources=task.sources[rows], starts=task.starts[rows],
+    )

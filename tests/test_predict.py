@@ -1,0 +1,127 @@
+"""Prediction and embedding on real EEGMAT recordings through a saved model's input contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _finetune_data import MICRO, eegmat_dir, n_windows, reduced_task
+from neuript.config import InputContract, override, to_dict
+from neuript.data.io import read_recording
+from neuript.data.montage import pooling_groups
+from neuript.errors import ContractError
+from neuript.predict import run_embed, run_predict
+from neuript.train.evaluate import load_classifier, predict_batches, save_classifier
+
+RECORDING = "Subject33_2.edf"
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return reduced_task(tmp_path_factory.mktemp("eegmat"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(task, tmp_path_factory):
+    """A micro NeurIPT classifier (random weights) saved with the task's contract."""
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+
+    torch.manual_seed(0)
+    groups = pooling_groups(list(task.ch_names), task.positions, "functional")
+    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
+    extra = {"class_names": list(task.class_names), "group_names": list(groups.names),
+             "scheme": "functional", "preprocess": to_dict(task.preprocess),
+             "ch_names": list(task.ch_names), "task": task.name, "model_kind": "neuript"}
+    out = tmp_path_factory.mktemp("model") / "model"
+    save_classifier(model, out, InputContract.from_preprocess(task.preprocess, task.ch_names),
+                    extra)
+    return out
+
+
+def test_one_row_per_window_csv(model_dir, tmp_path):
+    path = eegmat_dir() / RECORDING
+    rec = read_recording(path)
+    result = run_predict(path, model_dir, out=tmp_path / "pred.csv", device="cpu")
+    expected = n_windows(rec.duration_s, 5.0)
+    assert len(result.rows) == expected == result.summary["n_windows"]
+    assert np.allclose(result.rows["start_s"], 5.0 * np.arange(expected))
+    proba = result.rows[["p_rest", "p_task"]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert list(result.rows["predicted"]) == [("rest", "task")[k] for k in proba.argmax(1)]
+    assert sum(result.summary["class_counts"].values()) == expected
+    written = pd.read_csv(tmp_path / "pred.csv")
+    assert list(written.columns) == ["window", "start_s", "end_s", "p_rest", "p_task",
+                                     "predicted"]
+    assert len(written) == expected
+
+
+def test_predictions_equal_model_on_task_windows(model_dir, task):
+    """The new-recording path (read → contract → windows) matches the task builder's windows."""
+    path = eegmat_dir() / RECORDING
+    result = run_predict(path, model_dir, device="cpu")
+    rows = np.flatnonzero([s.endswith(RECORDING) for s in task.sources])
+    rows = rows[np.argsort(task.starts[rows])]
+    assert len(rows) == len(result.rows)
+    from neuript.data.loader import make_task_loader
+
+    sub = dataclasses.replace(
+        task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
+        splits=np.full(len(rows), "test"), sources=task.sources[rows], starts=task.starts[rows])
+    loaded = load_classifier(model_dir)
+    preds = predict_batches(loaded.model, make_task_loader(sub, "test", batch_size=64,
+                                                          shuffle=False, seed=0),
+                            torch.device("cpu"))
+    order = np.argsort(preds.window_ids)
+    np.testing.assert_allclose(result.rows[["p_rest", "p_task"]].to_numpy(),
+                               preds.proba[order], atol=1e-4)
+
+
+def test_json_output_and_embeddings(model_dir, tmp_path):
+    path = eegmat_dir() / RECORDING
+    result = run_predict(path, model_dir, out=tmp_path / "p.json", fmt="json", device="cpu")
+    body = json.loads((tmp_path / "p.json").read_text())
+    assert body["summary"]["n_windows"] == len(body["windows"]) == len(result.rows)
+    emb = run_embed(path, model_dir, out=tmp_path / "e.npz", device="cpu")
+    cfg = load_classifier(model_dir).model.cfg
+    n_features = (cfg.depth + 1) * 5 * cfg.d_model  # levels x 5 functional lobes x width
+    assert emb.features.shape == (len(result.rows), n_features)
+    saved = np.load(tmp_path / "e.npz")
+    np.testing.assert_array_equal(saved["features"], emb.features)
+    np.testing.assert_array_equal(saved["starts_s"], result.rows["start_s"].to_numpy())
+    run_embed(path, model_dir, out=tmp_path / "e.npy", device="cpu")
+    assert np.load(tmp_path / "e.npy").shape == emb.features.shape
+
+
+def test_missing_channels_are_named(model_dir):
+    path = eegmat_dir() / RECORDING
+    rec = read_recording(path)
+    keep = [i for i, n in enumerate(rec.ch_names) if n not in ("EEG T3", "EEG O1")]
+    partial = dataclasses.replace(rec, data=rec.data[keep],
+                                  ch_names=tuple(rec.ch_names[i] for i in keep))
+    with pytest.raises(ContractError) as err:
+        run_predict(partial, model_dir, device="cpu")
+    message = str(err.value)
+    assert "missing electrode(s): O1, T7" in message
+    assert str(path) in message
+
+
+def test_contract_mismatch_refused(model_dir, task, tmp_path):
+    """A model whose stored preprocessing breaks its contract, or a task at another rate."""
+    from neuript.train.evaluate import run_evaluate
+
+    config = json.loads((model_dir / "config.json").read_text())
+    config["contract"]["sfreq_hz"] = 128.0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps(config))
+    (bad / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    with pytest.raises(ContractError, match="sfreq_hz: model expects 128.0, data has 64.0"):
+        run_predict(eegmat_dir() / RECORDING, bad, device="cpu")
+    with pytest.raises(ContractError, match="sfreq_hz"):
+        run_evaluate(bad, task, device="cpu")

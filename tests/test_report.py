@@ -1,0 +1,87 @@
+"""The fine-tuning report: lobe contributions, confusion counts, and REPORT.md with figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import confusion_matrix
+
+from _finetune_data import MICRO
+from neuript.config import InputContract, override
+from neuript.report import confusion_counts, lobe_contributions, write_report
+
+TCP = ("Fp1-F7", "F7-T7", "T7-P7", "P7-O1", "Fp2-F8", "F8-T8", "T8-P8", "P8-O2", "T7-C3",
+       "C3-Cz", "Cz-C4", "C4-T8", "Fp1-F3", "F3-C3", "C3-P3", "P3-O1", "Fp2-F4", "F4-C4",
+       "C4-P4", "P4-O2")
+
+
+def test_lobe_contributions_follow_the_feature_layout():
+    n_levels, groups, d = 3, ["A", "B", "C"], 4
+    weight = np.zeros((2, n_levels * len(groups) * d))
+    # level-major, then group, then width: group B of level 2 starts at (2·3 + 1)·4
+    weight[0, (2 * 3 + 1) * 4: (2 * 3 + 2) * 4] = 3.0
+    weight[1, (0 * 3 + 2) * 4] = 4.0
+    shares = lobe_contributions(weight, n_levels, groups, d)
+    norm_b, norm_c = np.sqrt(4 * 9.0), 4.0
+    assert shares["A"] == 0.0
+    assert shares["B"] == pytest.approx(norm_b / (norm_b + norm_c))
+    assert shares["C"] == pytest.approx(norm_c / (norm_b + norm_c))
+
+
+def test_confusion_counts_match_sklearn():
+    rng = np.random.default_rng(0)
+    y, yhat = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    np.testing.assert_array_equal(confusion_counts(y, yhat, 3),
+                                  confusion_matrix(y, yhat, labels=[0, 1, 2]))
+
+
+def _fake_run(run_dir):
+    """A run directory as run_finetune writes it, with a micro classifier as the model."""
+    from neuript.data.montage import channel_position, pooling_groups
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+
+    torch.manual_seed(0)
+    positions = np.array([channel_position(n) for n in TCP])
+    groups = pooling_groups(list(TCP), positions, "functional")
+    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
+    seed_dir = run_dir / "seed_1"
+    model.save_pretrained(seed_dir / "model", InputContract(channels=TCP),
+                          {"class_names": ["rest", "task"], "ch_names": list(TCP),
+                           "scheme": "functional"})
+    curves = [{"epoch": e, "train_loss": 0.7 - 0.1 * e, "val_loss": 0.6 - 0.05 * e,
+               "val_balanced_accuracy": 0.5 + 0.1 * e, "selected": True} for e in (1, 2, 3)]
+    (seed_dir / "curves.jsonl").write_text("\n".join(json.dumps(r) for r in curves) + "\n")
+    rows = ["window_id,source,start,subject,label,predicted,p_rest,p_task"]
+    rows += [f"{i},f.edf,0,S,{i % 2},{int(i % 3 == 0)},0.5,0.5" for i in range(12)]
+    (seed_dir / "test_predictions.csv").write_text("\n".join(rows) + "\n")
+    test = {"balanced_accuracy": 0.75, "auroc": 0.8, "auc_pr": 0.7, "cohen_kappa": 0.5,
+            "weighted_f1": 0.74}
+    agg = {k: {"mean": v, "std": 0.0, "ci95_low": v, "ci95_high": v, "n": 1}
+           for k, v in test.items()}
+    metrics = {"task": "mental_arithmetic", "model": "neuript", "init": "scratch",
+               "scheme": "functional", "split_hash": "abc", "counts": {},
+               "per_seed": [{"seed": 1, "best_epoch": 3, "test": test,
+                             "model_dir": str(seed_dir / "model")}], "aggregate": agg}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "split_manifest.json").write_text(json.dumps({"class_names": ["rest", "task"]}))
+    return model, groups
+
+
+def test_write_report(tmp_path):
+    model, groups = _fake_run(tmp_path)
+    path = write_report(tmp_path)
+    text = path.read_text()
+    for name in ("curves.png", "confusion.png", "lobes.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+        assert f"({name})" in text
+    assert "| balanced_accuracy | 75.00 ± 0.00 [75.00, 75.00] |" in text
+    # the lobe table holds the shares computed from the saved head weights
+    weight = model.head.classifier[-1].weight.detach().numpy()
+    shares = lobe_contributions(weight, model.cfg.depth + 1, list(groups.names),
+                                model.cfg.d_model)
+    for lobe, share in shares.items():
+        assert f"| {lobe} | {100 * share:.1f}% |" in text
