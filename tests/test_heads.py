@@ -105,3 +105,23 @@ def test_balanced_bce_with_k0_is_plain_bce_and_ce_is_softmax():
                                plain)
     ce = -torch.log(probabilities(logits)[torch.arange(5), labels]).mean()
     torch.testing.assert_close(cross_entropy(logits, labels), ce)
+
+
+def test_balanced_class_weights_make_each_class_count_equally():
+    from neuript.model.heads import balanced_bce, balanced_class_weights, cross_entropy
+
+    weights = balanced_class_weights(torch.tensor([300.0, 100.0, 0.0]))
+    torch.testing.assert_close(weights, torch.tensor([400 / 600, 400 / 200, 0.0]))
+    # with these weights, 3 windows of class 0 and 1 of class 1 contribute equally
+    logits = torch.randn(4, 2)
+    labels = torch.tensor([0, 0, 0, 1])
+    w = balanced_class_weights(torch.tensor([3.0, 1.0]))
+    per_window = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.nn.functional.one_hot(labels, 2).float(), reduction="none"
+    ).mean(dim=1)
+    expected = (per_window[:3].mean() + per_window[3]) / 2
+    got = balanced_bce(logits, labels, torch.log(torch.tensor([0.75, 0.25])), 0.0, w)
+    torch.testing.assert_close(got, expected)
+    ce = cross_entropy(logits, labels, w)
+    nll = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(ce, (nll[:3].mean() + nll[3]) / 2)

@@ -149,7 +149,13 @@ def logit_adjustment(log_priors: Tensor, k: float) -> Tensor:
     return k * (log_priors - torch.log1p(-log_priors.exp().clamp(max=1.0 - 1e-7)))
 
 
-def balanced_bce(logits: Tensor, labels: Tensor, log_priors: Tensor, k: float) -> Tensor:
+def balanced_bce(
+    logits: Tensor,
+    labels: Tensor,
+    log_priors: Tensor,
+    k: float,
+    class_weights: Tensor | None = None,
+) -> Tensor:
     """Logit-adjusted ("balanced") BCE against one-hot targets (NEURIPT_SPEC §5).
 
     Parameters
@@ -160,20 +166,40 @@ def balanced_bce(logits: Tensor, labels: Tensor, log_priors: Tensor, k: float) -
         log π of each class in the training set.
     k : float
         Adjustment strength; 0 gives plain one-hot BCE.
+    class_weights : Tensor, shape (K,) | None
+        Weight of each class's windows; the loss is the weighted mean over windows. None weighs
+        every window equally.
 
     Returns
     -------
     loss : Tensor, scalar
-        Mean over the B·K binary terms.
+        Mean over the B·K binary terms (window-weighted when ``class_weights`` is given).
     """
     adjusted = logits + logit_adjustment(log_priors.to(logits), k)
     target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-    return F.binary_cross_entropy_with_logits(adjusted, target)
+    terms = F.binary_cross_entropy_with_logits(adjusted, target, reduction="none")  # (B, K)
+    if class_weights is None:
+        return terms.mean()
+    weights = class_weights.to(logits)[labels]  # (B,)
+    return (terms.mean(dim=-1) * weights).sum() / weights.sum()
 
 
-def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Plain softmax cross-entropy, mean over the batch: logits (B, K), labels (B,) → scalar."""
-    return F.cross_entropy(logits, labels)
+def cross_entropy(
+    logits: Tensor, labels: Tensor, class_weights: Tensor | None = None
+) -> Tensor:
+    """Softmax cross-entropy: logits (B, K), labels (B,) → scalar (class-weighted mean if given)."""
+    if class_weights is None:
+        return F.cross_entropy(logits, labels)
+    return F.cross_entropy(logits, labels, weight=class_weights.to(logits))
+
+
+def balanced_class_weights(counts: Tensor) -> Tensor:
+    """Inverse-frequency class weights N / (K · n_k), shape (K,); absent classes get 0."""
+    counts = counts.to(torch.float64)
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.to(torch.float32)
 
 
 def probabilities(logits: Tensor) -> Tensor:

@@ -87,6 +87,8 @@ class FinetuneRunConfig:
     """Logit-adjusted BCE (paper) or plain cross-entropy."""
     logit_adjust_k: float = 0.1
     """Logit-adjustment strength K of balanced BCE (paper range 0–0.3)."""
+    class_weight: Literal["balanced", "none"] = "balanced"
+    """Weigh windows by inverse class frequency (matches balanced accuracy) or equally."""
     aux_weight: float = 0.8
     """Weight of the MoE auxiliary loss added to the task loss."""
     freeze_epochs: int = 0
@@ -109,6 +111,7 @@ class FinetuneRunConfig:
     def __post_init__(self) -> None:
         check_option("FinetuneRunConfig.model", self.model, MODEL_KINDS)
         check_option("FinetuneRunConfig.loss", self.loss, ("balanced_bce", "ce"))
+        check_option("FinetuneRunConfig.class_weight", self.class_weight, ("balanced", "none"))
         check_option("FinetuneRunConfig.mode", self.mode, ("full", "linear_probe"))
         check_option("FinetuneRunConfig.head", self.head, ("linear", "mlp"))
         check_option("FinetuneRunConfig.split", self.split, ("subject", "column"))

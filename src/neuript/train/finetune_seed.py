@@ -90,15 +90,24 @@ def set_encoder_trainable(model: nn.Module, trainable: bool) -> None:
 
 
 def make_criterion(cfg: FinetuneRunConfig, train_labels: np.ndarray, n_classes: int):
-    """The task loss ``loss(logits (B, K), labels (B,)) -> scalar``."""
-    from neuript.model.heads import balanced_bce
+    """The task loss ``loss(logits (B, K), labels (B,)) -> scalar``.
 
-    if cfg.loss == "ce":
-        return lambda logits, labels: torch.nn.functional.cross_entropy(logits, labels)
+    ``cfg.class_weight == "balanced"`` weighs each window by N / (K · n_class) of the training
+    split, so the optimum matches the balanced-accuracy metric on imbalanced tasks.
+    """
+    from neuript.model.heads import balanced_bce, balanced_class_weights, cross_entropy
+
     counts = np.bincount(train_labels, minlength=n_classes).astype(np.float64)
-    log_priors = torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+    weights = (
+        balanced_class_weights(torch.as_tensor(counts)) if cfg.class_weight == "balanced" else None
+    )
+    if cfg.loss == "ce":
+        return lambda logits, labels: cross_entropy(logits, labels, weights)
+    log_priors = torch.tensor(np.log(np.maximum(counts, 1) / counts.sum()), dtype=torch.float32)
     k = cfg.logit_adjust_k
-    return lambda logits, labels: balanced_bce(logits, labels, log_priors.to(logits.device), k)
+    return lambda logits, labels: balanced_bce(
+        logits, labels, log_priors.to(logits.device), k, weights
+    )
 
 
 # --------------------------------------------------------------------------------------------
