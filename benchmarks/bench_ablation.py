@@ -1,0 +1,101 @@
+"""Ablations on MentalArithmetic at equal budget (same preset, steps, seeds and split).
+
+* masking: AAMP vs random masking, each pretrained for ``--pretrain-steps`` steps on the same
+  corpus, then a linear probe (frozen encoder, IILP head trained) on MentalArithmetic;
+* PMoE: progressive experts (0, 0, 2, 4, 4, 6) vs dense (all 0) vs uniform (4 in every block);
+* pooling: IILP over functional lobes vs mean pooling vs hemispheres;
+* position code: 3D sinusoidal electrode code vs a 1D channel index.
+
+Everything but masking is fine-tuned from scratch. Budget: the first ``secondary_seeds`` (3)
+seeds and at most ``secondary_epochs`` (3) epochs per variant. The default variant
+(progressive, functional, 3D) is one run shared by the three from-scratch ablations. Rows go
+to ``ablations.json``.
+
+Run: ``.venv/bin/python -m benchmarks.run --only ablation [--quick]`` (the full run is eight
+fine-tunings x 3 seeds x 3 epochs and a second pretraining of NeurIPT-small: about
+100,000 training windows, i.e. many hours on 2 cores; 6 minutes measured with --quick).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from benchmarks import bench_accuracy as acc
+from benchmarks.common import BenchOptions, md_table, pct, provenance, rows_meta, write_part
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VARIANT = "default (progressive MoE, functional IILP, 3D code)"
+
+
+def variants(depth: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(ablation, variant, FinetuneRunConfig fields) of the from-scratch ablations."""
+    return [
+        ("pmoe", "dense (no experts)", {"model_overrides": {"moe.experts_per_block": [0] * depth}}),
+        ("pmoe", "uniform (4 experts per block)",
+         {"model_overrides": {"moe.experts_per_block": [4] * depth}}),
+        ("pooling", "mean", {"scheme": "mean"}),
+        ("pooling", "hemisphere", {"scheme": "hemisphere"}),
+        ("position", "1D channel index", {"model_overrides": {"spatial_code": "index"}}),
+    ]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")[:40]
+
+
+def run(opts: BenchOptions, pretrained: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run every ablation; write ablations.json / .md."""
+    from neuript.data.tasks import build_task
+    from neuript.model.presets import preset
+
+    opts = opts.secondary()
+    task = acc.subset_task(build_task("mental_arithmetic"), opts.subjects_per_split)
+    rows: list[dict[str, Any]] = []
+    corpus = acc.ensure_corpus(opts)
+    for strategy in ("aamp", "random"):
+        info = (pretrained if strategy == "aamp" and pretrained
+                else acc.ensure_pretrained(opts, strategy, corpus))
+        row = acc.finetune_row(opts, task, "neuript", "pretrained", info["run_dir"],
+                               tag=f"ablation_probe_{strategy}", mode="linear_probe")
+        rows.append({"ablation": "masking", "variant": f"{strategy} masking, linear probe",
+                     "default": strategy == "aamp", "pretrain": info, **row})
+    default = acc.finetune_row(opts, task, "neuript", "scratch", tag="ablation_default")
+    for name in ("pmoe", "pooling", "position"):
+        rows.append({"ablation": name, "variant": DEFAULT_VARIANT, "default": True, **default})
+    for name, variant, fields in variants(preset(opts.preset).depth):
+        row = acc.finetune_row(opts, task, "neuript", "scratch",
+                               tag=f"ablation_{name}_{_slug(variant)}", **fields)
+        rows.append({"ablation": name, "variant": variant, "default": False, **row})
+    write_part(opts.out_dir, "ablations", rows, markdown(rows))
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Render ablations.json: one table per ablation, with the change against the default."""
+    parts = ["# Ablations on MentalArithmetic (benchmarks/bench_ablation.py)", "",
+             provenance(rows_meta(rows)), "",
+             "Equal budget inside each table: same preset, optimiser steps, seeds and split. "
+             "Balanced accuracy on the test subjects (mean ± std over seeds); Δ is against the "
+             "paper's choice (marked *).", ""]
+    for name in dict.fromkeys(r["ablation"] for r in rows):
+        sub = [r for r in rows if r["ablation"] == name]
+        ref = next((r for r in sub if r["default"]), sub[0])
+        table = []
+        for r in sub:
+            delta = 100 * (r["balanced_accuracy_mean"] - ref["balanced_accuracy_mean"])
+            extra = ""
+            if "pretrain" in r:
+                loss = r["pretrain"].get("val_loss")
+                extra = f"val recon. loss {loss:.4f}" if isinstance(loss, float) else ""
+            table.append([r["variant"] + (" *" if r["default"] else ""),
+                          f"{pct(r['balanced_accuracy_mean'], 2)} ± "
+                          f"{pct(r['balanced_accuracy_std'], 2)}",
+                          f"{delta:+.2f}", pct(r["auroc_mean"], 2), len(r["seeds"]),
+                          str(r["epochs"]) + (f" (≤{r['max_steps']} steps)" if r.get("max_steps")
+                                              else ""), extra, f"{r['wall_s']:.0f} s"])
+        parts += [f"## {name}", "",
+                  md_table(["variant", "balanced acc. %", "Δ points", "AUROC %", "seeds",
+                            "epochs", "note", "wall"], table), ""]
+    return "\n".join(parts)

@@ -1,0 +1,419 @@
+"""Speed of the NeurIPT classifier per preset: parameters, training and inference, memory, MFU.
+
+For each preset (tiny, small, paper), in a fresh child process (so memory and threads of one
+preset do not leak into the next):
+
+* parameters, total and activated (``count_parameters``);
+* training windows/s: forward + backward + AdamW step on 20 TCP channels x 320 samples (a 5-s
+  window at 64 Hz, the MentalArithmetic shape) and x 256 samples (4 s), random data;
+* inference latency of one 4-s window (20 x 256), median of several forwards, 1 thread and all
+  threads;
+* peak memory of training: ``ru_maxrss`` (the child's resident high-water mark) after the timed
+  steps minus the resident size just before them (``/proc/self/statm``), i.e. what training
+  adds on top of the built model and its inputs;
+* model FLOPs utilisation: FLOPs of one forward counted by ``torch.utils.flop_counter`` (x 3 for
+  forward + backward), times windows/s, over this machine's fp32 matmul peak, measured with a
+  2048 x 2048 ``torch.matmul`` loop on all threads.
+
+Plus a scaling table for the small preset (window length 128/256/512 at 20 channels; channel
+count 4/20/64 at 256 samples), a GPU section (paper preset, bf16 autocast + ``torch.compile``)
+when CUDA is available, and the DESIGN.md targets with met / not met.
+
+Run: ``.venv/bin/python -m benchmarks.run --only speed [--quick]`` (``--quick`` took 4.3 minutes
+on the shared 2-core machine; the full part times 6 batches of 32 per preset and length, about
+15-25 minutes there).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.common import BenchOptions, fmt, md_table, met, provenance, stamp, timed, write_part
+
+log = logging.getLogger(__name__)
+
+PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
+BATCH: dict[str, int] = {"tiny": 32, "small": 32, "paper": 2}
+"""Training batch per preset (the paper preset is measured on a couple of windows only)."""
+BASELINE: dict[str, dict[str, float]] = {
+    "paper": {"train_windows_per_s": 0.16, "latency_ms": 1410.0, "mfu": 0.62},
+    "small": {"train_windows_per_s": 1.61, "latency_ms": 64.0, "mfu": 0.06},
+}
+"""The plain-PyTorch bar of DESIGN.md 'Targets' (20 x 320 windows, this machine)."""
+PEAK_REFERENCE_GFLOPS = 168.0
+MUSE = ("TP9", "AF7", "AF8", "TP10")
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    """One child-process measurement."""
+
+    preset: str
+    batch_size: int
+    train_steps: int
+    warmup: int
+    latency_runs: int
+    threads: int
+    lengths: tuple[int, ...] = (320, 256)
+    n_channels: int = 20
+
+
+# --------------------------------------------------------------------------------------------
+# inputs and model
+# --------------------------------------------------------------------------------------------
+def montage(n_channels: int) -> tuple[list[str], Any]:
+    """Channel names and positions (C, 3) m: TCP for 20, Muse for 4, the 10-05 list otherwise."""
+    import numpy as np
+
+    from neuript.data.montage import TCP_PAIRS, channel_position, electrode_positions
+
+    if n_channels == 20:
+        names = ["-".join(p) for p in TCP_PAIRS]
+    elif n_channels == 4:
+        names = list(MUSE)
+    else:
+        names = list(electrode_positions())[:n_channels]
+    return names, np.stack([channel_position(n) for n in names]).astype(np.float32)
+
+
+def make_inputs(n_channels: int, n_samples: int, batch: int) -> dict[str, Any]:
+    """Random compressed-µV signals with real positions and functional-lobe groups."""
+    import torch
+
+    from neuript.data.montage import pooling_groups
+
+    names, pos = montage(n_channels)
+    groups = pooling_groups(names, pos, "functional")
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "signals": torch.randn(batch, n_channels, n_samples, generator=gen),
+        "positions": torch.as_tensor(pos).expand(batch, -1, -1).contiguous(),
+        "channel_mask": torch.ones(batch, n_channels, dtype=torch.bool),
+        "group_mask": torch.as_tensor(groups.mask).expand(batch, -1, -1).contiguous(),
+        "group_names": tuple(groups.names),
+    }
+
+
+def tensors(inputs: dict[str, Any], n: int | None = None, device: str = "cpu") -> tuple:
+    """The four forward arguments (first ``n`` windows) on ``device``."""
+    keys = ("signals", "positions", "channel_mask", "group_mask")
+    return tuple(inputs[k][:n].to(device) for k in keys)
+
+
+def build(preset_name: str, group_names: tuple[str, ...]):
+    """A two-class NeurIPT classifier of the preset."""
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+
+    return NeurIPTClassifier(preset(preset_name), 2, group_names)
+
+
+# --------------------------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------------------------
+def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0, device: str = "cpu",
+                       dtype: Any = None) -> float:
+    """Best sustained GFLOP/s of ``n x n`` matmuls (2 n^3 FLOPs each) over about ``seconds``."""
+    import torch
+
+    dtype = dtype or torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.matmul(a, b)
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(4):
+            torch.matmul(a, b)
+        _sync(device)
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def forward_flops(model: Any, args: tuple) -> int:
+    """FLOPs of one forward pass counted by ``torch.utils.flop_counter.FlopCounterMode``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*args)
+    return int(counter.get_total_flops())
+
+
+def train_windows_per_s(model: Any, args: tuple, steps: int, warmup: int,
+                        device: str = "cpu", precision: str = "fp32") -> float:
+    """Windows/s of forward + backward + AdamW step on the batch ``args`` (random labels)."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    labels = torch.arange(args[0].shape[0], device=device) % 2
+
+    def step() -> None:
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16,
+                            enabled=precision == "bf16"):
+            out = model(*args)
+            loss = F.cross_entropy(out.logits.float(), labels) + 0.8 * out.aux_loss.float()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * args[0].shape[0] / (time.perf_counter() - t0)
+
+
+def latency_ms(model: Any, args: tuple, runs: int, device: str = "cpu",
+               precision: str = "fp32") -> float:
+    """Median milliseconds of one no-grad forward of ``args`` (after one warm-up call)."""
+    import torch
+
+    model.eval()
+    times = []
+    with torch.no_grad(), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16,
+                                         enabled=precision == "bf16"):
+        model(*args)
+        for _ in range(runs):
+            _sync(device)
+            t0 = time.perf_counter()
+            model(*args)
+            _sync(device)
+            times.append(1e3 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure_preset(job: SpeedJob) -> dict[str, Any]:
+    """Everything measured for one preset (run in a fresh child process)."""
+    import torch
+
+    from neuript.model.presets import count_parameters, preset
+
+    torch.manual_seed(0)
+    torch.set_num_threads(job.threads)
+    inputs = {t: make_inputs(job.n_channels, t, job.batch_size) for t in job.lengths}
+    model = build(job.preset, inputs[job.lengths[0]]["group_names"])
+    params = count_parameters(model, preset(job.preset))
+    rss_before = _rss_mb()
+    train = {str(t): train_windows_per_s(model, tensors(inputs[t]), job.train_steps, job.warmup)
+             for t in job.lengths}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before
+    one = make_inputs(job.n_channels, 256, 1)
+    flops = {str(t): forward_flops(model, tensors(inputs[t], 1)) for t in job.lengths}
+    flops["256"] = flops.get("256") or forward_flops(model, tensors(one))
+    lat = {}
+    for threads in sorted({1, job.threads}):
+        torch.set_num_threads(threads)
+        lat[str(threads)] = latency_ms(model, tensors(one), job.latency_runs)
+    return {
+        "preset": job.preset, "params_total": params.total, "params_activated": params.activated,
+        "batch_size": job.batch_size, "train_steps": job.train_steps, "warmup_steps": job.warmup,
+        "train_windows_per_s": train, "forward_flops_per_window": flops,
+        "latency_ms_4s_window": lat, "train_peak_rss_delta_mb": max(0.0, peak_mb),
+        "rss_before_train_mb": rss_before,
+    }
+
+
+def measure_scaling(job: SpeedJob) -> list[dict[str, Any]]:
+    """Small-preset training windows/s versus window length and channel count."""
+    import torch
+
+    torch.set_num_threads(job.threads)
+    rows = []
+    for axis, n_channels, n_samples in (("samples", 20, 128), ("samples", 20, 256),
+                                        ("samples", 20, 512), ("channels", 4, 256),
+                                        ("channels", 64, 256)):
+        inputs = make_inputs(n_channels, n_samples, job.batch_size)
+        model = build(job.preset, inputs["group_names"])
+        wps = train_windows_per_s(model, tensors(inputs), job.train_steps, job.warmup)
+        rows.append({"axis": axis, "n_channels": n_channels, "n_samples": n_samples,
+                     "batch_size": job.batch_size, "windows_per_s": wps,
+                     "tokens_per_s": wps * n_channels * n_samples})
+    return rows
+
+
+def _in_child(fn: Any, job: SpeedJob) -> Any:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, (job,))
+
+
+def gpu_section(opts: BenchOptions) -> dict[str, Any]:
+    """The paper preset on CUDA with bf16 autocast and torch.compile (or why not)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"available": False, "note": "no GPU on this machine"}
+    device, batch = "cuda", 8 if opts.quick else 32
+    inputs = make_inputs(20, 320, batch)
+    model = build("paper", inputs["group_names"]).to(device)
+    flops = forward_flops(model, tensors(inputs, 1, device))
+    peak = matmul_peak_gflops(8192, 2.0, device, torch.bfloat16)
+    out: dict[str, Any] = {"available": True, "device": torch.cuda.get_device_name(0),
+                           "batch_size": batch, "bf16_matmul_peak_gflops": peak,
+                           "forward_flops_per_window": flops}
+    for name, net in (("eager_bf16", model), ("compiled_bf16", torch.compile(model))):
+        try:
+            wps = train_windows_per_s(net, tensors(inputs, None, device), 5 if opts.quick else 20,
+                                      3, device, "bf16")
+            lat = latency_ms(net, tensors(inputs, 1, device), 10, device, "bf16")
+            out[name] = {"train_windows_per_s": wps, "latency_ms": lat,
+                         "mfu_train": 3 * flops * wps / (peak * 1e9)}
+        except Exception as err:  # noqa: BLE001 - a failed compile is a result to report
+            out[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    out["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the part
+# --------------------------------------------------------------------------------------------
+def run(opts: BenchOptions) -> dict[str, Any]:
+    """Measure every preset, the scaling table and the GPU section; write speed.json/.md."""
+    t0 = time.perf_counter()
+    threads = opts.train_threads
+    with timed("fp32 matmul peak"):
+        import torch
+
+        torch.set_num_threads(threads)
+        peak = matmul_peak_gflops()
+    presets = []
+    for name in PRESETS:
+        paper = name == "paper"
+        batch = min(BATCH[name], 1 if paper else 8) if opts.quick else BATCH[name]
+        job = SpeedJob(name, batch,
+                       1 if paper else opts.speed_steps, 0 if paper and opts.quick else 1,
+                       min(opts.latency_runs, 3) if paper else opts.latency_runs, threads)
+        with timed(f"speed: preset {name}"):
+            presets.append(_in_child(measure_preset, job))
+    scaling_job = SpeedJob("small", 4 if opts.quick else 8, max(1, opts.speed_steps // 2),
+                           0 if opts.quick else 1, 0, threads)
+    with timed("speed: small-preset scaling"):
+        scaling = _in_child(measure_scaling, scaling_job)
+    with timed("speed: GPU section"):
+        gpu = gpu_section(opts)
+    for row in presets:
+        row["mfu_train"] = {t: 3 * row["forward_flops_per_window"][t] * w / (peak * 1e9)
+                            for t, w in row["train_windows_per_s"].items()}
+        row["mfu_infer_all_threads"] = (row["forward_flops_per_window"]["256"]
+                                        / (row["latency_ms_4s_window"][str(threads)] / 1e3)
+                                        / (peak * 1e9))
+    result = {"meta": stamp(opts.command, time.perf_counter() - t0), "quick": opts.quick,
+              "threads": threads, "fp32_matmul_peak_gflops": peak, "presets": presets,
+              "scaling": scaling, "targets": targets(presets, threads), "gpu": gpu}
+    write_part(opts.out_dir, "speed", result, markdown(result))
+    return result
+
+
+def targets(presets: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]:
+    """The three DESIGN.md aims with the measured value and met / not met."""
+    by = {p["preset"]: p for p in presets}
+    rows = []
+    if "small" in by:
+        wps = by["small"]["train_windows_per_s"]["320"]
+        rows.append({"target": "small (d = 64) training >= 5x the 1.61 windows/s baseline",
+                     "value": wps, "threshold": 5 * BASELINE["small"]["train_windows_per_s"],
+                     "unit": "windows/s", "met": wps >= 5 * 1.61})
+        lat = by["small"]["latency_ms_4s_window"][str(threads)]
+        rows.append({"target": "small preset <= 10 ms per window (inference, all threads)",
+                     "value": lat, "threshold": 10.0, "unit": "ms", "met": lat <= 10.0})
+    if "paper" in by:
+        mfu = by["paper"]["mfu_train"]["320"]
+        rows.append({"target": "paper size training >= 80% of the fp32 matmul peak",
+                     "value": 100 * mfu, "threshold": 80.0, "unit": "%", "met": mfu >= 0.8})
+    return rows
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """Render speed.json."""
+    t = str(r["threads"])
+    rows = [[p["preset"], f"{p['params_total'] / 1e6:.2f} M",
+             f"{p['params_activated'] / 1e6:.2f} M", p["batch_size"],
+             fmt(p["train_windows_per_s"]["320"]),
+             fmt(p["train_windows_per_s"].get("256")),
+             fmt(p["latency_ms_4s_window"]["1"], 1), fmt(p["latency_ms_4s_window"][t], 1),
+             f"{p['forward_flops_per_window']['320'] / 1e9:.3f}",
+             fmt(100 * p["mfu_train"]["320"], 1), fmt(100 * p["mfu_infer_all_threads"], 1),
+             fmt(p["train_peak_rss_delta_mb"], 0)] for p in r["presets"]]
+    scaling = [[s["axis"], s["n_channels"], s["n_samples"], s.get("batch_size", "?"),
+                fmt(s["windows_per_s"]),
+                f"{s['tokens_per_s']:.0f}"] for s in r["scaling"]]
+    tgt = [[x["target"], f"{fmt(x['value'])} {x['unit']}", f"{fmt(x['threshold'])} {x['unit']}",
+            met(x["met"])] for x in r["targets"]]
+    base = [[k, v["train_windows_per_s"], v["latency_ms"], f"{100 * v['mfu']:.0f}%"]
+            for k, v in BASELINE.items()]
+    return "\n".join([
+        "# Speed (benchmarks/bench_speed.py)", "", provenance(r["meta"]), "",
+        _load_warning(r["meta"].get("machine", {})),
+        f"fp32 matmul peak measured here: **{r['fp32_matmul_peak_gflops']:.1f} GFLOP/s** "
+        f"({r['threads']} threads; DESIGN.md quotes {PEAK_REFERENCE_GFLOPS:.0f})."
+        + (" `--quick`: batch 8 (paper: 1 window), 1 timed step per configuration; scaling "
+           "rows batch 4 without warm-up." if r["quick"]
+           else ""), "",
+        md_table(["preset", "params total", "activated", "batch", "train win/s (20x320)",
+                  "train win/s (20x256)", "latency 4-s window, 1 thread (ms)",
+                  f"latency, {t} threads (ms)", "fwd GFLOP/window (20x320)",
+                  "train MFU % (20x320)", "inference MFU %", "training peak RSS +MB"], rows), "",
+        "Training = forward + backward + AdamW step on random data; MFU = 3 x forward FLOPs "
+        "(FlopCounterMode) x windows/s / the measured fp32 peak. Memory = the child process's "
+        "max RSS after training minus its RSS just before (model and inputs already built).", "",
+        "## Small preset: throughput vs window length and channel count", "",
+        md_table(["varied", "channels", "samples", "batch", "train windows/s", "tokens/s"],
+                 scaling), "",
+        "## DESIGN.md targets", "",
+        md_table(["baseline (plain PyTorch)", "train win/s", "latency (ms)", "share of peak"],
+                 base), "",
+        md_table(["target", "measured", "threshold", "status"], tgt), "",
+        "## GPU", "", _gpu_markdown(r["gpu"]), "",
+    ])
+
+
+def _load_warning(machine: dict[str, Any]) -> str:
+    """A caveat when other programs kept the cores busy (timings then read low)."""
+    load, nproc = machine.get("load_average_1min"), machine.get("nproc")
+    if load is None or not nproc or load <= 0.75 * nproc:
+        return ""
+    return (f"**Caveat: the machine was busy** (1-min load {load:.1f} on {nproc} cores at the "
+            "end of this part): other programs shared the cores, so throughputs, latencies and "
+            "the matmul peak read low, and all-thread latency can exceed 1-thread latency. "
+            "Re-run `--only speed` on an idle machine for numbers to quote.\n")
+
+
+def _gpu_markdown(g: dict[str, Any]) -> str:
+    if not g.get("available"):
+        return g.get("note", "no GPU on this machine")
+    rows = []
+    for name in ("eager_bf16", "compiled_bf16"):
+        v = g.get(name, {})
+        rows.append([name, v.get("error") or fmt(v.get("train_windows_per_s")),
+                     fmt(v.get("latency_ms")), fmt(100 * v["mfu_train"], 1)
+                     if "mfu_train" in v else "n/a"])
+    return (f"{g['device']}, paper preset, batch {g['batch_size']}, 20 x 320; bf16 matmul peak "
+            f"{g['bf16_matmul_peak_gflops'] / 1e3:.1f} TFLOP/s; peak memory "
+            f"{g['peak_memory_mb']:.0f} MB.\n\n"
+            + md_table(["mode", "train windows/s", "latency (ms)", "train MFU %"], rows))

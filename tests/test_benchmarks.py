@@ -1,0 +1,228 @@
+"""Fast checks of the benchmark harness: result schema, RESULTS.md rendering, CV folds, flags.
+
+Nothing here trains a model: the result set is fabricated with known numbers so every rendered
+figure and every met / not-met verdict can be checked against them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+from benchmarks import bench_ablation, bench_accuracy, bench_speed, run  # noqa: E402
+from benchmarks.common import BenchOptions, cpu_model, load_results, write_part  # noqa: E402
+
+from neuript.data.tasks.base import TaskWindows  # noqa: E402
+
+REQUIRED_ROW_KEYS = {
+    "model", "init", "protocol", "seeds", "balanced_accuracy_mean", "balanced_accuracy_std",
+    "balanced_accuracy_ci95", "auroc_mean", "auc_pr_mean", "split_hash", "epochs", "command",
+    "date", "wall_s",
+}
+MACHINE = {"nproc": 2, "cpu_model": "Fake CPU 9000", "torch": "2.13.0", "threads": 2,
+           "load_average_1min": 0.5, "gpu": None}
+
+
+def fake_row(model: str, init: str, ba: float, protocol: str = "paper_split",
+             task: str = "mental_arithmetic") -> dict:
+    """One accuracy row built the way bench_accuracy builds them, from fixed per-seed values."""
+    from neuript.train.metrics import aggregate
+
+    opts = BenchOptions(command="python -m benchmarks.run --only accuracy", seeds=(0, 1, 2))
+    per_seed = [{"balanced_accuracy": ba + d, "auroc": 0.9, "auc_pr": 0.7, "cohen_kappa": 0.4,
+                 "weighted_f1": 0.8} for d in (-0.01, 0.0, 0.01)]
+    return {**bench_accuracy.row_base(opts, task, model, init, protocol),
+            **bench_accuracy.metric_fields(aggregate(per_seed)), "split_hash": "abc123",
+            "date": "2025-01-02T03:04:05+00:00", "wall_s": 12.0, "machine": MACHINE}
+
+
+def fake_speed() -> dict:
+    presets = []
+    for name, wps, lat, params in (("tiny", 40.0, 3.0, 6e4), ("small", 9.0, 8.0, 4e5),
+                                   ("paper", 0.2, 1200.0, 9e7)):
+        flops = {"320": 2e9 if name != "paper" else 1e11, "256": 1.6e9}
+        presets.append({
+            "preset": name, "params_total": int(params), "params_activated": int(params * 0.8),
+            "batch_size": 32, "train_windows_per_s": {"320": wps, "256": wps * 1.2},
+            "forward_flops_per_window": flops, "latency_ms_4s_window": {"1": lat * 2, "2": lat},
+            "train_peak_rss_delta_mb": 100.0, "mfu_train": {"320": 3 * flops["320"] * wps / 1e11},
+            "mfu_infer_all_threads": 0.1,
+        })
+    scaling = [{"axis": "samples", "n_channels": 20, "n_samples": 128, "windows_per_s": 20.0,
+                "tokens_per_s": 51200.0}]
+    return {"meta": {"command": "python -m benchmarks.run --only speed", "date": "2025-01-01",
+                     "machine": MACHINE, "wall_s": 300.0},
+            "quick": False, "threads": 2, "fp32_matmul_peak_gflops": 100.0, "presets": presets,
+            "scaling": scaling, "targets": bench_speed.targets(presets, 2),
+            "gpu": {"available": False, "note": "no GPU on this machine"}}
+
+
+@pytest.fixture
+def result_dir(tmp_path: Path) -> Path:
+    rows = [fake_row("neuript", "pretrained", 0.78), fake_row("neuript", "scratch", 0.80),
+            fake_row("eegnet", "-", 0.70), fake_row("bandpower_lr", "-", 0.66, "subject_cv")]
+    rows[0]["pretrain"] = {"preset": "small", "strategy": "aamp", "corpus_hours": 6.3,
+                           "corpus_windows": 5000, "steps": 300, "batch_size": 32,
+                           "val_loss": 0.1}
+    write_part(tmp_path, "mental_arithmetic", rows, bench_accuracy.markdown(rows))
+    transfer = [fake_row("eegnet", "-", 0.6, task="adhd"), fake_row("eegnet", "-", 0.55,
+                                                                    task="muse_p300")]
+    write_part(tmp_path, "transfer", transfer, bench_accuracy.markdown_transfer(transfer))
+    abl = [{"ablation": "pooling", "variant": "functional", "default": True, **rows[1]},
+           {"ablation": "pooling", "variant": "mean", "default": False, **rows[2]}]
+    write_part(tmp_path, "ablations", abl, bench_ablation.markdown(abl))
+    speed = fake_speed()
+    write_part(tmp_path, "speed", speed, bench_speed.markdown(speed))
+    (tmp_path / "zz_extra.json").write_text(json.dumps({"answer": 42}))
+    return tmp_path
+
+
+def test_rows_carry_the_required_schema_and_fractions(result_dir: Path) -> None:
+    rows = json.loads((result_dir / "mental_arithmetic.json").read_text())
+    assert isinstance(rows, list) and len(rows) == 4
+    for row in rows:
+        assert REQUIRED_ROW_KEYS <= set(row)
+        assert row["model"] in ("neuript", "eegnet", "shallowconvnet", "bandpower_lr")
+        assert row["init"] in ("pretrained", "scratch", "-")
+        assert row["protocol"] in ("paper_split", "subject_cv")
+        lo, hi = row["balanced_accuracy_ci95"]
+        assert 0 <= lo <= row["balanced_accuracy_mean"] <= hi <= 1
+    scratch = rows[1]
+    values = np.array([0.79, 0.80, 0.81])
+    assert scratch["balanced_accuracy_mean"] == pytest.approx(values.mean())
+    assert scratch["balanced_accuracy_std"] == pytest.approx(values.std(ddof=1))
+    half = scratch["balanced_accuracy_ci95"][1] - values.mean()
+    assert half == pytest.approx(4.302653 * values.std(ddof=1) / np.sqrt(3), rel=1e-4)
+
+
+def test_results_md_is_rendered_from_every_json(result_dir: Path) -> None:
+    text = run.render_results(load_results(result_dir))
+    for heading in ("## Speed", "## MentalArithmetic", "## Transfer", "## Ablations",
+                    "## zz_extra", "## Where neuript falls short of the paper and why"):
+        assert heading in text, heading
+    assert text.index("## Speed") < text.index("## MentalArithmetic") < text.index("## zz_extra")
+    assert "`python -m benchmarks.run --only speed`" in text
+    assert "Fake CPU 9000" in text and "torch 2.13.0" in text and "2 CPUs" in text
+    assert "no GPU on this machine" in text
+    assert "**80.00** ± 1.00" in text  # scratch row, percent with the std over seeds
+    assert "86.46" in text and "67.70" in text  # the paper's rows beside ours
+    assert '"answer": 42' in text
+    assert "| `mental_arithmetic.json` | 2025-01-02T03:04:05+00:00 |" in text
+    assert "48 s |" in text  # the four rows' wall times (12 s each) summed
+
+
+def test_render_only_rewrites_results_md_and_part_markdown(result_dir: Path) -> None:
+    (result_dir / "speed.md").write_text("stale")
+    out = result_dir / "RESULTS.md"
+    assert run.main(["--render-only", "--out", str(result_dir), "--results-md", str(out)]) == 0
+    assert (result_dir / "speed.md").read_text().startswith("# Speed")
+    assert "## Ablations" in out.read_text()
+
+
+def test_targets_are_judged_from_the_numbers(result_dir: Path) -> None:
+    rows = json.loads((result_dir / "mental_arithmetic.json").read_text())
+    verdicts = {t: m for t, _, m in bench_accuracy.ma_targets(rows)}
+    assert verdicts["NeurIPT from scratch >= 75.7 % balanced accuracy"] is True
+    assert verdicts["NeurIPT from scratch >= EEGNet + 5 points"] is True  # 80.0 vs 70.0 + 5
+    assert verdicts["pretrained > scratch"] is False  # 78.0 vs 80.0
+    short = " ".join(bench_accuracy.shortfalls(rows))
+    assert "6.3 h" in short and "2,200 h" in short and "did not beat" in short
+    speed = {t["target"]: t["met"] for t in fake_speed()["targets"]}
+    assert speed["small (d = 64) training >= 5x the 1.61 windows/s baseline"] is True  # 9 >= 8.05
+    assert speed["small preset <= 10 ms per window (inference, all threads)"] is True
+    assert speed["paper size training >= 80% of the fp32 matmul peak"] is False  # 60%
+
+
+def test_ablation_delta_is_against_the_default(result_dir: Path) -> None:
+    text = (result_dir / "ablations.md").read_text()
+    assert "functional *" in text and "-10.00" in text and "+0.00" in text
+
+
+def _task(n_subjects: int, class_pure: bool) -> TaskWindows:
+    subjects = np.repeat([f"S{i:02d}" for i in range(n_subjects)], 4)
+    labels = (np.arange(n_subjects).repeat(4) % 2 if class_pure
+              else np.tile([0, 1, 0, 1], n_subjects)).astype(np.int64)
+    thirds = np.array(["train", "val", "test"])[np.arange(n_subjects) * 3 // n_subjects]
+    n = len(subjects)
+    return TaskWindows("fake", np.zeros((n, 2, 8), np.float32), labels, subjects,
+                       thirds.repeat(4), subjects.copy(), np.arange(n), ("Cz", "Pz"),
+                       np.zeros((2, 3), np.float32), ("a", "b"))
+
+
+def test_subject_folds_put_every_subject_in_test_exactly_once() -> None:
+    task = _task(36, class_pure=False)
+    folds = bench_accuracy.subject_folds(task.subjects, 6)
+    assert [len(f) for f in folds] == [6] * 6
+    tested = []
+    for k in range(6):
+        fk = bench_accuracy.fold_task(task, folds, k)
+        for subject in set(task.subjects):
+            assert len(set(fk.splits[task.subjects == subject])) == 1  # no subject straddles
+        tested += sorted(set(fk.subjects[fk.splits == "test"]))
+        assert set(fk.subjects[fk.splits == "val"]) == set(folds[(k + 1) % 6])
+        assert np.array_equal(fk.labels, task.labels)
+    assert sorted(tested) == sorted(set(task.subjects))
+
+
+def test_subset_keeps_both_classes_when_subjects_are_class_pure() -> None:
+    task = _task(12, class_pure=True)
+    small = bench_accuracy.subset_task(task, 1)
+    for split in ("train", "val", "test"):
+        labels = small.labels[small.splits == split]
+        assert set(labels) == {0, 1}
+        assert len(set(small.subjects[small.splits == split])) == 2
+    assert bench_accuracy.subset_task(task, None) is task
+
+
+def test_flags_quick_defaults_and_explicit_overrides() -> None:
+    argv = ["--quick", "--seeds", "3", "4", "--only", "accuracy"]
+    opts = run.options_from_args(run.parse_args(argv), argv)
+    assert opts.quick and opts.seeds == (3, 4) and opts.subjects_per_split == 1
+    assert opts.command == "python -m benchmarks.run --quick --seeds 3 4 --only accuracy"
+    full = run.options_from_args(run.parse_args([]), [])
+    assert full.seeds == (0, 1, 2, 3, 4) and full.max_steps is None and not full.quick
+    assert run.main(["--only", "bogus", "--render-only", "--out", "/nonexistent"]) == 2
+
+
+def test_cpu_model_reads_proc_cpuinfo(tmp_path: Path) -> None:
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: sse\n")
+    assert cpu_model(fake) == "AMD EPYC 7B13"
+
+
+def test_flop_counter_matches_the_matmul_count() -> None:
+    torch.set_num_threads(1)
+    layer = torch.nn.Linear(64, 32, bias=False)
+    assert bench_speed.forward_flops(layer, (torch.randn(5, 64),)) == 2 * 5 * 64 * 32
+    assert bench_speed.matmul_peak_gflops(n=128, seconds=0.05) > 0
+
+
+def test_speed_inputs_use_real_montages() -> None:
+    inputs = bench_speed.make_inputs(20, 64, 3)
+    assert inputs["signals"].shape == (3, 20, 64)
+    assert inputs["group_mask"].shape[0] == 3 and inputs["group_mask"].shape[2] == 20
+    assert inputs["group_mask"].any(dim=2).all()  # every lobe holds a channel
+    names, pos = bench_speed.montage(4)
+    assert names == ["TP9", "AF7", "AF8", "TP10"] and pos.shape == (4, 3)
+
+
+def test_speed_markdown_warns_only_on_a_busy_machine() -> None:
+    quiet = fake_speed()
+    assert "machine was busy" not in bench_speed.markdown(quiet)
+    busy = fake_speed()
+    busy["meta"]["machine"] = {**MACHINE, "load_average_1min": 5.0}
+    assert "machine was busy** (1-min load 5.0 on 2 cores" in bench_speed.markdown(busy)
+
+
+def test_duration_plan_counts_the_training_windows() -> None:
+    full = run.planned_windows(BenchOptions())
+    assert full["accuracy"] == 300 * 32 + 2 * 5 * 10 * 1343  # pretraining + two NeurIPT rows
+    assert full["ablation"] == 300 * 32 + 8 * 3 * 3 * 1343  # 3 seeds x 3 epochs per variant
+    quick = run.planned_windows(BenchOptions().quick_version())
+    assert quick["accuracy"] == 2 * 4 + 2 * 1 * 1 * 2 * 8  # 2 steps of 8 windows per row
