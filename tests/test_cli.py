@@ -133,3 +133,15 @@ def test_config_presets_load(path: Path):
     cls = kinds[path.name.split("_")[0]]
     cfg = from_dict(cls, yaml.safe_load(path.read_text()))
     assert isinstance(cfg, cls)
+
+
+def test_dotted_flags_show_field_docs_and_choices(capsys):
+    from neuript.cli import build_parser
+    from neuript.config import MoEConfig, field_docs
+
+    assert field_docs(MoEConfig)["noise_std"].startswith("Std of the Gaussian noise")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Weigh windows by inverse class frequency" in text
+    assert "(balanced | none)" in text

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from neuript.config import field_docs
 from neuript.errors import NeuriptError
 
 log = logging.getLogger("neuript")
@@ -50,15 +51,20 @@ def _is_dict(tp: Any) -> bool:
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     """Add ``--prefix.field VALUE`` for every leaf field of ``cls`` (nested dataclasses too)."""
     hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         name, tp = f"{prefix}{f.name}", hints[f.name]
         if (inner := _dataclass_of(tp)) is not None:
             add_dataclass_flags(parser, inner, f"{name}.")
         elif not _is_dict(tp):
-            shown = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+            if typing.get_origin(tp) is typing.Literal:
+                shown = " | ".join(str(a) for a in typing.get_args(tp))
+            else:
+                shown = getattr(tp, "__name__", str(tp)).replace("typing.", "")
             try:
                 parser.add_argument(f"--{name}", dest=f"set:{name}", metavar="V",
-                                    default=argparse.SUPPRESS, help=f"({shown})")
+                                    default=argparse.SUPPRESS,
+                                    help=f"{docs.get(f.name, '')} ({shown})".strip())
             except argparse.ArgumentError:  # a convenience flag of the same name exists
                 continue
 

@@ -7,8 +7,12 @@ written into every run directory and checkpoint (:func:`to_dict`), and read back
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -358,6 +362,31 @@ class TrainConfig:
 # (de)serialisation and dotted overrides
 # --------------------------------------------------------------------------------------------
 T = TypeVar("T")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line attribute docstring of every field of config class ``cls`` (by name).
+
+    Read from the class source with :mod:`ast`, so the docs live once, beside the fields, and
+    the CLI help and the YAML presets quote them instead of copying them.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (e.g. a frozen app): no docs, not an error
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
