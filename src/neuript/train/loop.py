@@ -497,6 +497,11 @@ def _log_record(
 def _progress(dist: DistEnv, total: int | None, initial: int) -> Any:
     if not dist.is_main:
         return None
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+    # redraw often on a terminal; in logs and CI (no TTY) one line every 30 s is enough
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True,
+                mininterval=interval)
