@@ -13,7 +13,11 @@ position codes. Decoder layer ``j`` runs
 2. self-attention over channels (per time step; padded channels hidden as keys);
 3. cross-attention, per channel over time, to encoder level ``j`` upsampled to ``T`` tokens
    (each merged token repeated ``T / L`` times) with its masked positions replaced by the
-   [mask] embedding (a merged token is masked only if all its parts are);
+   [mask] embedding (a merged token is masked only if all its parts are). Computed on the
+   level's own ``L`` tokens: a key repeated ``r`` times gets ``r`` times the weight in both the
+   numerator and the denominator of the softmax, and the context LayerNorm and key/value
+   projections act per token, so attending the ``L`` unique tokens is the same function at
+   ``T / L`` times less cost (:func:`upsample_level` gives the explicit form);
 4. a SwiGLU feed-forward;
 5. ``Linear(d -> 1)``: this layer's prediction of every sample.
 
@@ -111,8 +115,9 @@ class DecoderLayer(nn.Module):
         Parameters
         ----------
         queries : Tensor, shape (B, C, T, d)
-        context : Tensor, shape (B, C, T, d)
-            The upsampled encoder level this layer attends to.
+        context : Tensor, shape (B, C, L, d)
+            The encoder level this layer attends to, masked tokens blanked, at its own
+            resolution (``L`` divides ``T``) or upsampled to ``T`` (the same result).
         channel_mask : Tensor, shape (B, C), bool
 
         Returns
@@ -126,7 +131,9 @@ class DecoderLayer(nn.Module):
         by_channel = rearrange(queries, "b c t d -> (b c) t d")
         by_channel = by_channel + self.time_attn(self.time_norm(by_channel))
         by_time = rearrange(by_channel, "(b c) t d -> (b t) c d", b=b)
-        keys = channel_mask.repeat_interleave(t, dim=0)  # (B·T, C)
+        keys = None  # every key visible: let attention run unmasked
+        if torch.compiler.is_compiling() or not bool(channel_mask.all()):
+            keys = channel_mask.repeat_interleave(t, dim=0)  # (B·T, C)
         by_time = by_time + self.channel_attn(self.channel_norm(by_time), key_mask=keys)
         by_channel = rearrange(by_time, "(b t) c d -> (b c) t d", b=b)
         memory = self.context_norm(rearrange(context, "b c t d -> (b c) t d"))
@@ -201,7 +208,10 @@ class NeurIPTDecoder(nn.Module):
         for j, layer in enumerate(self.layers):
             level = min(j, len(levels) - 1)
             mask = None if level_masks is None else level_masks[level]
-            context = upsample_level(levels[level], mask, mask_embedding, n_samples)
+            context = levels[level]  # (B, C, L, d); see step 3 of the module notes
+            assert n_samples % context.shape[2] == 0, (n_samples, context.shape)
+            if mask is not None:
+                context = torch.where(mask[..., None], mask_embedding.to(context.dtype), context)
             queries, pred = layer(queries, context, channel_mask)
             preds.append(pred)
         layer_preds = torch.stack(preds)  # (n_layers, B, C, T)

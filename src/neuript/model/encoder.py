@@ -10,8 +10,10 @@ residual) → **channel stage** (the same over the ``C`` channels at each time s
 and :class:`MoEFeedForward` otherwise (both stages of the block).
 
 Position codes: block 0 adds the temporal code before its time attention and the spatial code
-before its channel attention. ``levels[0]`` (the "embedding level") is the input tokens plus
-both codes, i.e. what block 0 has seen once both are added.
+before its channel attention. If block 0 itself merges (``merge_factors[0] > 1``, the small
+preset), the temporal code is added per sample *before* that merge, so each merged token's
+projection sees the positions of its parts. ``levels[0]`` (the "embedding level") is the input
+tokens plus both codes, i.e. what block 0 has seen once both are added.
 
 Masks: a masked token (pretraining) is hidden as a key in both stages (it still attends to
 itself, and it still attends to visible tokens); padded channels are hidden as keys in the
@@ -248,17 +250,16 @@ class NeurIPTEncoder(nn.Module):
         self.check_length(n_samples)
         time_code = temporal_code(n_samples, d, tokens.device)  # (T, d)
         space_code = self.spatial(positions, channel_mask)  # (B, C, d)
-        levels = [tokens + time_code + space_code.unsqueeze(2)]
+        timed = tokens + time_code
+        levels = [timed + space_code.unsqueeze(2)]
         masks = None if token_mask is None else [token_mask]
         aux: list[Tensor] = []
         loads: list[Tensor] = []
-        x = tokens
+        # Block 0 gets the tokens with the temporal code already added (the same sum as adding
+        # it inside the block; one full-resolution pass fewer), before its merge if it merges.
+        x = timed
         for i, block in enumerate(self.blocks):
-            first = i == 0
-            out = block(
-                x, channel_mask, token_mask,
-                time_code if first else None, space_code if first else None,
-            )
+            out = block(x, channel_mask, token_mask, None, space_code if i == 0 else None)
             x, token_mask = out.x, out.token_mask
             levels.append(x)
             aux += out.aux_losses
