@@ -85,7 +85,7 @@ def test_windows_equal_the_direct_pipeline(built, inputs) -> None:
     store = WindowStore(out)
     path = inputs[2]  # the EEGMMIDB run
     prep = prepare_recording(read_recording(path), CFG, on_unknown="drop")
-    idx = np.flatnonzero(store.sources == str(path))
+    idx = np.flatnonzero(store.sources == str(path.resolve()))
     np.testing.assert_array_equal(store.windows(idx), prep.windows)
     np.testing.assert_array_equal(store.starts[idx], prep.starts)
     rejected = json.loads((out / "summary.json").read_text())["rejected"]
