@@ -108,8 +108,42 @@ OWN_PARTS: tuple[str, ...] = ("speed", "mental_arithmetic", "transfer", "ablatio
 """Stems whose ``<stem>.md`` this harness renders (corpus.md belongs to bench_corpus)."""
 
 
-def write_results_md(out_dir: Path, path: Path) -> Path:
-    """Regenerate ``path`` (RESULTS.md), and each own part's ``.md``, from the JSON files."""
+README_PARTS: tuple[str, ...] = ("mental_arithmetic", "speed", "corpus")
+"""Sections copied into the README's results block (the rest stay in RESULTS.md)."""
+README_MARKERS: tuple[str, str] = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def readme_block(results: dict[str, Any]) -> str:
+    """The README's results block: the headline sections of RESULTS.md, two levels down."""
+    known = renderers()
+    parts = ["Copied by `python -m benchmarks.run` from "
+             "[benchmarks/RESULTS.md](benchmarks/RESULTS.md), which also holds the ablations "
+             "and the ADHD / Muse P300 transfer rows; each section names its command and date.",
+             ""]
+    for stem in README_PARTS:
+        if stem in results:
+            parts += [_demote(_demote(known[stem](results[stem]))).rstrip(), ""]
+    return "\n".join(parts)
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+    """Replace the text between the README's results markers; False if it has none."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(f"{head}{start}\n{readme_block(results)}\n{end}{tail}")
+    tmp.replace(readme)
+    return True
+
+
+def write_results_md(out_dir: Path, path: Path, readme: Path | None = None) -> Path:
+    """Regenerate ``path`` (RESULTS.md), each own part's ``.md`` and the README's results block."""
     results = load_results(out_dir)
     known = renderers()
     for stem in OWN_PARTS:
@@ -117,6 +151,8 @@ def write_results_md(out_dir: Path, path: Path) -> Path:
             (Path(out_dir) / f"{stem}.md").write_text(known[stem](results[stem]))
     path.write_text(render_results(results))
     log.info("wrote %s", path)
+    if readme is not None and update_readme(readme, results):
+        log.info("updated the results section of %s", readme)
     return path
 
 
@@ -133,6 +169,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "results", help="result folder")
     p.add_argument("--work", type=Path, default=ROOT / "work", help="corpus and run folders")
     p.add_argument("--results-md", type=Path, default=ROOT / "RESULTS.md")
+    p.add_argument("--readme", type=Path, default=ROOT.parent / "README.md",
+                   help="README whose results block is refreshed (between its markers)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--preset", default=None, help="NeurIPT preset for accuracy rows")
     p.add_argument("--epochs", type=int, default=None)
@@ -189,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
         run_parts(opts, parts)
-    write_results_md(opts.out_dir, args.results_md)
+    write_results_md(opts.out_dir, args.results_md, args.readme)
     return 0
 
 

@@ -230,3 +230,17 @@ def test_duration_plan_counts_the_training_windows() -> None:
     assert full["ablation"] == 300 * 32 + 8 * 3 * 3 * 1343  # 3 seeds x 3 epochs per variant
     quick = run.planned_windows(BenchOptions().quick_version())
     assert quick["accuracy"] == 2 * 4 + 2 * 1 * 1 * 2 * 8  # 2 steps of 8 windows per row
+
+
+def test_readme_block_is_replaced_between_markers(result_dir: Path, tmp_path: Path) -> None:
+    from benchmarks import run
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold numbers\n<!-- results:end -->\noutro\n")
+    assert run.update_readme(readme, load_results(result_dir))
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "benchmarks/RESULTS.md" in text and "| neuript |" in text.replace("`", "")
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not run.update_readme(plain, {}) and plain.read_text() == "no markers\n"
