@@ -38,15 +38,18 @@ from benchmarks.common import (
     timed,
     write_part,
 )
-from neuript.config import MaskConfig, PreprocessConfig, TrainConfig
+from neuript.config import MaskConfig, OptimConfig, PreprocessConfig, TrainConfig
 from neuript.data.tasks.base import TaskWindows, manifest_hash
 
 log = logging.getLogger(__name__)
 
 CORPUS_DATASETS: tuple[str, ...] = ("adhd", "eegmmidb", "muse")
-CORPUS_CONFIG = PreprocessConfig(montage="monopolar", reject_abs_uv=None)
-"""Monopolar keeps every device's electrodes; the 100-µV rule is off because it rejects every
-ADHD and EEGMMIDB window (see corpus.md) and the A-law compresses large amplitudes anyway."""
+CORPUS_CONFIG = PreprocessConfig(montage="auto", reject_abs_uv=None)
+"""'auto': the paper's TCP montage where a recording has its electrodes (ADHD, EEGMMIDB), the
+monopolar channels otherwise (Muse); the 100-µV rule is off because it rejects every ADHD and
+EEGMMIDB window (see corpus.md) and the A-law compresses large amplitudes anyway."""
+PRETRAIN_LR = 1e-3
+"""Peak LR of the benchmark's short pretraining runs (the paper's 3e-4 is for 40 epochs)."""
 PAPER_CORPUS_HOURS = 2200.0
 MODELS: tuple[tuple[str, str], ...] = (
     ("neuript", "pretrained"), ("neuript", "scratch"), ("eegnet", "-"),
@@ -98,7 +101,7 @@ def ensure_pretrained(opts: BenchOptions, strategy: str = "aamp",
         return {**info, **json.loads(done.read_text()), "reused": True, "wall_s": 0.0}
     cfg = PretrainRunConfig(
         corpus=corpus["dir"], out=str(run_dir), preset=opts.preset,
-        mask=MaskConfig(strategy=strategy),
+        mask=MaskConfig(strategy=strategy), optim=OptimConfig(lr=PRETRAIN_LR),
         train=TrainConfig(batch_size=opts.pretrain_batch, epochs=None,
                           max_steps=opts.pretrain_steps, threads=opts.train_threads,
                           ckpt_every=0 if opts.quick else 100, log_every=10),

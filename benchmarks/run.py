@@ -181,6 +181,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--pretrain-batch", type=int, default=None)
     p.add_argument("--cv-neuript", action="store_true",
                    help="also run NeurIPT under subject-wise CV (6 x the fine-tuning time)")
+    p.add_argument("--cv-models", default=None,
+                   help="comma-separated models run under subject-wise CV "
+                        "(default: bandpower_lr,eegnet,shallowconvnet)")
     p.add_argument("--render-only", action="store_true", help="only rebuild RESULTS.md")
     return p.parse_args(argv)
 
@@ -196,6 +199,8 @@ def options_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchOpt
              "batch_size": args.batch_size, "subjects_per_split": args.subjects_per_split,
              "pretrain_steps": args.pretrain_steps, "pretrain_batch": args.pretrain_batch}
     opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+    if args.cv_models is not None:
+        opts = replace(opts, cv_models=tuple(m for m in args.cv_models.split(",") if m))
     if args.cv_neuript and "neuript" not in opts.cv_models:
         opts = replace(opts, cv_models=(*opts.cv_models, "neuript"))
     return opts
