@@ -87,6 +87,10 @@ def render_results(results: dict[str, Any]) -> str:
              "`benchmarks/results/`; nothing here is typed by hand (edit the benchmarks, not "
              "this file). Each section states the command, date and machine that produced it.",
              "", md_table(["result", "date", "command", "wall time"], index), ""]
+    absent = [stem for stem in ORDER if stem not in results]
+    if absent:
+        parts += ["Not run yet (no JSON file): " + ", ".join(f"`{s}`" for s in absent)
+                  + ". `python -m benchmarks.run --only <part>` produces each.", ""]
     for stem in stems:
         body = results[stem]
         try:
@@ -116,9 +120,17 @@ README_MARKERS: tuple[str, str] = ("<!-- results:start -->", "<!-- results:end -
 def readme_block(results: dict[str, Any]) -> str:
     """The README's results block: the headline sections of RESULTS.md, two levels down."""
     known = renderers()
+    extra = [name for stem, name in (("ablations", "the ablations"),
+                                     ("transfer", "the ADHD / Muse P300 transfer rows"))
+             if stem in results]
+    missing = [stem for stem in ("ablations", "transfer") if stem not in results]
     parts = ["Copied by `python -m benchmarks.run` from "
-             "[benchmarks/RESULTS.md](benchmarks/RESULTS.md), which also holds the ablations "
-             "and the ADHD / Muse P300 transfer rows; each section names its command and date.",
+             "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)"
+             + (f", which also holds {' and '.join(extra)}" if extra else "")
+             + "; each section names its command and date."
+             + (f" Not run yet: {', '.join(missing)} (`python -m benchmarks.run --only "
+                f"{','.join(m.rstrip('s') if m == 'ablations' else m for m in missing)}`)."
+                if missing else ""),
              ""]
     for stem in README_PARTS:
         if stem in results:
