@@ -320,6 +320,14 @@ def ma_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]
     return out
 
 
+def _width(preset_name: str) -> str:
+    """``"d = 32"`` for a preset name (``"d = ?"`` for an unknown one)."""
+    from neuript.model.presets import PRESETS
+
+    cfg = PRESETS.get(preset_name)
+    return f"d = {cfg.d_model}" if cfg is not None else "d = ?"
+
+
 def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
     """Plain statements, derived from the numbers, of where and why neuript trails the paper."""
     out = []
@@ -333,7 +341,7 @@ def shortfalls(rows: list[dict[str, Any]]) -> list[str]:
         if gap > 0:
             out.append(f"From scratch: {pct(scratch['balanced_accuracy_mean'], 2)} vs the paper's "
                        f"75.69 ({gap:.1f} points short) with the {scratch['preset']} preset "
-                       f"(d = 64, not 768), {scratch['epochs']} epoch(s)"
+                       f"({_width(scratch['preset'])}, not d = 768), {scratch['epochs']} epoch(s)"
                        + (f" capped at {scratch['max_steps']} steps" if scratch["max_steps"]
                           else "") + f" and {len(scratch['seeds'])} seed(s).")
     if pre:

@@ -181,8 +181,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "results", help="result folder")
     p.add_argument("--work", type=Path, default=ROOT / "work", help="corpus and run folders")
     p.add_argument("--results-md", type=Path, default=ROOT / "RESULTS.md")
-    p.add_argument("--readme", type=Path, default=ROOT.parent / "README.md",
-                   help="README whose results block is refreshed (between its markers)")
+    p.add_argument("--readme", type=Path, default=None,
+                   help="README whose results block is refreshed (between its markers); "
+                        "default: the repository's README when --out is the default folder")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--preset", default=None, help="NeurIPT preset for accuracy rows")
     p.add_argument("--epochs", type=int, default=None)
@@ -244,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
         run_parts(opts, parts)
-    write_results_md(opts.out_dir, args.results_md, args.readme)
+    readme = args.readme
+    if readme is None and Path(opts.out_dir).resolve() == (ROOT / "results").resolve():
+        readme = ROOT.parent / "README.md"  # a custom --out must never rewrite the real README
+    write_results_md(opts.out_dir, args.results_md, readme)
     return 0
 
 

@@ -121,7 +121,10 @@ def test_results_md_is_rendered_from_every_json(result_dir: Path) -> None:
 def test_render_only_rewrites_results_md_and_part_markdown(result_dir: Path) -> None:
     (result_dir / "speed.md").write_text("stale")
     out = result_dir / "RESULTS.md"
+    readme = Path(run.__file__).resolve().parents[1] / "README.md"
+    before = readme.read_text()
     assert run.main(["--render-only", "--out", str(result_dir), "--results-md", str(out)]) == 0
+    assert readme.read_text() == before  # fabricated results never reach the real README
     assert (result_dir / "speed.md").read_text().startswith("# Speed")
     assert "## Ablations" in out.read_text()
 
