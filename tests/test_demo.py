@@ -1,10 +1,8 @@
-"""The one-command demo: flags, and (slow) the whole quick pipeline on the bundled data."""
+"""The one-command demo: flags, and the whole quick pipeline on the bundled data (~1 min)."""
 
 from __future__ import annotations
 
 import json
-
-import pytest
 
 from neuript.demo import QUICK, DemoConfig, main, parse_args
 
@@ -17,7 +15,6 @@ def test_parse_args_defaults_and_quick():
     assert parse_args(["--max-minutes", "2.5"]).pretrain_minutes == 2.5
 
 
-@pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path, capsys):
     main(["--quick", "--out", str(tmp_path), "--threads", "1"])
     table = capsys.readouterr().out
