@@ -429,28 +429,6 @@ def run_steps(
     return LoopResult(state=state, last_loss=last_loss, stopped_by=stopped_by)
 
 
-def train_epoch(
-    model: nn.Module,
-    batches: Iterable[Batch],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    step_fn: StepFn,
-    *,
-    dist: DistEnv,
-    train_cfg: TrainConfig,
-    state: TrainState,
-    log_sink: LogSink,
-    grad_clip: float | None = None,
-    max_steps: int | None = None,
-) -> LoopResult:
-    """Train over one epoch of ``batches`` (the epoch ``state.epoch``); see :func:`run_steps`."""
-    stop = StopCondition(max_steps=max_steps, epochs=state.epoch + 1)
-    return run_steps(
-        model, lambda epoch: batches, optimizer, scheduler, step_fn, dist=dist,
-        train_cfg=train_cfg, state=state, log_sink=log_sink, stop=stop, grad_clip=grad_clip,
-    )
-
-
 def _out_of_time(stop: StopCondition, start: float, dist: DistEnv) -> bool:
     if stop.max_minutes is None:
         return False
