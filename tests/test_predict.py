@@ -125,3 +125,36 @@ def test_contract_mismatch_refused(model_dir, task, tmp_path):
         run_predict(eegmat_dir() / RECORDING, bad, device="cpu")
     with pytest.raises(ContractError, match="sfreq_hz"):
         run_evaluate(bad, task, device="cpu")
+
+
+def test_onnx_engine_matches_torch_and_refuses_stale_exports(model_dir, tmp_path, capsys):
+    """`neuript export` then `predict --engine onnx`: same probabilities; stale graph refused."""
+    pytest.importorskip("onnxruntime")
+    from neuript.cli import main
+    from neuript.deploy import SIDECAR_NAME
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    path = eegmat_dir() / RECORDING
+    with pytest.raises(ContractError, match="no ONNX export here; run `neuript export"):
+        run_predict(path, folder, engine="onnx")
+    main(["export", str(folder)])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["channels"], report["samples"]) == (20, 320)  # TCP, 5 s at 64 Hz
+    assert report["max_abs_logit_diff"] < 1e-3
+    torch_rows = run_predict(path, folder, device="cpu").rows
+    onnx_rows = run_predict(path, folder, engine="onnx", threads=1, batch_size=7).rows
+    np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
+                               torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
+    assert list(onnx_rows["predicted"]) == list(torch_rows["predicted"])
+    # new weights in the folder: the export no longer describes them
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    state = {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ContractError, match="exported from other weights"):
+        run_predict(path, folder, engine="onnx")
+    assert json.loads((folder / SIDECAR_NAME).read_text())["n_groups"] == 5

@@ -6,7 +6,7 @@ IILP fine-tuning → evaluation → prediction on new recordings. See the README
 
 __version__ = "0.1.0"
 
-_API = ("finetune", "evaluate", "predict", "embed")
+_API = ("finetune", "evaluate", "predict", "embed", "export")
 
 
 def __getattr__(name: str):

@@ -19,12 +19,13 @@ from typing import Any
 
 from neuript.config import OptimConfig, TrainConfig, from_dict
 from neuript.data.tasks.base import TaskWindows
+from neuript.deploy import ExportResult, export_model_dir
 from neuript.errors import NeuriptError
 from neuript.predict import EmbeddingResult, PredictionResult, run_embed, run_predict
 from neuript.train.evaluate import EvalResult, run_evaluate
 from neuript.train.finetune import FinetuneResult, FinetuneRunConfig, run_finetune
 
-__all__ = ["embed", "evaluate", "finetune", "predict"]
+__all__ = ["embed", "evaluate", "export", "finetune", "predict"]
 
 
 def finetune(task: str | TaskWindows = "mental_arithmetic", **options: Any) -> FinetuneResult:
@@ -72,3 +73,9 @@ def predict(recording: Any, model_dir: str | os.PathLike, **options: Any) -> Pre
 def embed(recording: Any, model_dir: str | os.PathLike, **options: Any) -> EmbeddingResult:
     """Pooled features per window of a new recording (see :func:`run_embed`)."""
     return run_embed(recording, model_dir, **options)
+
+
+def export(model_dir: str | os.PathLike, **options: Any) -> ExportResult:
+    """Export a fine-tuned model to ONNX, checked against PyTorch (see :func:`export_model_dir`);
+    ``predict(..., engine="onnx")`` then runs it with ONNX Runtime."""
+    return export_model_dir(model_dir, **options)

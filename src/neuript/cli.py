@@ -277,10 +277,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from neuript.predict import run_predict
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
-                "format": args.format, "batch_size": args.batch_size, "device": args.device}
+                "format": args.format, "batch_size": args.batch_size, "device": args.device,
+                "engine": args.engine, "threads": args.threads}
     show_config(settings, _side_file(args.out, ".config.json"))
     result = run_predict(args.recording, args.model_dir, out=args.out, fmt=args.format,
-                         batch_size=args.batch_size, device=args.device)
+                         batch_size=args.batch_size, device=args.device, engine=args.engine,
+                         threads=args.threads)
     if args.out is None:
         print(result.rows.to_csv(index=False) if args.format == "csv"
               else result.rows.to_json(orient="records"))
@@ -297,6 +299,16 @@ def cmd_embed(args: argparse.Namespace) -> None:
     result = run_embed(args.recording, args.model_dir, out=args.out,
                        batch_size=args.batch_size, device=args.device)
     print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a fine-tuned model to ONNX, checked against PyTorch (``deploy.export_model_dir``)."""
+    from neuript.deploy import export_model_dir
+
+    result = export_model_dir(args.model_dir, out=args.out, opset=args.opset)
+    print(json.dumps({"onnx": str(result.path), "channels": result.n_channels,
+                      "samples": result.n_samples, "groups": result.n_groups,
+                      "max_abs_logit_diff": result.max_abs_diff}, indent=2))
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -397,6 +409,11 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
     p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
     if fmt:
         p.add_argument("--format", choices=("csv", "json"), default="csv")
+        p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                       help="onnx: run the folder's ONNX export (neuript export) with ONNX "
+                       "Runtime")
+        p.add_argument("--threads", type=int, default=None,
+                       help="ONNX Runtime threads (default: every core)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=func)
@@ -437,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
     _recording_parser(sub, "predict", cmd_predict, fmt=True)
     _recording_parser(sub, "embed", cmd_embed, fmt=False)
+
+    p = sub.add_parser("export", help=_doc(cmd_export))
+    p.add_argument("model_dir", help="fine-tuned model folder (RUN/seed_<s>/model)")
+    p.add_argument("--out", help="the .onnx file (default: MODEL_DIR/model.onnx)")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tasks", help=_doc(cmd_tasks))
     p.add_argument("name", nargs="?", help="build this task and print its window counts")

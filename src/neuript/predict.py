@@ -232,6 +232,8 @@ def run_predict(
     fmt: Literal["csv", "json"] = "csv",
     batch_size: int = 128,
     device: str = "auto",
+    engine: Literal["torch", "onnx"] = "torch",
+    threads: int | None = None,
 ) -> PredictionResult:
     """Classify every window of a recording with a fine-tuned model.
 
@@ -247,27 +249,37 @@ def run_predict(
         CSV holds the rows; JSON holds ``{"summary": …, "windows": [rows]}``.
     batch_size : int
     device : str
+        PyTorch device (``engine="torch"`` only).
+    engine : {"torch", "onnx"}
+        ``"onnx"`` runs the folder's ONNX export (``neuript export``) with ONNX Runtime on the
+        CPU; preprocessing and outputs are the same.
+    threads : int | None
+        ONNX Runtime threads (None: every core); ignored by ``engine="torch"``.
 
     Returns
     -------
     result : PredictionResult
     """
     check_option("fmt", fmt, ("csv", "json"))
+    check_option("engine", engine, ("torch", "onnx"))
     loaded = load_classifier(model_dir)
     prepared = prepare_input(recording_path, loaded, model_dir)
-    dev = _resolve_device(device)
-    preds = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev)
+    if engine == "onnx":
+        proba = _onnx_proba(model_dir, prepared, batch_size, threads)
+    else:
+        dev = _resolve_device(device)
+        proba = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev).proba
     class_names = list(loaded.extra.get("class_names") or
-                       [str(k) for k in range(preds.proba.shape[1])])
-    if len(class_names) != preds.proba.shape[1]:
+                       [str(k) for k in range(proba.shape[1])])
+    if len(class_names) != proba.shape[1]:
         raise NeuriptError(f"{model_dir}: {len(class_names)} class names for "
-                           f"{preds.proba.shape[1]} outputs")
-    predicted = preds.proba.argmax(axis=1)
+                           f"{proba.shape[1]} outputs")
+    predicted = proba.argmax(axis=1)
     rows = pd.DataFrame({
         "window": np.arange(len(predicted)),
         "start_s": prepared.starts_s,
         "end_s": prepared.starts_s + prepared.window_s,
-        **{f"p_{name}": preds.proba[:, k] for k, name in enumerate(class_names)},
+        **{f"p_{name}": proba[:, k] for k, name in enumerate(class_names)},
         "predicted": [class_names[k] for k in predicted],
     })
     counts = np.bincount(predicted, minlength=len(class_names))
@@ -277,7 +289,7 @@ def run_predict(
         "n_windows": int(len(predicted)),
         "window_s": prepared.window_s,
         "class_counts": {name: int(counts[k]) for k, name in enumerate(class_names)},
-        "mean_probabilities": {name: float(preds.proba[:, k].mean())
+        "mean_probabilities": {name: float(proba[:, k].mean())
                                for k, name in enumerate(class_names)},
         "majority": class_names[int(counts.argmax())],
     }
@@ -292,6 +304,22 @@ def run_predict(
     log.info("predicted %d windows of %s: %s", len(predicted), prepared.source,
              summary["class_counts"])
     return PredictionResult(rows, summary, out_path)
+
+
+def _onnx_proba(model_dir: str | os.PathLike, prepared: PreparedInput, batch_size: int,
+                threads: int | None) -> np.ndarray:
+    """Softmax probabilities (N, K), float64, from the folder's ONNX export."""
+    from neuript.deploy import OnnxClassifier
+
+    model = OnnxClassifier(model_dir, threads=threads)
+    out = []
+    for lo in range(0, len(prepared.signals), batch_size):
+        logits = model.logits(prepared.signals[lo: lo + batch_size], prepared.positions,
+                              prepared.group_mask).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        out.append(e / e.sum(axis=1, keepdims=True))
+    return np.concatenate(out)
 
 
 def run_embed(

@@ -1,0 +1,239 @@
+"""Deploy a fine-tuned model folder as ONNX and run it with ONNX Runtime.
+
+``export_model_dir`` writes ``MODEL_DIR/model.onnx`` (the logits graph of
+:func:`neuript.model.export.export_onnx`, with the folder's channel count, window length and
+pooling groups fixed and the batch dynamic) and a sidecar ``model.onnx.json`` that records the
+SHA-256 of the ``model.safetensors`` it came from, the graph's shapes and the largest logit
+difference between ONNX Runtime and PyTorch on a check batch. :class:`OnnxClassifier` opens that
+pair and refuses a graph whose weights no longer match the folder (re-trained or replaced since
+the export), so ``neuript predict --engine onnx`` never silently runs a stale model.
+
+ONNX Runtime is the optional ``export`` extra (``pip install 'neuript[export]'``). On this
+project's 2-core CPU it runs one window of the ``small`` preset in less time than eager PyTorch,
+whose per-operator overhead dominates at batch 1 (``benchmarks/results/speed.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from neuript.errors import ContractError, NeuriptError
+
+ONNX_NAME = "model.onnx"
+SIDECAR_NAME = "model.onnx.json"
+PARITY_ATOL = 1e-3
+"""Largest |logit difference| between ONNX Runtime and PyTorch accepted at export."""
+INPUT_NAMES: tuple[str, ...] = ("signals", "positions", "channel_mask", "group_mask")
+
+
+class ExportResult(NamedTuple):
+    """What :func:`export_model_dir` returns.
+
+    Attributes
+    ----------
+    path : Path
+        The ``.onnx`` file written.
+    n_channels, n_samples, n_groups : int
+        C, T and G fixed in the graph (the batch is dynamic).
+    max_abs_diff : float
+        Largest |logit| difference, ONNX Runtime vs PyTorch, on the check batch.
+    """
+
+    path: Path
+    n_channels: int
+    n_samples: int
+    n_groups: int
+    max_abs_diff: float
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise NeuriptError("ONNX Runtime is not installed: pip install 'neuript[export]'") from err
+    return onnxruntime
+
+
+def graph_shapes(model_dir: str | os.PathLike) -> tuple[int, int, int]:
+    """(C, T, G) of a fine-tuned model folder, from its input contract and pooling groups."""
+    from neuript.model.io import read_config
+
+    config = read_config(model_dir)
+    contract, extra = config.get("contract", {}), config.get("extra", {})
+    channels = contract.get("channels") or extra.get("ch_names") or []
+    if not channels:
+        raise ContractError(f"{model_dir}: the model has no fixed channel list, so its ONNX graph "
+                            "has no channel count; export a model trained on a named montage")
+    n_samples = int(round(float(contract["window_s"]) * float(contract["sfreq_hz"])))
+    n_groups = len(extra.get("group_names") or [])
+    return len(channels), n_samples, max(n_groups, 1)
+
+
+def _session(path: Path, threads: int | None) -> Any:
+    ort = _ort()
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                     opset: int = 17, seed: int = 0) -> ExportResult:
+    """Export a fine-tuned model folder to ONNX and check it against PyTorch.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        ``RUN/seed_<s>/model`` (NeurIPT or a baseline).
+    out : path-like | None
+        The ``.onnx`` path (default ``MODEL_DIR/model.onnx``); the sidecar is written next to it
+        as ``<out>.json``. Both are written to temporary names and renamed, so a failed export
+        leaves an earlier one intact.
+    opset : int
+        ONNX opset (>= 17).
+    seed : int
+        Seed of the random check batch (2 windows, real channel positions of the folder).
+
+    Returns
+    -------
+    result : ExportResult
+
+    Raises
+    ------
+    NeuriptError
+        ONNX Runtime disagrees with PyTorch by more than ``PARITY_ATOL``.
+    """
+    from neuript.model.export import export_onnx
+    from neuript.model.io import WEIGHTS_NAME
+    from neuript.train.evaluate import load_classifier
+
+    model_dir = Path(model_dir)
+    loaded = load_classifier(model_dir)
+    c, t, g = graph_shapes(model_dir)
+    path = Path(out) if out is not None else model_dir / ONNX_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    export_onnx(loaded.model, tmp, n_channels=c, n_samples=t, n_groups=g, opset=opset)
+    feed = check_batch(model_dir, c, t, g, seed)
+    with torch.no_grad():
+        expected = loaded.model(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits
+    got = _session(tmp, threads=1).run(["logits"], feed)[0]
+    diff = float(np.abs(got - expected.numpy()).max())
+    if not diff <= PARITY_ATOL:
+        tmp.unlink(missing_ok=True)
+        raise NeuriptError(f"{model_dir}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
+                           f"(> {PARITY_ATOL}); the export was discarded")
+    sidecar = {"weights_sha256": _sha256(model_dir / WEIGHTS_NAME), "model_dir": str(model_dir),
+               "n_channels": c, "n_samples": t, "n_groups": g, "opset": opset,
+               "max_abs_diff": diff, "inputs": list(INPUT_NAMES), "outputs": ["logits"]}
+    side = path.with_name(path.name + ".json")
+    side_tmp = side.with_name(f".{side.name}.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2))
+    os.replace(tmp, path)
+    os.replace(side_tmp, side)
+    return ExportResult(path, c, t, g, diff)
+
+
+def check_batch(model_dir: str | os.PathLike, c: int, t: int, g: int,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Two random windows with the folder's positions and groups, as ONNX inputs."""
+    from neuript.data.montage import channel_position
+    from neuript.model.io import read_config
+
+    config = read_config(model_dir)
+    extra = config.get("extra", {})
+    names = list(config.get("contract", {}).get("channels") or [])
+    rng = np.random.default_rng(seed)
+    try:
+        pos = np.stack([channel_position(n) for n in names]).astype(np.float32)
+    except (NeuriptError, KeyError, ValueError):
+        pos = rng.normal(0.0, 0.05, (c, 3)).astype(np.float32)
+    groups = np.zeros((g, c), dtype=bool)
+    if extra.get("group_names") and len(names) == c:
+        from neuript.data.montage import pooling_groups
+
+        groups = pooling_groups(names, pos, extra.get("scheme", "functional")).mask
+    else:
+        groups[:] = True
+    return {
+        "signals": rng.normal(0.0, 0.5, (2, c, t)).astype(np.float32),
+        "positions": np.broadcast_to(pos, (2, c, 3)).copy(),
+        "channel_mask": np.ones((2, c), dtype=bool),
+        "group_mask": np.broadcast_to(groups, (2, g, c)).copy(),
+    }
+
+
+class OnnxClassifier:
+    """An exported model folder opened with ONNX Runtime.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        The folder :func:`export_model_dir` wrote into (``model.onnx`` + ``model.onnx.json``).
+    threads : int | None
+        ONNX Runtime intra-op threads (None: its default, every core).
+
+    Raises
+    ------
+    ContractError
+        No export in the folder, or the export was made from other weights than the folder's
+        ``model.safetensors``.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None) -> None:
+        from neuript.model.io import WEIGHTS_NAME
+
+        self.model_dir = Path(model_dir)
+        path, side = self.model_dir / ONNX_NAME, self.model_dir / SIDECAR_NAME
+        if not path.is_file() or not side.is_file():
+            raise ContractError(f"{self.model_dir}: no ONNX export here; run "
+                                f"`neuript export {self.model_dir}` first")
+        self.meta: dict[str, Any] = json.loads(side.read_text())
+        if self.meta.get("weights_sha256") != _sha256(self.model_dir / WEIGHTS_NAME):
+            raise ContractError(f"{path}: exported from other weights than "
+                                f"{self.model_dir / WEIGHTS_NAME} (the model changed since the "
+                                "export); run `neuript export` again")
+        self.session = _session(path, threads)
+
+    def logits(self, signals: np.ndarray, positions: np.ndarray, group_mask: np.ndarray
+               ) -> np.ndarray:
+        """Class logits of a batch.
+
+        Parameters
+        ----------
+        signals : ndarray, shape (B, C, T), float32
+            Compressed windows (the model input).
+        positions : ndarray, shape (C, 3), float32
+        group_mask : ndarray, shape (G, C), bool
+
+        Returns
+        -------
+        logits : ndarray, shape (B, K), float32
+        """
+        b, c, t = signals.shape
+        want = (self.meta["n_channels"], self.meta["n_samples"])
+        if (c, t) != want:
+            raise ContractError(f"{self.model_dir / ONNX_NAME}: input of {c} channels x {t} "
+                                f"samples; the graph takes {want[0]} x {want[1]}")
+        feed = {"signals": np.ascontiguousarray(signals, dtype=np.float32),
+                "positions": np.broadcast_to(positions.astype(np.float32), (b, c, 3)).copy(),
+                "channel_mask": np.ones((b, c), dtype=bool),
+                "group_mask": np.broadcast_to(group_mask.astype(bool),
+                                              (b,) + group_mask.shape).copy()}
+        return self.session.run(["logits"], feed)[0]
