@@ -33,6 +33,7 @@ import resource
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BenchOptions, fmt, md_table, met, provenance, stamp, timed, write_part
@@ -246,14 +247,54 @@ def measure_preset(job: SpeedJob) -> dict[str, Any]:
     batched = make_inputs(job.n_channels, 256, 32)
     torch.set_num_threads(job.threads)
     per_window_b32 = latency_ms(model, tensors(batched), max(1, job.latency_runs // 2)) / 32
+    ort_lat = (onnxruntime_latency_ms(model, one, job.latency_runs, job.threads)
+               if job.preset != "paper" else {})
     return {
         "preset": job.preset, "params_total": params.total, "params_activated": params.activated,
         "batch_size": job.batch_size, "train_steps": job.train_steps, "warmup_steps": job.warmup,
         "train_windows_per_s": train, "forward_flops_per_window": flops,
         "latency_ms_4s_window": lat, "latency_ms_per_window_b32": per_window_b32,
+        "onnxruntime_latency_ms_4s_window": ort_lat,
         "train_peak_rss_delta_mb": max(0.0, peak_mb),
         "rss_before_train_mb": rss_before,
     }
+
+
+def onnxruntime_latency_ms(model: Any, one: dict[str, Any], runs: int,
+                           threads: int) -> dict[str, float]:
+    """Median ms of one window through the model's ONNX export in ONNX Runtime, per thread count.
+
+    The deployment path of ``neuript export`` + ``neuript predict --engine onnx``; an empty dict
+    when onnx / onnxruntime are not installed.
+    """
+    import tempfile
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    from neuript.model.export import export_onnx
+
+    args = tensors(one)
+    feed = dict(zip(("signals", "positions", "channel_mask", "group_mask"),
+                    (a.numpy() for a in args)))
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "m.onnx", n_channels=args[0].shape[1],
+                           n_samples=args[0].shape[2], n_groups=args[3].shape[1])
+        for n in sorted({1, threads}):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = n, 1
+            session = ort.InferenceSession(str(path), options,
+                                           providers=["CPUExecutionProvider"])
+            session.run(None, feed)
+            times = []
+            for _ in range(max(runs, 3)):
+                t0 = time.perf_counter()
+                session.run(None, feed)
+                times.append(1e3 * (time.perf_counter() - t0))
+            out[str(n)] = statistics.median(times)
+    return out
 
 
 def measure_scaling(job: SpeedJob) -> list[dict[str, Any]]:
@@ -312,6 +353,7 @@ def gpu_section(opts: BenchOptions) -> dict[str, Any]:
 def run(opts: BenchOptions) -> dict[str, Any]:
     """Measure every preset, the scaling table and the GPU section; write speed.json/.md."""
     t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
     threads = opts.train_threads
     with timed("fp32 matmul peak"):
         import torch
@@ -340,7 +382,8 @@ def run(opts: BenchOptions) -> dict[str, Any]:
                                         / (row["latency_ms_4s_window"][str(threads)] / 1e3)
                                         / (peak * 1e9))
     result = {"meta": stamp(opts.command, time.perf_counter() - t0), "quick": opts.quick,
-              "threads": threads, "fp32_matmul_peak_gflops": peak, "presets": presets,
+              "load_before_1min": round(load_before, 2), "threads": threads,
+              "fp32_matmul_peak_gflops": peak, "presets": presets,
               "scaling": scaling, "targets": targets(presets, threads), "gpu": gpu}
     write_part(opts.out_dir, "speed", result, markdown(result))
     return result
@@ -363,6 +406,12 @@ def targets(presets: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]
         if lat32 is not None:
             rows.append({"target": "small preset <= 10 ms per window (batches of 32)",
                          "value": lat32, "threshold": 10.0, "unit": "ms", "met": lat32 <= 10.0})
+        ort_lat = by["small"].get("onnxruntime_latency_ms_4s_window", {}).get(str(threads))
+        if ort_lat is not None:
+            rows.append({"target": "small preset <= 10 ms per window (1 window at a time, "
+                                   "ONNX Runtime: `predict --engine onnx`)",
+                         "value": ort_lat, "threshold": 10.0, "unit": "ms",
+                         "met": ort_lat <= 10.0})
     if "paper" in by:
         mfu = by["paper"]["mfu_train"]["320"]
         rows.append({"target": "paper size training >= 80% of the measured fp32 matmul peak",
@@ -382,6 +431,7 @@ def markdown(r: dict[str, Any]) -> str:
              fmt(p["train_windows_per_s"]["320"]),
              fmt(p["train_windows_per_s"].get("256")),
              fmt(p["latency_ms_4s_window"]["1"], 1), fmt(p["latency_ms_4s_window"][t], 1),
+             _ort_cell(p, t),
              f"{p['forward_flops_per_window']['320'] / 1e9:.3f}",
              fmt(100 * p["mfu_train"]["320"], 1), fmt(100 * p["mfu_infer_all_threads"], 1),
              fmt(p["train_peak_rss_delta_mb"], 0)] for p in r["presets"]]
@@ -394,7 +444,7 @@ def markdown(r: dict[str, Any]) -> str:
             for k, v in BASELINE.items()]
     return "\n".join([
         "# Speed (benchmarks/bench_speed.py)", "", provenance(r["meta"]), "",
-        _load_warning(r["meta"].get("machine", {})),
+        _load_warning(r.get("load_before_1min"), r["meta"].get("machine", {}).get("nproc")),
         f"fp32 matmul peak measured here: **{r['fp32_matmul_peak_gflops']:.1f} GFLOP/s** "
         f"({r['threads']} threads; DESIGN.md quotes {PEAK_REFERENCE_GFLOPS:.0f})."
         + (" `--quick`: batch 8 (paper: 1 window), 1 timed step per configuration; scaling "
@@ -402,8 +452,13 @@ def markdown(r: dict[str, Any]) -> str:
            else ""), "",
         md_table(["preset", "params total", "activated", "batch", "train win/s (20x320)",
                   "train win/s (20x256)", "latency 4-s window, 1 thread (ms)",
-                  f"latency, {t} threads (ms)", "fwd GFLOP/window (20x320)",
+                  f"latency, {t} threads (ms)", f"ONNX Runtime latency, 1 / {t} threads (ms)",
+                  "fwd GFLOP/window (20x320)",
                   "train MFU % (20x320)", "inference MFU %", "training peak RSS +MB"], rows), "",
+        "Latency = median wall time of one no-grad forward of one 20 x 256 window (4 s at "
+        "64 Hz); ONNX Runtime runs the same model exported with `neuript export` (MoE layers "
+        "as fixed-shape gated experts), the path of `neuript predict --engine onnx`; not "
+        "measured for the paper preset. "
         "Training = forward + backward + AdamW step on random data; MFU = 3 x forward FLOPs "
         "(FlopCounterMode) x windows/s / the measured fp32 peak. Memory = the child process's "
         "max RSS after training minus its RSS just before (model and inputs already built).", "",
@@ -418,14 +473,23 @@ def markdown(r: dict[str, Any]) -> str:
     ])
 
 
-def _load_warning(machine: dict[str, Any]) -> str:
-    """A caveat when other programs kept the cores busy (timings then read low)."""
-    load, nproc = machine.get("load_average_1min"), machine.get("nproc")
-    if load is None or not nproc or load <= 0.75 * nproc:
+def _ort_cell(p: dict[str, Any], threads: str) -> str:
+    ort_lat = p.get("onnxruntime_latency_ms_4s_window") or {}
+    if not ort_lat:
+        return "n/a"
+    return f"{fmt(ort_lat.get('1'), 1)} / {fmt(ort_lat.get(threads), 1)}"
+
+
+def _load_warning(load_before: float | None, nproc: int | None) -> str:
+    """A caveat when other programs kept the cores busy as the part began.
+
+    The load at the end is no guide: the part's own child processes keep every core busy.
+    """
+    if load_before is None or not nproc or load_before <= 0.5:
         return ""
-    return (f"**Caveat: the machine was busy** (1-min load {load:.1f} on {nproc} cores at the "
-            "end of this part): other programs shared the cores, so throughputs, latencies and "
-            "the matmul peak read low, and all-thread latency can exceed 1-thread latency. "
+    return (f"**Caveat: the machine was busy** (1-min load {load_before:.1f} on {nproc} cores "
+            "when this part began): other programs shared the cores, so throughputs, latencies "
+            "and the matmul peak read low, and all-thread latency can exceed 1-thread latency. "
             "Re-run `--only speed` on an idle machine for numbers to quote.\n")
 
 

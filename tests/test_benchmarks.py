@@ -52,6 +52,8 @@ def fake_speed() -> dict:
             "batch_size": 32, "train_windows_per_s": {"320": wps, "256": wps * 1.2},
             "forward_flops_per_window": flops, "latency_ms_4s_window": {"1": lat * 2, "2": lat},
             "latency_ms_per_window_b32": lat / 2, "train_peak_rss_delta_mb": 100.0,
+            "onnxruntime_latency_ms_4s_window": ({"1": lat * 1.5, "2": lat * 1.5}
+                                                 if name != "paper" else {}),
             "mfu_train": {"320": 3 * flops["320"] * wps / 1e11},
             "mfu_infer_all_threads": 0.1,
         })
@@ -141,9 +143,24 @@ def test_targets_are_judged_from_the_numbers(result_dir: Path) -> None:
     assert speed["d = 64 training >= 5x the 1.61 windows/s baseline"] is True  # 9 >= 8.05
     assert speed["small preset <= 10 ms per window (1 window at a time)"] is True  # 8 ms
     assert speed["small preset <= 10 ms per window (batches of 32)"] is True
+    ort_target = ("small preset <= 10 ms per window (1 window at a time, ONNX Runtime: "
+                  "`predict --engine onnx`)")
+    assert speed[ort_target] is False  # 12 ms
     assert speed["paper size training >= 80% of the measured fp32 matmul peak"] is False  # 60%
     # 3 x 1e11 FLOPs x 0.2 windows/s = 60 GFLOP/s = 36% of DESIGN.md's 168
     assert speed["paper size training >= 80% of DESIGN.md's 168 GFLOP/s peak"] is False
+
+
+def test_speed_caveat_uses_the_load_before_the_part() -> None:
+    """The part's own processes load every core; only load present before it means 'busy'."""
+    speed = fake_speed()
+    speed["meta"]["machine"] = {**MACHINE, "load_average_1min": 1.9, "nproc": 2}
+    speed["load_before_1min"] = 0.1
+    text = bench_speed.markdown(speed)
+    assert "machine was busy" not in text
+    assert "| small |" in text and "| 12.0 / 12.0 |" in text  # ONNX Runtime column
+    speed["load_before_1min"] = 1.2
+    assert "1-min load 1.2 on 2 cores when this part began" in bench_speed.markdown(speed)
 
 
 def test_ablation_delta_is_against_the_default(result_dir: Path) -> None:
@@ -217,14 +234,6 @@ def test_speed_inputs_use_real_montages() -> None:
     assert inputs["group_mask"].any(dim=2).all()  # every lobe holds a channel
     names, pos = bench_speed.montage(4)
     assert names == ["TP9", "AF7", "AF8", "TP10"] and pos.shape == (4, 3)
-
-
-def test_speed_markdown_warns_only_on_a_busy_machine() -> None:
-    quiet = fake_speed()
-    assert "machine was busy" not in bench_speed.markdown(quiet)
-    busy = fake_speed()
-    busy["meta"]["machine"] = {**MACHINE, "load_average_1min": 5.0}
-    assert "machine was busy** (1-min load 5.0 on 2 cores" in bench_speed.markdown(busy)
 
 
 def test_duration_plan_counts_the_training_windows() -> None:
