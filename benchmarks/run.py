@@ -192,6 +192,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--subjects-per-split", type=int, default=None)
     p.add_argument("--pretrain-steps", type=int, default=None, help="pretraining budget (steps)")
     p.add_argument("--pretrain-batch", type=int, default=None)
+    p.add_argument("--secondary-seeds", type=int, default=None,
+                   help="seeds of each ablation and transfer row (the first n of --seeds)")
+    p.add_argument("--secondary-epochs", type=int, default=None,
+                   help="epochs of each ablation and transfer row (at most --epochs)")
     p.add_argument("--cv-neuript", action="store_true",
                    help="also run NeurIPT under subject-wise CV (6 x the fine-tuning time)")
     p.add_argument("--cv-models", default=None,
@@ -210,7 +214,8 @@ def options_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchOpt
     given = {"seeds": tuple(args.seeds) if args.seeds else None, "threads": args.threads,
              "preset": args.preset, "epochs": args.epochs, "max_steps": args.max_steps,
              "batch_size": args.batch_size, "subjects_per_split": args.subjects_per_split,
-             "pretrain_steps": args.pretrain_steps, "pretrain_batch": args.pretrain_batch}
+             "pretrain_steps": args.pretrain_steps, "pretrain_batch": args.pretrain_batch,
+             "secondary_seeds": args.secondary_seeds, "secondary_epochs": args.secondary_epochs}
     opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
     if args.cv_models is not None:
         opts = replace(opts, cv_models=tuple(m for m in args.cv_models.split(",") if m))

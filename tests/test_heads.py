@@ -125,3 +125,25 @@ def test_balanced_class_weights_make_each_class_count_equally():
     ce = cross_entropy(logits, labels, w)
     nll = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     torch.testing.assert_close(ce, (nll[:3].mean() + nll[3]) / 2)
+
+
+def test_feature_norms_standardise_or_normalise_the_pooled_vector():
+    torch.manual_seed(0)
+    features = 5.0 + 0.05 * torch.randn(64, 12)  # offset, tiny spread: as raw pooled features
+    standard = PoolingHead(d=4, n_levels=1, n_groups=3, n_classes=2, norm="batch")
+    out = standard.norm(features)  # training mode: batch statistics
+    assert torch.allclose(out.mean(0), torch.zeros(12), atol=1e-3)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(12), atol=1e-2)
+    one = standard.norm(features[:1])  # one window in training: running statistics, no error
+    assert one.shape == (1, 12) and torch.isfinite(one).all()
+    layer = PoolingHead(d=4, n_levels=1, n_groups=3, n_classes=2, norm="layer")
+    row = layer.norm(features)
+    assert torch.allclose(row.mean(1), torch.zeros(64), atol=1e-3)
+    plain = PoolingHead(d=4, n_levels=1, n_groups=3, n_classes=2)
+    assert torch.equal(plain.norm(features), features)
+    layer.reset_classifier(3)  # a new classifier keeps the normalisation
+    assert isinstance(layer.norm, torch.nn.LayerNorm) and layer(
+        [torch.randn(2, 3, 5, 4)], torch.ones(2, 3, dtype=torch.bool),
+        torch.eye(3, dtype=torch.bool).expand(2, 3, 3)).shape == (2, 3)
+    with pytest.raises(Exception, match="head_norm"):
+        PoolingHead(d=4, n_levels=1, n_groups=3, n_classes=2, norm="group")

@@ -272,6 +272,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                       "predictions": str(result.predictions_path)}, indent=2, default=str))
 
 
+def cmd_probe(args: argparse.Namespace) -> None:
+    """Linear-SVM probe of frozen encoder features on a task (``train.probe.run_probe``)."""
+    from neuript.data.tasks import build_task
+    from neuript.train.probe import run_probe
+
+    task = build_task(args.task, data_dir=args.data_dir, data_root=args.data_root,
+                      **_task_options(args))
+    result = run_probe(args.init, task, scheme=args.scheme, preset_name=args.preset,
+                       device=args.device)
+    print(json.dumps({"init": args.init, "task": task.name, "test": result.test,
+                      "c": result.c, "val_balanced_accuracy": result.val_balanced_accuracy,
+                      "n_features": result.n_features}, indent=2))
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     """Classify every window of a recording (``predict.run_predict``)."""
     from neuript.predict import run_predict
@@ -452,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("probe", help=_doc(cmd_probe))
+    p.add_argument("init", help="pretraining run folder (or 'scratch': a random encoder)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--scheme", default="functional", help="pooling groups (functional = IILP)")
+    p.add_argument("--preset", default="small", help="preset of the random encoder (scratch)")
+    p.add_argument("--device", default="cpu")
+    _common(p)
+    p.set_defaults(func=cmd_probe)
     _recording_parser(sub, "predict", cmd_predict, fmt=True)
     _recording_parser(sub, "embed", cmd_embed, fmt=False)
 

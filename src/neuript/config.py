@@ -221,6 +221,9 @@ class ModelConfig:
     """Classifier after pooling: a linear layer or a one-hidden-layer MLP."""
     head_hidden: int = 256
     """Hidden width of the MLP head."""
+    head_norm: Literal["none", "batch", "layer"] = "layer"
+    """Normalisation of the pooled features before the classifier: LayerNorm (default), none
+    (the paper's text), or per-feature standardisation (BatchNorm without affine)."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -236,6 +239,7 @@ class ModelConfig:
             raise NeuriptError(f"ModelConfig.merge_factors must be >= 1: {self.merge_factors}")
         check_option("ModelConfig.spatial_code", self.spatial_code, typing.get_args(SpatialCode))
         check_option("ModelConfig.head", self.head, ("linear", "mlp"))
+        check_option("ModelConfig.head_norm", self.head_norm, ("none", "batch", "layer"))
 
     @property
     def depth(self) -> int:

@@ -21,6 +21,41 @@ from torch import Tensor, nn
 from neuript.errors import check_option
 
 HeadKind = Literal["linear", "mlp"]
+HeadNorm = Literal["none", "batch", "layer"]
+
+
+class FeatureStandardizer(nn.Module):
+    """Per-feature standardisation of pooled features (BatchNorm1d without affine parameters).
+
+    Batch statistics in training, running statistics in eval mode; a training batch of one
+    window (which has no variance) is normalised with the running statistics instead of failing.
+
+    Parameters
+    ----------
+    n_features : int
+        F.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n_features, eps=1e-6, affine=False)  # features can be tiny
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features : Tensor, shape (B, F) → standardised (B, F)."""
+        if self.training and features.shape[0] < 2:
+            return F.batch_norm(features, self.norm.running_mean, self.norm.running_var,
+                                training=False, eps=self.norm.eps)
+        return self.norm(features)
+
+
+def feature_norm(kind: HeadNorm, n_features: int) -> nn.Module:
+    """The feature normalisation of ``ModelConfig.head_norm`` (Identity for ``"none"``)."""
+    check_option("head_norm", kind, ("none", "batch", "layer"))
+    if kind == "batch":
+        return FeatureStandardizer(n_features)
+    if kind == "layer":
+        return nn.LayerNorm(n_features)
+    return nn.Identity()
 
 
 def group_pool(tokens: Tensor, channel_mask: Tensor, group_mask: Tensor) -> Tensor:
@@ -67,10 +102,14 @@ class PoolingHead(nn.Module):
         Hidden width of the MLP.
     dropout : float
         Dropout of the MLP's hidden layer (and of the features before a linear classifier).
+    norm : {"none", "batch", "layer"}
+        Normalisation of the pooled features before the classifier (:func:`feature_norm`);
+        kept by :meth:`reset_classifier`.
     """
 
     def __init__(self, d: int, n_levels: int, n_groups: int, n_classes: int,
-                 kind: HeadKind = "linear", hidden: int = 256, dropout: float = 0.0) -> None:
+                 kind: HeadKind = "linear", hidden: int = 256, dropout: float = 0.0,
+                 norm: HeadNorm = "none") -> None:
         super().__init__()
         check_option("PoolingHead.kind", kind, ("linear", "mlp"))
         if n_classes < 1 or n_groups < 1 or n_levels < 1:
@@ -80,6 +119,7 @@ class PoolingHead(nn.Module):
             )
         self.d, self.n_levels, self.n_groups, self.n_classes = d, n_levels, n_groups, n_classes
         self.kind, self.hidden, self.dropout_p = kind, hidden, dropout
+        self.norm = feature_norm(norm, self.n_features)
         self.classifier = self._build_classifier(n_classes)
 
     @property
@@ -125,7 +165,7 @@ class PoolingHead(nn.Module):
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Classify pooled features: (B, F) → logits (B, K)."""
-        return self.classifier(features)
+        return self.classifier(self.norm(features))
 
     def forward(self, levels: list[Tensor], channel_mask: Tensor, group_mask: Tensor) -> Tensor:
         """Pool and classify: logits (B, K)."""

@@ -1,0 +1,179 @@
+"""Linear-SVM probe of frozen encoder features: how much a pretrained encoder knows of a task.
+
+The paper compares masking strategies by an SVM fitted on frozen features (NEURIPT_SPEC §7:
+"SVM probe on TUEV features"); this module is that protocol for any task and any checkpoint:
+
+1. encode every window of the task with the frozen encoder and pool it with the classifier's
+   pooling (IILP over every level by default): one feature vector per window;
+2. standardise each feature with the training split's mean and standard deviation;
+3. fit a class-balanced linear SVM for each ``C`` of a grid on the training split, keep the ``C``
+   with the best validation balanced accuracy, and score the test split with the task's metrics
+   (decision values turned into probabilities by a softmax, so that AUROC ranks them).
+
+No gradient step touches the encoder, so two checkpoints are compared on what they learned, not
+on how a fine-tuning run happened to go. Deterministic: no seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from neuript.data.tasks.base import TaskWindows
+from neuript.errors import NeuriptError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_C: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+"""Inverse regularisation strengths tried (selection on validation balanced accuracy)."""
+
+
+class ProbeResult(NamedTuple):
+    """What :func:`svm_probe` and :func:`run_probe` return.
+
+    Attributes
+    ----------
+    test : dict of str to float
+        The task's metrics on the test split (``classification_metrics``).
+    val_balanced_accuracy : float
+        Validation balanced accuracy of the chosen ``C``.
+    c : float
+        The chosen inverse regularisation strength.
+    n_features : int
+        Length of the feature vector.
+    val_by_c : dict of float to float
+        Validation balanced accuracy of every ``C`` tried.
+    """
+
+    test: dict[str, float]
+    val_balanced_accuracy: float
+    c: float
+    n_features: int
+    val_by_c: dict[float, float]
+
+
+def task_features(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "functional",
+                  batch_size: int = 128, device: str = "cpu") -> np.ndarray:
+    """Pooled features of every window of ``task``, in the task's row order.
+
+    Parameters
+    ----------
+    model : NeurIPTClassifier
+        Its ``features`` output is read (the head's logits are ignored).
+    task : TaskWindows
+        Windows are compressed as ``task.preprocess`` says, as in training.
+    scheme : str
+        Pooling groups (``"functional"`` = IILP).
+
+    Returns
+    -------
+    features : ndarray, shape (N, F), float32
+    """
+    from neuript.data.loader import make_task_loader
+    from neuript.train.evaluate import predict_batches
+
+    out = np.zeros((len(task.labels), 0), np.float32)
+    for split in np.unique(task.splits):
+        loader = make_task_loader(task, str(split), batch_size=batch_size, shuffle=False, seed=0,
+                                  scheme=scheme)
+        preds = predict_batches(model, loader, torch.device(device), keep_features=True)
+        assert preds.features is not None
+        if out.shape[1] == 0:
+            out = np.zeros((len(task.labels), preds.features.shape[1]), np.float32)
+        out[preds.window_ids] = preds.features
+    return out
+
+
+def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_classes: int,
+              cs: tuple[float, ...] = DEFAULT_C) -> ProbeResult:
+    """Fit the standardised linear SVM probe (module notes, steps 2–3).
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, F)
+    labels : ndarray, shape (N,), int
+    splits : ndarray, shape (N,), str
+        ``"train"``, ``"val"`` and ``"test"`` must all be present.
+    n_classes : int
+    cs : tuple of float
+
+    Returns
+    -------
+    result : ProbeResult
+    """
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from neuript.train.metrics import classification_metrics
+
+    parts = {s: np.flatnonzero(splits == s) for s in ("train", "val", "test")}
+    empty = [s for s, rows in parts.items() if len(rows) == 0]
+    if empty:
+        raise NeuriptError(f"svm_probe: the task has no {', '.join(empty)} windows")
+    if not np.isfinite(features).all():
+        raise NeuriptError("svm_probe: the features hold NaN or infinite values")
+    scaler = StandardScaler().fit(features[parts["train"]])
+    x = {s: scaler.transform(features[rows]) for s, rows in parts.items()}
+    y = {s: labels[rows] for s, rows in parts.items()}
+    fitted, val_by_c = {}, {}
+    for c in cs:
+        svm = LinearSVC(C=c, class_weight="balanced", max_iter=20000)
+        svm.fit(x["train"], y["train"])
+        fitted[c] = svm
+        val_by_c[c] = float(balanced_accuracy_score(y["val"], svm.predict(x["val"])))
+    best = max(cs, key=lambda c: (val_by_c[c], -c))  # ties: the stronger regularisation
+    scores = fitted[best].decision_function(x["test"])
+    scores = np.stack([-scores, scores], axis=1) / 2 if scores.ndim == 1 else scores
+    proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    test = classification_metrics(y["test"], proba, n_classes)
+    return ProbeResult(test, val_by_c[best], float(best), int(features.shape[1]), val_by_c)
+
+
+def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "functional",
+              cs: tuple[float, ...] = DEFAULT_C, preset_name: str = "small",
+              batch_size: int = 128, device: str = "cpu") -> ProbeResult:
+    """SVM probe of a pretraining checkpoint (or ``"scratch"``: a randomly initialised encoder).
+
+    Parameters
+    ----------
+    init : path-like | "scratch"
+        A pretraining run folder (or its ``pretrained/``), as ``finetune --init`` takes.
+    task : TaskWindows
+    scheme, cs, batch_size, device
+        See :func:`task_features` and :func:`svm_probe`.
+    preset_name : str
+        Preset of the random encoder when ``init="scratch"``.
+
+    Returns
+    -------
+    result : ProbeResult
+    """
+    from neuript.config import ModelConfig, from_dict
+    from neuript.data.montage import pooling_groups
+    from neuript.model.io import read_config
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+    from neuript.train.finetune import check_init_contract, resolve_init_dir
+
+    groups = pooling_groups(list(task.ch_names), task.positions, scheme)
+    if str(init) == "scratch":
+        torch.manual_seed(0)
+        model = NeurIPTClassifier(preset(preset_name), task.n_classes, groups.names)
+    else:
+        folder = resolve_init_dir(str(init))
+        check_init_contract(folder, task.preprocess)
+        cfg = from_dict(ModelConfig, read_config(folder)["model"])
+        model = NeurIPTClassifier(cfg, task.n_classes, groups.names)
+        model.load_encoder(folder)
+    features = task_features(model.eval(), task, scheme=scheme, batch_size=batch_size,
+                             device=device)
+    result = svm_probe(features, task.labels, task.splits, task.n_classes, cs)
+    log.info("SVM probe of %s on %s: C=%g, val bacc %.4f, test %s", init, task.name, result.c,
+             result.val_balanced_accuracy, result.test)
+    return result
