@@ -158,3 +158,30 @@ def test_onnx_engine_matches_torch_and_refuses_stale_exports(model_dir, tmp_path
     with pytest.raises(ContractError, match="exported from other weights"):
         run_predict(path, folder, engine="onnx")
     assert json.loads((folder / SIDECAR_NAME).read_text())["n_groups"] == 5
+
+
+def test_onnx_engine_runs_a_baseline_whose_graph_drops_unused_inputs(task, tmp_path):
+    """EEGNet never reads positions or masks, so its exported graph has only `signals`."""
+    pytest.importorskip("onnxruntime")
+    from neuript.baselines import build
+    from neuript.deploy import export_model_dir
+
+    torch.manual_seed(0)
+    model = build("eegnet", n_channels=len(task.ch_names), n_samples=int(task.signals.shape[2]),
+                  n_classes=2, sfreq_hz=float(task.preprocess.sfreq_hz))
+    groups = pooling_groups(list(task.ch_names), task.positions, "functional")
+    extra = {"class_names": list(task.class_names), "group_names": list(groups.names),
+             "scheme": "functional", "preprocess": to_dict(task.preprocess),
+             "ch_names": list(task.ch_names), "task": task.name, "model_kind": "eegnet",
+             "baseline": {"name": "eegnet", "n_channels": len(task.ch_names),
+                          "n_samples": int(task.signals.shape[2]), "n_classes": 2,
+                          "sfreq_hz": float(task.preprocess.sfreq_hz)}}
+    folder = tmp_path / "eegnet"
+    save_classifier(model, folder, InputContract.from_preprocess(task.preprocess, task.ch_names),
+                    extra)
+    assert export_model_dir(folder).max_abs_diff < 1e-4
+    path = eegmat_dir() / RECORDING
+    onnx_rows = run_predict(path, folder, engine="onnx", threads=1).rows
+    torch_rows = run_predict(path, folder, device="cpu").rows
+    np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
+                               torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)

@@ -93,6 +93,13 @@ def _session(path: Path, threads: int | None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _logits(session: Any, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """Run ``session`` on the inputs its graph declares (a baseline's graph drops the positions
+    and masks it never reads)."""
+    wanted = {i.name for i in session.get_inputs()}
+    return session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})[0]
+
+
 def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                      opset: int = 17, seed: int = 0) -> ExportResult:
     """Export a fine-tuned model folder to ONNX and check it against PyTorch.
@@ -129,11 +136,15 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
     path = Path(out) if out is not None else model_dir / ONNX_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    export_onnx(loaded.model, tmp, n_channels=c, n_samples=t, n_groups=g, opset=opset)
-    feed = check_batch(model_dir, c, t, g, seed)
-    with torch.no_grad():
-        expected = loaded.model(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits
-    got = _session(tmp, threads=1).run(["logits"], feed)[0]
+    try:
+        export_onnx(loaded.model, tmp, n_channels=c, n_samples=t, n_groups=g, opset=opset)
+        feed = check_batch(model_dir, c, t, g, seed)
+        with torch.no_grad():
+            expected = loaded.model(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits
+        got = _logits(_session(tmp, threads=1), feed)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # an earlier export at ``path`` stays intact
+        raise
     diff = float(np.abs(got - expected.numpy()).max())
     if not diff <= PARITY_ATOL:
         tmp.unlink(missing_ok=True)
@@ -236,4 +247,4 @@ class OnnxClassifier:
                 "channel_mask": np.ones((b, c), dtype=bool),
                 "group_mask": np.broadcast_to(group_mask.astype(bool),
                                               (b,) + group_mask.shape).copy()}
-        return self.session.run(["logits"], feed)[0]
+        return _logits(self.session, feed)
