@@ -21,10 +21,21 @@ fine-tunings x 3 seeds x 3 epochs and a second pretraining of NeurIPT-small: abo
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from benchmarks import bench_accuracy as acc
-from benchmarks.common import BenchOptions, md_table, pct, provenance, rows_meta, write_part
+from benchmarks.common import (
+    BenchOptions,
+    machine_info,
+    md_table,
+    now_iso,
+    pct,
+    provenance,
+    rows_meta,
+    timed,
+    write_part,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +66,6 @@ def variants(depth: int) -> list[tuple[str, str, dict[str, Any]]]:
 
 def probe_row(opts: BenchOptions, task: Any, init: str) -> dict[str, Any]:
     """One SVM-probe row (deterministic: no fine-tuning seed)."""
-    import time
-
-    from benchmarks.common import machine_info, now_iso, timed
     from neuript.train.probe import run_probe
 
     t0 = time.perf_counter()

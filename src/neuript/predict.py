@@ -309,17 +309,15 @@ def run_predict(
 def _onnx_proba(model_dir: str | os.PathLike, prepared: PreparedInput, batch_size: int,
                 threads: int | None) -> np.ndarray:
     """Softmax probabilities (N, K), float64, from the folder's ONNX export."""
+    from scipy.special import softmax
+
     from neuript.deploy import OnnxClassifier
 
     model = OnnxClassifier(model_dir, threads=threads)
-    out = []
-    for lo in range(0, len(prepared.signals), batch_size):
-        logits = model.logits(prepared.signals[lo: lo + batch_size], prepared.positions,
-                              prepared.group_mask).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        out.append(e / e.sum(axis=1, keepdims=True))
-    return np.concatenate(out)
+    logits = [model.logits(prepared.signals[lo: lo + batch_size], prepared.positions,
+                           prepared.group_mask)
+              for lo in range(0, len(prepared.signals), batch_size)]
+    return softmax(np.concatenate(logits).astype(np.float64), axis=1)
 
 
 def run_embed(

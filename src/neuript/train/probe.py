@@ -105,6 +105,7 @@ def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_cl
     -------
     result : ProbeResult
     """
+    from scipy.special import softmax
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
@@ -129,8 +130,7 @@ def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_cl
     best = max(cs, key=lambda c: (val_by_c[c], -c))  # ties: the stronger regularisation
     scores = fitted[best].decision_function(x["test"])
     scores = np.stack([-scores, scores], axis=1) / 2 if scores.ndim == 1 else scores
-    proba = np.exp(scores - scores.max(axis=1, keepdims=True))
-    proba /= proba.sum(axis=1, keepdims=True)
+    proba = softmax(scores, axis=1)
     test = classification_metrics(y["test"], proba, n_classes)
     return ProbeResult(test, val_by_c[best], float(best), int(features.shape[1]), val_by_c)
 
@@ -154,23 +154,16 @@ def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "func
     -------
     result : ProbeResult
     """
-    from neuript.config import ModelConfig, from_dict
     from neuript.data.montage import pooling_groups
-    from neuript.model.io import read_config
-    from neuript.model.neuript import NeurIPTClassifier
-    from neuript.model.presets import preset
-    from neuript.train.finetune import check_init_contract, resolve_init_dir
+    from neuript.train.finetune import FinetuneRunConfig, check_init_contract, resolve_init_dir
+    from neuript.train.finetune_seed import build_model
 
+    if str(init) != "scratch":
+        check_init_contract(resolve_init_dir(str(init)), task.preprocess)
     groups = pooling_groups(list(task.ch_names), task.positions, scheme)
-    if str(init) == "scratch":
-        torch.manual_seed(0)
-        model = NeurIPTClassifier(preset(preset_name), task.n_classes, groups.names)
-    else:
-        folder = resolve_init_dir(str(init))
-        check_init_contract(folder, task.preprocess)
-        cfg = from_dict(ModelConfig, read_config(folder)["model"])
-        model = NeurIPTClassifier(cfg, task.n_classes, groups.names)
-        model.load_encoder(folder)
+    torch.manual_seed(0)  # the random encoder of init="scratch"; no effect on a loaded one
+    cfg = FinetuneRunConfig(task=task.name, init=str(init), preset=preset_name, scheme=scheme)
+    model = build_model(cfg, task, groups.names)
     features = task_features(model.eval(), task, scheme=scheme, batch_size=batch_size,
                              device=device)
     result = svm_probe(features, task.labels, task.splits, task.n_classes, cs)
