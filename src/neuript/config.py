@@ -225,6 +225,10 @@ class ModelConfig:
     """Normalisation of the pooled features before the classifier: LayerNorm (default), none
     (the paper's text), or per-feature standardisation (BatchNorm without affine)."""
 
+    pool_stats: Literal["mean", "mean_logstd"] = "mean"
+    """Statistics over time that IILP pools per channel: the time mean (the paper), or the mean
+    and the log standard deviation (a log-power feature; see docs/recipe.md)."""
+
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise NeuriptError(
@@ -240,6 +244,7 @@ class ModelConfig:
         check_option("ModelConfig.spatial_code", self.spatial_code, typing.get_args(SpatialCode))
         check_option("ModelConfig.head", self.head, ("linear", "mlp"))
         check_option("ModelConfig.head_norm", self.head_norm, ("none", "batch", "layer"))
+        check_option("ModelConfig.pool_stats", self.pool_stats, ("mean", "mean_logstd"))
 
     @property
     def depth(self) -> int:
@@ -290,6 +295,41 @@ class MaskConfig:
     def keep_unchanged(self) -> float:
         """Share of masked tokens left as they are (the BERT 10%)."""
         return 1.0 - self.replace_mask - self.replace_random
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Label-preserving augmentations of training windows, applied in µV before compression.
+
+    All off (0) by default in this class; the fine-tuning defaults switch some on (docs/recipe.md).
+    """
+
+    scale_range: float = 0.0
+    """Each window is multiplied by a factor drawn from U(1 − r, 1 + r); 0 disables."""
+    noise_uv: float = 0.0
+    """Standard deviation (µV) of white Gaussian noise added to every sample; 0 disables."""
+    channel_dropout: float = 0.0
+    """Probability that a channel of a window is zeroed; 0 disables."""
+    time_shift_s: float = 0.0
+    """Each window is rolled in time by up to ± this many seconds (circular); 0 disables."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.scale_range < 1.0:
+            raise NeuriptError(
+                f"AugmentConfig.scale_range must be in [0, 1), got {self.scale_range!r}"
+            )
+        if not 0.0 <= self.channel_dropout < 1.0:
+            raise NeuriptError(
+                f"AugmentConfig.channel_dropout must be in [0, 1), got {self.channel_dropout!r}"
+            )
+        if self.noise_uv < 0 or self.time_shift_s < 0:
+            raise NeuriptError("AugmentConfig.noise_uv and time_shift_s must be >= 0, got "
+                               f"{self.noise_uv!r} and {self.time_shift_s!r}")
+
+    @property
+    def active(self) -> bool:
+        """True when any augmentation is switched on."""
+        return any((self.scale_range, self.noise_uv, self.channel_dropout, self.time_shift_s))
 
 
 # --------------------------------------------------------------------------------------------

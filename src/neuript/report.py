@@ -135,7 +135,7 @@ def lobe_contributions(
     first_layer : ndarray, shape (H, n_levels · G · d)
         Weights of the head's first linear layer (H = classes or MLP hidden units).
     n_levels, d : int
-        Encoder levels and width.
+        Encoder levels and features per group and level (width × pooled statistics).
     group_names : list of str, length G
 
     Returns
@@ -241,6 +241,10 @@ def write_report(run_dir: str | Path) -> Path:
         cells = [f"{100 * row['test'][k]:.2f}" if math.isfinite(row["test"][k]) else "–"
                  for k in keys]
         lines.append(f"| {row['seed']} | {row['best_epoch']} | " + " | ".join(cells) + " |")
+    warnings = [f"- **seed {row['seed']}**: {w}" for row in per_seed
+                for w in row.get("warnings", [])]
+    if warnings:
+        lines += ["", "## Warnings: runs that visibly failed to learn", "", *warnings]
 
     figures = []
     curves = {f"seed {row['seed']}": read_curves(run_dir / f"seed_{row['seed']}" / "curves.jsonl")
@@ -278,7 +282,8 @@ def _lobe_section(run_dir: Path, per_seed: list[dict[str, Any]],
     model, extra = config["model"], config.get("extra", {})
     n_levels = len(model["merge_factors"]) + 1
     group_names = list(config["head"]["group_names"])
-    shares = lobe_contributions(weight, n_levels, group_names, int(model["d_model"]))
+    n_stats = 2 if model.get("pool_stats", "mean") == "mean_logstd" else 1
+    shares = lobe_contributions(weight, n_levels, group_names, int(model["d_model"]) * n_stats)
     try:
         plot_lobe_topomap(shares, list(extra["ch_names"]), extra.get("scheme", "functional"),
                           run_dir / "lobes.png")

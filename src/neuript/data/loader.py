@@ -18,6 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuript.batch import Batch
+from neuript.config import AugmentConfig
+from neuript.data.augment import augment_windows
 from neuript.data.montage import pooling_groups
 from neuript.data.preprocess import alaw
 from neuript.data.store import WindowStore
@@ -224,12 +226,22 @@ class MontageCollate:
         The A-law's A.
     labelled : bool
         Whether batches carry labels.
+    augment : AugmentConfig | None
+        Augmentations applied to the µV windows before compression (training batches only).
+    sfreq_hz : float
+        Sampling rate of the windows (for time shifts).
+    augment_seed : int
+        Seed of the augmentations' generator (vary it per epoch).
     """
 
     def __init__(self, montages: Sequence[tuple[Sequence[str], np.ndarray]], *, scheme: str,
-                 compression: str, alaw_a: float, labelled: bool) -> None:
+                 compression: str, alaw_a: float, labelled: bool,
+                 augment: AugmentConfig | None = None, sfreq_hz: float = 64.0,
+                 augment_seed: int = 0) -> None:
         check_option("compression", compression, ("alaw", "none"))
         self.compression, self.alaw_a, self.labelled = compression, alaw_a, labelled
+        self.augment, self.sfreq_hz = augment, sfreq_hz
+        self.generator = torch.Generator().manual_seed(augment_seed)
         self.positions = [torch.as_tensor(np.asarray(p, np.float32)) for _, p in montages]
         self.group_masks = [torch.as_tensor(pooling_groups(list(n), np.asarray(p), scheme).mask)
                             for n, p in montages]
@@ -241,6 +253,8 @@ class MontageCollate:
         if any(it.montage != montage for it in items):
             raise NeuriptError("a batch mixes montages; use MontageBatchSampler")
         signals = torch.from_numpy(np.stack([it.signals for it in items]))  # (B, C, T) µV
+        if self.augment is not None:
+            signals = augment_windows(signals, self.augment, self.sfreq_hz, self.generator)
         if self.compression == "alaw":
             signals = alaw(signals, self.alaw_a)
         b, c, _ = signals.shape
@@ -262,11 +276,13 @@ def _loader(dataset: TaskDataset | CorpusDataset, sampler: MontageBatchSampler,
 
 def make_task_loader(task: TaskWindows, split: str, *, batch_size: int, shuffle: bool, seed: int,
                      scheme: str = "functional", rank: int = 0, world_size: int = 1,
-                     drop_last: bool = False, epoch: int = 0, num_workers: int = 0) -> DataLoader:
+                     drop_last: bool = False, epoch: int = 0, num_workers: int = 0,
+                     augment: AugmentConfig | None = None) -> DataLoader:
     """A DataLoader of labelled :class:`Batch` es over one split of a task.
 
     Compression follows ``task.preprocess`` (``compression``, ``alaw_a``); ``group_mask`` follows
     ``scheme``. See :class:`MontageBatchSampler` for ``shuffle``/``seed``/``rank``/``world_size``.
+    ``augment`` (training only) draws from a generator seeded by ``(seed, epoch, rank)``.
     """
     dataset = TaskDataset(task, split)
     sampler = MontageBatchSampler(dataset.montage_of, batch_size, shuffle=shuffle, seed=seed,
@@ -274,7 +290,9 @@ def make_task_loader(task: TaskWindows, split: str, *, batch_size: int, shuffle:
                                   epoch=epoch)
     collate = MontageCollate(dataset.montages, scheme=scheme, labelled=True,
                              compression=task.preprocess.compression,
-                             alaw_a=task.preprocess.alaw_a)
+                             alaw_a=task.preprocess.alaw_a, augment=augment,
+                             sfreq_hz=float(task.preprocess.sfreq_hz),
+                             augment_seed=(seed * 1_000_003 + epoch) * 101 + rank)
     return _loader(dataset, sampler, collate, num_workers)
 
 

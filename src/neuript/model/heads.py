@@ -22,6 +22,9 @@ from neuript.errors import check_option
 
 HeadKind = Literal["linear", "mlp"]
 HeadNorm = Literal["none", "batch", "layer"]
+PoolStats = Literal["mean", "mean_logstd"]
+LOGSTD_EPS = 1e-3
+"""Added to the standard deviation before its log (token units), so flat tokens stay finite."""
 
 
 class FeatureStandardizer(nn.Module):
@@ -58,8 +61,33 @@ def feature_norm(kind: HeadNorm, n_features: int) -> nn.Module:
     return nn.Identity()
 
 
-def group_pool(tokens: Tensor, channel_mask: Tensor, group_mask: Tensor) -> Tensor:
-    """Average over time, then over the real channels of each group.
+def time_pool(tokens: Tensor, stats: PoolStats = "mean") -> Tensor:
+    """Summarise each channel's tokens over time.
+
+    Parameters
+    ----------
+    tokens : Tensor, shape (B, C, L, d)
+    stats : {"mean", "mean_logstd"}
+        ``"mean"``: the time average (the paper). ``"mean_logstd"``: the time average and the
+        log of the standard deviation over time, concatenated. A band-limited EEG channel has a
+        near-zero mean, so a near-linear token map averages to almost nothing; the log-std of
+        the same tokens is a log-power feature, the quantity band-power classifiers live on.
+
+    Returns
+    -------
+    per_channel : Tensor, shape (B, C, d · s), s = 1 or 2
+    """
+    check_option("stats", stats, ("mean", "mean_logstd"))
+    mean = tokens.mean(dim=2)  # (B, C, d)
+    if stats == "mean":
+        return mean
+    std = tokens.float().var(dim=2, unbiased=False).add(LOGSTD_EPS**2).sqrt()  # (B, C, d)
+    return torch.cat([mean, std.log().to(mean.dtype)], dim=-1)
+
+
+def group_pool(tokens: Tensor, channel_mask: Tensor, group_mask: Tensor,
+               stats: PoolStats = "mean") -> Tensor:
+    """Pool over time (:func:`time_pool`), then average the real channels of each group.
 
     Parameters
     ----------
@@ -69,13 +97,15 @@ def group_pool(tokens: Tensor, channel_mask: Tensor, group_mask: Tensor) -> Tens
         True for real channels; padded channels are ignored whatever they hold.
     group_mask : Tensor, shape (B, G, C), bool
         Channel membership of each group (a channel may belong to several groups).
+    stats : {"mean", "mean_logstd"}
+        Statistics over time (:func:`time_pool`).
 
     Returns
     -------
-    pooled : Tensor, shape (B, G, d)
+    pooled : Tensor, shape (B, G, d · s)
         Zeros for a group without any real channel.
     """
-    per_channel = tokens.mean(dim=2)  # (B, C, d)
+    per_channel = time_pool(tokens, stats)  # (B, C, d·s)
     per_channel = per_channel.masked_fill(~channel_mask[..., None], 0.0)  # NaN-safe for padding
     weight = (group_mask & channel_mask[:, None, :]).to(per_channel.dtype)  # (B, G, C)
     summed = torch.einsum("bgc,bcd->bgd", weight, per_channel)
@@ -105,11 +135,13 @@ class PoolingHead(nn.Module):
     norm : {"none", "batch", "layer"}
         Normalisation of the pooled features before the classifier (:func:`feature_norm`);
         kept by :meth:`reset_classifier`.
+    stats : {"mean", "mean_logstd"}
+        Statistics over time pooled per channel (:func:`time_pool`).
     """
 
     def __init__(self, d: int, n_levels: int, n_groups: int, n_classes: int,
                  kind: HeadKind = "linear", hidden: int = 256, dropout: float = 0.0,
-                 norm: HeadNorm = "none") -> None:
+                 norm: HeadNorm = "none", stats: PoolStats = "mean") -> None:
         super().__init__()
         check_option("PoolingHead.kind", kind, ("linear", "mlp"))
         if n_classes < 1 or n_groups < 1 or n_levels < 1:
@@ -118,14 +150,16 @@ class PoolingHead(nn.Module):
                 f"{n_classes}, {n_groups}, {n_levels}"
             )
         self.d, self.n_levels, self.n_groups, self.n_classes = d, n_levels, n_groups, n_classes
+        check_option("PoolingHead.stats", stats, ("mean", "mean_logstd"))
+        self.stats, self.n_stats = stats, 1 if stats == "mean" else 2
         self.kind, self.hidden, self.dropout_p = kind, hidden, dropout
         self.norm = feature_norm(norm, self.n_features)
         self.classifier = self._build_classifier(n_classes)
 
     @property
     def n_features(self) -> int:
-        """Length F = n_levels · G · d of the pooled feature vector."""
-        return self.n_levels * self.n_groups * self.d
+        """Length F = n_levels · G · d · s of the pooled feature vector (s statistics)."""
+        return self.n_levels * self.n_groups * self.d * self.n_stats
 
     def _build_classifier(self, n_classes: int) -> nn.Module:
         if self.kind == "linear":
@@ -155,12 +189,13 @@ class PoolingHead(nn.Module):
 
         Returns
         -------
-        features : Tensor, shape (B, n_levels · G · d)
-            Level-major, then group, then width.
+        features : Tensor, shape (B, n_levels · G · d · s)
+            Level-major, then group, then statistic, then width.
         """
         assert len(levels) == self.n_levels, (len(levels), self.n_levels)
         assert group_mask.shape[1] == self.n_groups, (group_mask.shape, self.n_groups)
-        pooled = [group_pool(level, channel_mask, group_mask).flatten(1) for level in levels]
+        pooled = [group_pool(level, channel_mask, group_mask, self.stats).flatten(1)
+                  for level in levels]
         return torch.cat(pooled, dim=1)
 
     def forward_head(self, features: Tensor) -> Tensor:

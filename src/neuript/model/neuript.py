@@ -267,7 +267,8 @@ class NeurIPTClassifier(nn.Module):
         self.embedding = TokenEmbedding(cfg.d_model)
         self.encoder = NeurIPTEncoder(cfg)
         self.head = PoolingHead(cfg.d_model, cfg.n_levels, len(self.group_names), n_classes,
-                                cfg.head, cfg.head_hidden, cfg.dropout, cfg.head_norm)
+                                cfg.head, cfg.head_hidden, cfg.dropout, cfg.head_norm,
+                                cfg.pool_stats)
 
     def forward(self, signals: Tensor, positions: Tensor, channel_mask: Tensor,
                 group_mask: Tensor) -> ClassifierOutput:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from neuript.config import (
+    AugmentConfig,
     InputContract,
     OptimConfig,
     PoolingScheme,
@@ -95,6 +96,18 @@ class FinetuneRunConfig:
     """Epochs of warm-up with a frozen encoder (only the head trains)."""
     mode: Literal["full", "linear_probe"] = "full"
     """Train everything, or only the head for every epoch (linear probe)."""
+    head_init: Literal["random", "linear_probe"] = "random"
+    """Classifier start: random, or a logistic regression fitted on the frozen encoder's pooled
+    training features (C chosen on validation), then everything is fine-tuned (LP-FT, Kumar et
+    al. 2022). With ``linear_probe`` the untrained-encoder model is also a selection candidate
+    (epoch 0)."""
+    head_lr_scale: float = 1.0
+    """The head's learning rate is the encoder's times this."""
+    layer_decay: float = 1.0
+    """Layer-wise LR decay: group i of ``layer_groups()`` (input → head) gets
+    ``lr · decay^(n − 1 − i)``; 1 disables."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Label-preserving augmentations of the training windows (µV, before compression)."""
     seeds: tuple[int, ...] = (520,)
     """One full training per seed; metrics are aggregated over seeds."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=0.05))
@@ -114,6 +127,12 @@ class FinetuneRunConfig:
         check_option("FinetuneRunConfig.loss", self.loss, ("balanced_bce", "ce"))
         check_option("FinetuneRunConfig.class_weight", self.class_weight, ("balanced", "none"))
         check_option("FinetuneRunConfig.mode", self.mode, ("full", "linear_probe"))
+        check_option("FinetuneRunConfig.head_init", self.head_init, ("random", "linear_probe"))
+        if self.head_lr_scale <= 0 or not 0 < self.layer_decay <= 1:
+            raise NeuriptError(
+                "FinetuneRunConfig: head_lr_scale must be > 0 and layer_decay in (0, 1]; got "
+                f"{self.head_lr_scale!r} and {self.layer_decay!r}"
+            )
         check_option("FinetuneRunConfig.head", self.head, ("linear", "mlp"))
         check_option("FinetuneRunConfig.split", self.split, ("subject", "column"))
         if self.manifest is not None and self.bids_root is not None:

@@ -110,9 +110,53 @@ def make_criterion(cfg: FinetuneRunConfig, train_labels: np.ndarray, n_classes: 
     )
 
 
+def lr_scales(cfg: FinetuneRunConfig, model: nn.Module):
+    """Per-parameter LR multipliers (head scale, layer-wise decay), or None when all are 1."""
+    if cfg.head_lr_scale == 1.0 and cfg.layer_decay == 1.0:
+        return None
+    depth_of: dict[str, int] = {}
+    groups = model.layer_groups() if hasattr(model, "layer_groups") else []
+    for i, names in enumerate(groups):
+        depth_of.update(dict.fromkeys(names, len(groups) - 1 - i))
+
+    def scale(name: str) -> float:
+        head = cfg.head_lr_scale if head_parameter(name) else 1.0
+        return head * cfg.layer_decay ** depth_of.get(name, 0)
+
+    return scale
+
+
 # --------------------------------------------------------------------------------------------
-# selection
+# selection and the run's health
 # --------------------------------------------------------------------------------------------
+CHANCE_MARGIN = 0.02
+"""Validation balanced accuracy within this of chance (1 / K) counts as "at chance"."""
+
+
+def training_warnings(curves: list[dict[str, Any]], n_classes: int) -> list[str]:
+    """Plain-words warnings when a run visibly failed to learn (empty when it looks healthy).
+
+    Two signs: validation balanced accuracy never left chance (1 / K + :data:`CHANCE_MARGIN`),
+    and (with three or more trained epochs) the training loss of the last epoch more than 5%
+    above that of the first.
+    """
+    out = []
+    vals = [r["val_balanced_accuracy"] for r in curves
+            if math.isfinite(r.get("val_balanced_accuracy", math.nan))]
+    chance = 1.0 / n_classes
+    if vals and max(vals) <= chance + CHANCE_MARGIN:
+        out.append(f"validation balanced accuracy never left chance (best {max(vals):.3f}, "
+                   f"chance {chance:.3f}): the model did not learn; likely causes: a learning "
+                   "rate too high or too low (--set optim.lr=...), too few steps (--epochs), or "
+                   "labels that the windows do not carry")
+    losses = [r["train_loss"] for r in curves
+              if r.get("epoch", 0) > 0 and math.isfinite(r.get("train_loss", math.nan))]
+    if len(losses) >= 3 and losses[-1] > losses[0] * 1.05:
+        out.append(f"training loss rose over the run ({losses[0]:.4f} in the first epoch, "
+                   f"{losses[-1]:.4f} in the last): the optimisation diverged; lower the "
+                   "learning rate (--set optim.lr=...)")
+    return out
+
 class _Selector:
     """Track the best epoch: higher val balanced accuracy, ties → lower val loss."""
 
@@ -177,9 +221,15 @@ def fit_torch_seed(
     dist = DistEnv(device=resolve_device(cfg.train.device))
     groups = pooling_groups(list(task.ch_names), task.positions, cfg.scheme)
     model = build_model(cfg, task, groups.names).to(dist.device)
+    head_init = None
+    if cfg.head_init == "linear_probe":
+        from neuript.train.probe import init_head_by_probe
+
+        head_init = init_head_by_probe(model, task, scheme=cfg.scheme,
+                                       batch_size=cfg.eval_batch_size, device=dist.device)
     if cfg.mode == "linear_probe":
         set_encoder_trainable(model, False)
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, lr_scale=lr_scales(cfg, model))
     if cfg.mode == "full" and cfg.freeze_epochs > 0:
         set_encoder_trainable(model, False)  # in the optimiser, but without gradients for now
 
@@ -192,7 +242,8 @@ def fit_torch_seed(
 
     def make_batches(epoch: int):
         return make_task_loader(task, "train", batch_size=cfg.train.batch_size, shuffle=True,
-                                seed=seed, scheme=cfg.scheme, epoch=epoch)
+                                seed=seed, scheme=cfg.scheme, epoch=epoch,
+                                augment=cfg.augment if cfg.augment.active else None)
 
     val_loader = make_task_loader(task, "val", batch_size=cfg.eval_batch_size, shuffle=False,
                                   seed=0, scheme=cfg.scheme)
@@ -227,6 +278,17 @@ def fit_torch_seed(
         if cfg.mode == "full" and epoch == cfg.freeze_epochs:
             set_encoder_trainable(model, True)
 
+    if head_init is not None:  # the probe itself is a candidate: epoch 0
+        val = _val_record(predict_batches(model, val_loader, dist.device, loss_fn=criterion),
+                          task.n_classes)
+        selector.offer(0, val, model)
+        with curves_path.open("a") as fh:
+            fh.write(json.dumps({"epoch": 0, "step": 0, "train_loss": math.nan, "lr": 0.0,
+                                 "seconds": time.monotonic() - t0,
+                                 **{f"val_{k}": v for k, v in val.items()},
+                                 "selected": True, "head_init_c": head_init.c}) + "\n")
+        log.info("seed %d epoch 0 (linear-probe head): val bacc %.4f", seed,
+                 val["balanced_accuracy"])
     result = run_steps(
         model, make_batches, optimizer, scheduler, step_fn, dist=dist, train_cfg=cfg.train,
         state=TrainState(), log_sink=LogSink(seed_dir, name="train_log"), stop=stop,
@@ -253,9 +315,14 @@ def fit_torch_seed(
         extra["baseline"] = baseline_args(cfg, task)
     contract = InputContract.from_preprocess(task.preprocess, task.ch_names)
     model_dir = save_classifier(model.cpu(), seed_dir / "model", contract, extra)
+    from neuript.report import read_curves
+
+    warnings = training_warnings(read_curves(curves_path), task.n_classes)
+    for line in warnings:
+        log.warning("seed %d: %s", seed, line)
     return {"seed": seed, "best_epoch": selector.best_epoch, "epochs_run": selector.n_offers,
             "stopped_by": result.stopped_by, "val": selector.best_val, "test": test,
-            "test_loss": test_loss, "model_dir": str(model_dir),
+            "test_loss": test_loss, "model_dir": str(model_dir), "warnings": warnings,
             "seconds": time.monotonic() - t0}
 
 

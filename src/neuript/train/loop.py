@@ -134,7 +134,8 @@ def planned_steps(stop: StopCondition, steps_per_epoch: int) -> int:
 # --------------------------------------------------------------------------------------------
 # optimiser and schedule
 # --------------------------------------------------------------------------------------------
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, cfg: OptimConfig,
+                    lr_scale: Callable[[str], float] | None = None) -> torch.optim.AdamW:
     """AdamW; weight decay on parameters with ``dim() >= 2`` minus ``model.no_weight_decay()``.
 
     Parameters
@@ -143,24 +144,34 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
         Plain or wrapped model (names are taken from the unwrapped module).
     cfg : OptimConfig
         Learning rate, betas and weight decay.
+    lr_scale : callable, name -> float, optional
+        Multiplier of ``cfg.lr`` per parameter name (head LR, layer-wise decay); None: 1.
 
     Returns
     -------
     optimizer : torch.optim.AdamW
-        Two parameter groups: ``decay`` then ``no_decay``.
+        Parameter groups ``decay`` then ``no_decay`` (one pair per distinct LR scale, largest
+        first); each group's ``lr`` is its peak, which the schedule multiplies.
     """
     inner = unwrap(model)
     skip = set(inner.no_weight_decay()) if hasattr(inner, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    by_scale: dict[float, tuple[list, list]] = {}
     for name, param in inner.named_parameters():
         if not param.requires_grad:
             continue
         exempt = param.dim() < 2 or name in skip or any(name.startswith(f"{s}.") for s in skip)
-        (no_decay if exempt else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ]
+        scale = 1.0 if lr_scale is None else float(lr_scale(name))
+        by_scale.setdefault(scale, ([], []))[1 if exempt else 0].append(param)
+    groups = []
+    for scale in sorted(by_scale, reverse=True) or [1.0]:
+        decay, no_decay = by_scale.get(scale, ([], []))
+        suffix = "" if scale == 1.0 else f"@{scale:g}"
+        groups += [
+            {"params": decay, "weight_decay": cfg.weight_decay, "name": "decay" + suffix,
+             "lr": cfg.lr * scale},
+            {"params": no_decay, "weight_decay": 0.0, "name": "no_decay" + suffix,
+             "lr": cfg.lr * scale},
+        ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 

@@ -57,7 +57,8 @@ class ProbeResult(NamedTuple):
 
 
 def task_features(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "functional",
-                  batch_size: int = 128, device: str = "cpu") -> np.ndarray:
+                  batch_size: int = 128, device: str = "cpu",
+                  splits: tuple[str, ...] | None = None) -> np.ndarray:
     """Pooled features of every window of ``task``, in the task's row order.
 
     Parameters
@@ -68,6 +69,8 @@ def task_features(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "f
         Windows are compressed as ``task.preprocess`` says, as in training.
     scheme : str
         Pooling groups (``"functional"`` = IILP).
+    splits : tuple of str | None
+        Encode only these splits (other rows stay zero); None: every split.
 
     Returns
     -------
@@ -77,7 +80,7 @@ def task_features(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "f
     from neuript.train.evaluate import predict_batches
 
     out = np.zeros((len(task.labels), 0), np.float32)
-    for split in np.unique(task.splits):
+    for split in np.unique(task.splits) if splits is None else splits:
         loader = make_task_loader(task, str(split), batch_size=batch_size, shuffle=False, seed=0,
                                   scheme=scheme)
         preds = predict_batches(model, loader, torch.device(device), keep_features=True)
@@ -170,3 +173,91 @@ def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "func
     log.info("SVM probe of %s on %s: C=%g, val bacc %.4f, test %s", init, task.name, result.c,
              result.val_balanced_accuracy, result.test)
     return result
+
+
+LP_INIT_C: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+"""Inverse regularisation strengths of the LP-FT head initialisation (chosen on validation)."""
+
+
+class HeadInit(NamedTuple):
+    """What :func:`init_head_by_probe` did.
+
+    Attributes
+    ----------
+    c : float
+        The chosen inverse regularisation strength.
+    val_balanced_accuracy : float
+        Validation balanced accuracy of the probe at that ``C``.
+    """
+
+    c: float
+    val_balanced_accuracy: float
+
+
+@torch.no_grad()
+def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "functional",
+                       cs: tuple[float, ...] = LP_INIT_C, batch_size: int = 128,
+                       device: str | torch.device = "cpu") -> HeadInit:
+    """Set a linear classifier head to a logistic regression on the frozen encoder's features.
+
+    The first step of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+    Features"): with the head already near its optimum, fine-tuning the encoder starts from a
+    small gradient instead of a random head's large one. The regression is fitted on the head's
+    input (pooled features after ``head.norm``), standardised with the training split's
+    statistics, class-balanced, with ``C`` chosen on validation balanced accuracy; the
+    standardisation is folded into the linear layer, so the model's logits equal the
+    regression's decision values (binary: ``±z/2`` for the two classes).
+
+    Parameters
+    ----------
+    model : NeurIPTClassifier
+        With ``head.kind == "linear"``; modified in place (the classifier's last Linear).
+    task : TaskWindows
+        Its ``train`` and ``val`` splits are used.
+    scheme, batch_size, device
+        As :func:`task_features`.
+    cs : tuple of float
+        Inverse regularisation strengths tried.
+
+    Returns
+    -------
+    result : HeadInit
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    if getattr(model.head, "kind", None) != "linear":
+        raise NeuriptError("head_init='linear_probe' needs a linear head (head='linear'); got "
+                           f"head={getattr(model.head, 'kind', None)!r}")
+    was_training = model.training
+    model.eval()
+    sub = {s: task.indices(s) for s in ("train", "val")}
+    feats = task_features(model, task, scheme=scheme, batch_size=batch_size, device=str(device),
+                          splits=("train", "val"))
+    normed = model.head.norm(torch.as_tensor(feats, device=device)).cpu().numpy()
+    x = {s: normed[rows].astype(np.float64) for s, rows in sub.items()}
+    y = {s: task.labels[rows] for s, rows in sub.items()}
+    mu, sd = x["train"].mean(axis=0), x["train"].std(axis=0) + 1e-6
+    fitted, score = {}, {}
+    for c in cs:
+        reg = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+        reg.fit((x["train"] - mu) / sd, y["train"])
+        fitted[c] = reg
+        score[c] = float(balanced_accuracy_score(y["val"], reg.predict((x["val"] - mu) / sd)))
+    best = max(cs, key=lambda c: (score[c], -c))  # ties: the stronger regularisation
+    reg = fitted[best]
+    coef = np.zeros((task.n_classes, normed.shape[1]))
+    intercept = np.zeros(task.n_classes)
+    if reg.coef_.shape[0] == 1:  # binary: one decision value z = w·x + b → logits (−z/2, +z/2)
+        for cls, sign in ((reg.classes_[1], 0.5), (reg.classes_[0], -0.5)):
+            coef[cls], intercept[cls] = sign * reg.coef_[0], sign * reg.intercept_[0]
+    else:
+        coef[reg.classes_], intercept[reg.classes_] = reg.coef_, reg.intercept_
+    weight = coef / sd  # fold the standardisation in: w·(x − μ)/σ = (w/σ)·x − (w/σ)·μ
+    bias = intercept - weight @ mu
+    linear = model.head.classifier[-1]
+    linear.weight.copy_(torch.as_tensor(weight, dtype=linear.weight.dtype))
+    linear.bias.copy_(torch.as_tensor(bias, dtype=linear.bias.dtype))
+    model.train(was_training)
+    log.info("LP-FT head: logistic regression C=%g, val bacc %.4f", best, score[best])
+    return HeadInit(float(best), score[best])

@@ -1,0 +1,160 @@
+"""The fine-tuning recipe's parts: augmentations, log-std pooling, LP-FT head, LR groups, health."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score
+
+from _finetune_data import MICRO, reduced_task, thin
+from neuript.config import AugmentConfig, OptimConfig, TrainConfig
+from neuript.data.augment import augment_windows
+from neuript.errors import NeuriptError
+from neuript.model.heads import PoolingHead, time_pool
+from neuript.train.finetune import FinetuneRunConfig, run_finetune
+from neuript.train.finetune_seed import training_warnings
+from neuript.train.loop import build_optimizer
+
+
+def _signals(seed: int = 0) -> torch.Tensor:
+    return torch.randn(4, 3, 64, generator=torch.Generator().manual_seed(seed)) * 20.0
+
+
+# ---- augmentations ------------------------------------------------------------------------
+def test_inactive_augment_returns_the_input_unchanged():
+    x = _signals()
+    assert augment_windows(x, AugmentConfig(), 64.0, torch.Generator()) is x
+
+
+def test_augment_is_a_pure_function_of_the_generator():
+    x, cfg = _signals(), AugmentConfig(0.2, 1.0, 0.3, 0.25)
+    a = augment_windows(x, cfg, 64.0, torch.Generator().manual_seed(5))
+    b = augment_windows(x, cfg, 64.0, torch.Generator().manual_seed(5))
+    c = augment_windows(x, cfg, 64.0, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(x, _signals())  # the caller's tensor is not modified
+
+
+def test_time_shift_is_a_roll_and_scale_is_per_window():
+    x = _signals()
+    shifted = augment_windows(x, AugmentConfig(time_shift_s=0.5), 64.0,
+                              torch.Generator().manual_seed(1))
+    for b in range(x.shape[0]):  # each window equals its input rolled by some |s| <= 32
+        assert any(torch.equal(shifted[b], torch.roll(x[b], s, dims=-1)) for s in range(-32, 33))
+    scaled = augment_windows(x, AugmentConfig(scale_range=0.2), 64.0,
+                             torch.Generator().manual_seed(1))
+    ratio = scaled / x
+    for b in range(x.shape[0]):
+        assert torch.allclose(ratio[b], ratio[b, 0, 0]) and 0.8 <= ratio[b, 0, 0] <= 1.2
+
+
+def test_channel_dropout_zeros_whole_channels():
+    x = _signals()
+    out = augment_windows(x, AugmentConfig(channel_dropout=0.5), 64.0,
+                          torch.Generator().manual_seed(2))
+    zeroed = (out == 0).all(dim=-1)
+    kept = (out == x).all(dim=-1)
+    assert (zeroed | kept).all() and zeroed.any() and kept.any()
+
+
+def test_augment_config_refuses_bad_values():
+    with pytest.raises(NeuriptError, match="channel_dropout"):
+        AugmentConfig(channel_dropout=1.0)
+    with pytest.raises(NeuriptError, match="noise_uv"):
+        AugmentConfig(noise_uv=-1.0)
+
+
+# ---- log-std pooling ------------------------------------------------------------------------
+def test_time_pool_logstd_is_the_log_of_the_time_std():
+    tokens = torch.randn(2, 3, 10, 4)
+    pooled = time_pool(tokens, "mean_logstd")
+    assert pooled.shape == (2, 3, 8)
+    torch.testing.assert_close(pooled[..., :4], tokens.mean(dim=2))
+    expected = torch.log(torch.sqrt(tokens.var(dim=2, unbiased=False) + 1e-6))
+    torch.testing.assert_close(pooled[..., 4:], expected)
+    assert torch.isfinite(time_pool(torch.zeros(1, 1, 5, 2), "mean_logstd")).all()
+
+
+def test_logstd_head_doubles_the_features_and_sees_power():
+    head = PoolingHead(d=4, n_levels=2, n_groups=1, n_classes=2, stats="mean_logstd")
+    assert head.n_features == 2 * 1 * 4 * 2
+    quiet, loud = torch.randn(1, 3, 50, 4), None
+    loud = quiet * 10.0
+    masks = (torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 1, 3, dtype=torch.bool))
+    f_quiet = head.pool([quiet, quiet], *masks)
+    f_loud = head.pool([loud, loud], *masks)
+    # the log-std half moves by log(10) for a 10x louder signal; the mean half scales
+    torch.testing.assert_close(f_loud[0, 4:8] - f_quiet[0, 4:8],
+                               torch.full((4,), math.log(10.0)), atol=1e-3, rtol=0)
+
+
+# ---- optimiser groups ---------------------------------------------------------------------
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(3, 3)
+        self.head = torch.nn.Linear(3, 2)
+
+
+def test_lr_scale_makes_groups_with_scaled_peaks():
+    opt = build_optimizer(_Net(), OptimConfig(lr=1e-3),
+                          lr_scale=lambda n: 10.0 if n.startswith("head.") else 1.0)
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert by_name["decay@10"]["lr"] == pytest.approx(1e-2)
+    assert by_name["decay"]["lr"] == pytest.approx(1e-3)
+    assert len(by_name["decay@10"]["params"]) == 1 and len(by_name["no_decay@10"]["params"]) == 1
+
+
+# ---- run health -----------------------------------------------------------------------------
+def test_training_warnings_name_chance_and_rising_loss():
+    flat = [{"epoch": e, "train_loss": 0.7 + 0.1 * e, "val_balanced_accuracy": 0.5}
+            for e in (1, 2, 3)]
+    warnings = training_warnings(flat, 2)
+    assert len(warnings) == 2
+    assert "never left chance" in warnings[0] and "optim.lr" in warnings[0]
+    assert "training loss rose" in warnings[1]
+    good = [{"epoch": e, "train_loss": 0.7 - 0.1 * e, "val_balanced_accuracy": 0.6 + 0.05 * e}
+            for e in (1, 2, 3)]
+    assert training_warnings(good, 2) == []
+
+
+# ---- LP-FT on real windows ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return thin(reduced_task(tmp_path_factory.mktemp("eegmat")), 2)
+
+
+def test_linear_probe_head_is_epoch_zero_and_matches_its_probe(task, tmp_path):
+    from neuript.data.loader import make_task_loader
+    from neuript.data.montage import pooling_groups
+    from neuript.train.evaluate import predict_batches
+    from neuript.train.finetune_seed import build_model
+    from neuript.train.probe import init_head_by_probe
+
+    torch.manual_seed(0)
+    cfg = FinetuneRunConfig(preset="tiny", model_overrides={**MICRO, "pool_stats": "mean_logstd"})
+    groups = pooling_groups(list(task.ch_names), task.positions, "functional")
+    model = build_model(cfg, task, groups.names)
+    result = init_head_by_probe(model, task)
+    loader = make_task_loader(task, "val", batch_size=64, shuffle=False, seed=0)
+    preds = predict_batches(model.eval(), loader, torch.device("cpu"))
+    got = balanced_accuracy_score(preds.labels, preds.proba.argmax(axis=1))
+    assert got == pytest.approx(result.val_balanced_accuracy, abs=1e-9)
+    assert got > 0.6  # the frozen micro encoder's log-std features separate rest from task
+
+    run = run_finetune(FinetuneRunConfig(
+        preset="tiny", model_overrides={**MICRO, "pool_stats": "mean_logstd"}, seeds=(1,),
+        head_init="linear_probe", optim=OptimConfig(lr=1e-4), out_dir=str(tmp_path / "lpft"),
+        augment=AugmentConfig(0.1, 0.5, 0.1, 0.25), report=False,
+        train=TrainConfig(batch_size=16, epochs=2, threads=1)), task=task)
+    curves = [json.loads(line) for line in
+              (run.run_dir / "seed_1" / "curves.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in curves] == [0, 1, 2] and "head_init_c" in curves[0]
+    # selection keeps the best of the probe (epoch 0) and the fine-tuned epochs
+    best = max(r["val_balanced_accuracy"] for r in curves)
+    assert run.per_seed[0]["val"]["balanced_accuracy"] == pytest.approx(best)
+    assert np.isfinite(run.per_seed[0]["test"]["balanced_accuracy"])
