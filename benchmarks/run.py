@@ -36,8 +36,9 @@ from benchmarks.common import (
 
 log = logging.getLogger("benchmarks")
 
-PARTS: tuple[str, ...] = ("speed", "corpus", "accuracy", "ablation", "transfer")
-ORDER: tuple[str, ...] = ("speed", "corpus", "mental_arithmetic", "transfer", "ablations")
+PARTS: tuple[str, ...] = ("speed", "corpus", "accuracy", "recipe", "ablation", "transfer")
+ORDER: tuple[str, ...] = ("speed", "corpus", "mental_arithmetic", "recipe", "transfer",
+                         "ablations")
 """Section order of RESULTS.md (other JSON files follow, alphabetically)."""
 ROOT = Path(__file__).resolve().parent
 
@@ -53,10 +54,10 @@ def _corpus_markdown(r: dict[str, Any]) -> str:
 
 def renderers() -> dict[str, Callable[[Any], str]]:
     """JSON stem -> the function that renders it (the same one that wrote ``<stem>.md``)."""
-    from benchmarks import bench_ablation, bench_accuracy, bench_speed
+    from benchmarks import bench_ablation, bench_accuracy, bench_recipe, bench_speed
 
     return {"speed": bench_speed.markdown, "corpus": _corpus_markdown,
-            "mental_arithmetic": bench_accuracy.markdown,
+            "mental_arithmetic": bench_accuracy.markdown, "recipe": bench_recipe.markdown,
             "transfer": bench_accuracy.markdown_transfer, "ablations": bench_ablation.markdown}
 
 
@@ -108,7 +109,7 @@ def _generic(stem: str, body: Any) -> str:
     return f"# {stem}\n\n{provenance(_meta(body))}\n\n```json\n{text}\n```\n"
 
 
-OWN_PARTS: tuple[str, ...] = ("speed", "mental_arithmetic", "transfer", "ablations")
+OWN_PARTS: tuple[str, ...] = ("speed", "mental_arithmetic", "recipe", "transfer", "ablations")
 """Stems whose ``<stem>.md`` this harness renders (corpus.md belongs to bench_corpus)."""
 
 
@@ -201,6 +202,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--cv-models", default=None,
                    help="comma-separated models run under subject-wise CV "
                         "(default: bandpower_lr,eegnet,shallowconvnet)")
+    p.add_argument("--recipe-variants", default=None,
+                   help="comma-separated variants of the recipe part (default: every variant; "
+                        "see benchmarks/bench_recipe.py)")
+    p.add_argument("--recipe-folds", default=None,
+                   help="comma-separated fold numbers of the recipe part (default: every fold; "
+                        "a screen on a subset, completed later, reuses the cached cells)")
     p.add_argument("--render-only", action="store_true", help="only rebuild RESULTS.md")
     return p.parse_args(argv)
 
@@ -219,6 +226,12 @@ def options_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchOpt
     opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
     if args.cv_models is not None:
         opts = replace(opts, cv_models=tuple(m for m in args.cv_models.split(",") if m))
+    if args.recipe_variants:
+        variants = tuple(v for v in args.recipe_variants.split(",") if v)
+        opts = replace(opts, extra={**opts.extra, "recipe_variants": variants})
+    if args.recipe_folds:
+        folds = tuple(int(k) for k in args.recipe_folds.split(",") if k)
+        opts = replace(opts, extra={**opts.extra, "recipe_folds": folds})
     if args.cv_neuript and "neuript" not in opts.cv_models:
         opts = replace(opts, cv_models=(*opts.cv_models, "neuript"))
     return opts
@@ -302,7 +315,7 @@ def run_parts(opts: BenchOptions, parts: Sequence[str]) -> dict[str, float]:
     """Run ``parts`` in the canonical order; log and return each one's wall time."""
     import torch
 
-    from benchmarks import bench_ablation, bench_accuracy, bench_speed
+    from benchmarks import bench_ablation, bench_accuracy, bench_recipe, bench_speed
 
     torch.set_num_threads(opts.train_threads)
     shared: dict[str, Any] = {}
@@ -315,6 +328,7 @@ def run_parts(opts: BenchOptions, parts: Sequence[str]) -> dict[str, float]:
     jobs: dict[str, Callable[[], Any]] = {
         "speed": lambda: bench_speed.run(opts), "corpus": lambda: run_corpus(opts),
         "accuracy": lambda: bench_accuracy.run(opts, pretrained()),
+        "recipe": lambda: bench_recipe.run(opts),
         "ablation": lambda: bench_ablation.run(opts, pretrained()),
         "transfer": lambda: bench_accuracy.run_transfer(opts, pretrained()),
     }

@@ -1,0 +1,304 @@
+"""Fine-tuning recipe study: which defaults make NeurIPT learn, decided on subject-wise CV.
+
+MentalArithmetic, all 36 subjects, the 6 subject folds of ``bench_accuracy.subject_cv`` (fold k
+tests, fold k + 1 validates, the rest trains). Every variant is a set of dotted
+``FinetuneRunConfig`` overrides on today's defaults; one cell = one (variant, fold, seed)
+fine-tuning run, cached in ``work/recipe/<variant>/fold<k>/seed<s>/`` and reused when its
+resolved config is unchanged, so the study can be run in pieces (several processes on
+different ``--recipe-variants``) and the table rebuilt from the cache.
+
+A row reports the test balanced accuracy and AUROC, mean ± std over every fold × seed cell, a
+t-based 95% interval over those cells, and the paired difference (mean and 95% interval over the
+same cells) against band power + LR and against today's defaults. Rows that failed stay in the
+table with their error. Defaults are chosen from these rows only; the paper split's test
+subjects never enter the choice.
+
+Run: ``python -m benchmarks.run --only recipe --seeds 0 [--recipe-variants a,b]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import BenchOptions, fmt_duration, machine_info, md_table, now_iso, pct
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "bandpower_lr"
+"""The classical baseline every row is paired against."""
+TODAY = "today"
+"""The row of the defaults before this study (peak LR 1e-3, random head, no augmentation)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One recipe: a model kind and dotted ``FinetuneRunConfig`` overrides."""
+
+    what: str
+    """One line: what changes against the defaults."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted FinetuneRunConfig overrides (``{"optim.lr": 3e-4, "train.epochs": 10}``)."""
+    model: str = "neuript"
+    """neuript or a baseline."""
+
+
+_OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0.0,
+        "augment.channel_dropout": 0.0, "augment.time_shift_s": 0.0,
+        "model_overrides": {"pool_stats": "mean"}, "optim.lr": 1e-3, "train.epochs": 6}
+"""Today's defaults before the study, stated explicitly so the row survives new defaults."""
+
+VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
+    REFERENCE: Variant("band power + logistic regression (C on validation)", {}, "bandpower_lr"),
+    "shallowconvnet": Variant("ShallowConvNet, its defaults", {"train.epochs": 6},
+                              "shallowconvnet"),
+    TODAY: Variant("defaults before this study: peak LR 1e-3, 6 epochs, mean pooling", _OLD),
+    "today_lr3e-4": Variant("as today, peak LR 3e-4", {**_OLD, "optim.lr": 3e-4}),
+    "today_lr3e-3": Variant("as today, peak LR 3e-3", {**_OLD, "optim.lr": 3e-3}),
+    "today_12ep": Variant("as today, 12 epochs", {**_OLD, "train.epochs": 12}),
+    "today_freeze2": Variant("as today, frozen-encoder warm-up for 2 epochs (paper option)",
+                             {**_OLD, "freeze_epochs": 2}),
+    "today_mlp": Variant("as today, MLP head", {**_OLD, "head": "mlp"}),
+    "today_wd0.3": Variant("as today, weight decay 0.3", {**_OLD, "optim.weight_decay": 0.3}),
+    "today_noalaw": Variant("as today, no A-law (linear µV / 100)", {**_OLD}),
+    "logstd": Variant("as today, IILP pools mean and log-std over time",
+                      {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"}}),
+    "lpft": Variant("as today, head initialised by a linear probe (LP-FT)",
+                    {**_OLD, "head_init": "linear_probe"}),
+    "lpft_lr3e-4": Variant("LP-FT at peak LR 3e-4", {**_OLD, "head_init": "linear_probe",
+                                                       "optim.lr": 3e-4}),
+    "augment": Variant("as today, augmentations (scale ±20%, noise 1 µV, channel dropout 0.1,"
+                       " shift ≤ 0.5 s)",
+                       {**_OLD, "augment.scale_range": 0.2, "augment.noise_uv": 1.0,
+                        "augment.channel_dropout": 0.1, "augment.time_shift_s": 0.5}),
+    "logstd_lpft": Variant("log-std pooling + LP-FT",
+                           {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                            "head_init": "linear_probe"}),
+    "logstd_lpft_aug": Variant("log-std pooling + LP-FT + augmentations",
+                               {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                "head_init": "linear_probe", "augment.scale_range": 0.2,
+                                "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
+                                "augment.time_shift_s": 0.5}),
+    "default": Variant("the defaults after this study", {}),
+})
+"""Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
+
+
+# --------------------------------------------------------------------------------------------
+# cells
+# --------------------------------------------------------------------------------------------
+def cell_config(opts: BenchOptions, name: str, k: int, seed: int):
+    """The resolved FinetuneRunConfig of one (variant, fold, seed) cell."""
+    from benchmarks.bench_accuracy import finetune_config
+    from neuript.config import override
+
+    variant = VARIANTS[name]
+    out = opts.work_dir / "recipe" / name / f"fold{k}" / f"seed{seed}"
+    base = finetune_config(opts, "mental_arithmetic", variant.model, "scratch", out)
+    overrides = dict(variant.overrides)
+    if name == "today_noalaw":
+        overrides["task_options"] = {"compression": "none"}
+    cfg = override(base, {**overrides, "seeds": (seed,)})
+    return cfg
+
+
+def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
+    """What decides whether a cached cell still answers: the variant's spec and budget.
+
+    Variants that state their recipe in full keep their cells when later defaults change;
+    ``default`` (no overrides) is keyed on its whole resolved config.
+    """
+    variant = VARIANTS[name]
+    if not variant.overrides:
+        return resolved
+    return json.loads(json.dumps({"model": variant.model, "overrides": variant.overrides,
+                                  "batch_size": opts.batch_size, "preset": opts.preset,
+                                  "max_steps": opts.max_steps}, default=str))
+
+
+def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> dict[str, Any]:
+    """Run one cell (or read it back from the cache); ``{"error": …}`` when it failed."""
+    from benchmarks.bench_accuracy import fold_task
+    from neuript.config import to_dict
+    from neuript.train.finetune import run_finetune
+
+    cfg = cell_config(opts, name, k, seed)
+    out = Path(cfg.out_dir)
+    done = out / "cell.json"
+    resolved = json.loads(json.dumps(to_dict(cfg), default=str))
+    key = cell_key(opts, name, resolved)
+    if done.is_file():
+        cell = json.loads(done.read_text())
+        if cell.get("key") == key:
+            return cell
+    t0 = time.perf_counter()
+    try:
+        result = run_finetune(cfg, task=fold_task(task, folds, k))
+        row = result.per_seed[0]
+        cell = {"test": row["test"], "val": row.get("val"), "best_epoch": row.get("best_epoch"),
+                "warnings": row.get("warnings", [])}
+    except Exception as exc:  # a failed recipe is a row of the table, not the end of the study
+        log.exception("recipe %s fold %d seed %d failed", name, k, seed)
+        cell = {"error": f"{type(exc).__name__}: {exc}"}
+    cell.update({"variant": name, "fold": k, "seed": seed, "key": key, "config": resolved,
+                 "wall_s": round(time.perf_counter() - t0, 1), "date": now_iso()})
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cell, indent=1))
+    tmp.replace(done)
+    return cell
+
+
+# --------------------------------------------------------------------------------------------
+# rows
+# --------------------------------------------------------------------------------------------
+def t_interval(values: Sequence[float]) -> tuple[float, float, float, float]:
+    """(mean, std, ci_low, ci_high) with a t-based 95% interval (NaN-free input)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    if n == 0:
+        return (math.nan,) * 4
+    mean, std = float(x.mean()), float(x.std(ddof=1)) if n > 1 else 0.0
+    half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
+    return mean, std, mean - half, mean + half
+
+
+def _by_cell(cells: Sequence[dict[str, Any]]) -> dict[tuple[int, int], float]:
+    return {(c["fold"], c["seed"]): c["test"]["balanced_accuracy"] for c in cells
+            if "test" in c}
+
+
+def paired(cells: Sequence[dict], ref: Sequence[dict], seeds_free: bool) -> dict[str, Any] | None:
+    """Paired difference of balanced accuracy over matched cells (fold, seed).
+
+    ``seeds_free``: the reference is deterministic (band power), so it is matched on the fold.
+    """
+    mine, theirs = _by_cell(cells), _by_cell(ref)
+    if seeds_free:
+        per_fold = {f: v for (f, _), v in theirs.items()}
+        diffs = [v - per_fold[f] for (f, _), v in mine.items() if f in per_fold]
+    else:
+        diffs = [v - theirs[key] for key, v in mine.items() if key in theirs]
+    if not diffs:
+        return None
+    mean, _, lo, hi = t_interval(diffs)
+    return {"mean": mean, "ci95": [lo, hi], "n": len(diffs)}
+
+
+def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[dict]],
+                opts: BenchOptions) -> dict[str, Any]:
+    """The table row of one variant from its cells."""
+    good = [c for c in cells if "test" in c]
+    ba = [c["test"]["balanced_accuracy"] for c in good]
+    auroc = [c["test"]["auroc"] for c in good if math.isfinite(c["test"].get("auroc", math.nan))]
+    mean, std, lo, hi = t_interval(ba)
+    folds = sorted({c["fold"] for c in good})
+    variant = VARIANTS[name]
+    return {
+        "variant": name, "what": variant.what, "model": variant.model,
+        "overrides": variant.overrides, "cells": len(good), "failed": len(cells) - len(good),
+        "errors": sorted({c["error"] for c in cells if "error" in c}),
+        "seeds": sorted({c["seed"] for c in good}), "folds": folds,
+        "balanced_accuracy_mean": mean, "balanced_accuracy_std": std,
+        "balanced_accuracy_ci95": [lo, hi],
+        "auroc_mean": float(np.mean(auroc)) if auroc else None,
+        "fold_balanced_accuracy": [float(np.mean([c["test"]["balanced_accuracy"] for c in good
+                                                  if c["fold"] == f])) for f in folds],
+        "vs_bandpower": paired(good, all_cells.get(REFERENCE, []), seeds_free=True)
+        if name != REFERENCE else None,
+        "vs_today": paired(good, all_cells.get(TODAY, []), seeds_free=variant.model ==
+                           "bandpower_lr") if name != TODAY else None,
+        "warnings": sorted({w for c in good for w in c.get("warnings", [])}),
+        "wall_s": round(sum(c.get("wall_s", 0.0) for c in cells), 1),
+        "command": opts.command if name in opts.extra.get("recipe_variants", ()) else
+        next((c.get("command") for c in cells if c.get("command")), opts.command),
+    }
+
+
+def cached_cells(opts: BenchOptions) -> dict[str, list[dict[str, Any]]]:
+    """Every finished cell under ``work/recipe``, by variant (whatever run wrote it)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((opts.work_dir / "recipe").glob("*/fold*/seed*/cell.json")):
+        cell = json.loads(path.read_text())
+        if cell.get("variant") in VARIANTS:
+            out.setdefault(cell["variant"], []).append(cell)
+    return out
+
+
+def run(opts: BenchOptions) -> list[dict[str, Any]]:
+    """Run the chosen variants' cells, then write recipe.json / .md from every cached cell."""
+    from benchmarks.bench_accuracy import subject_folds
+    from benchmarks.common import write_part
+    from neuript.data.tasks import build_task
+
+    names = list(opts.extra.get("recipe_variants") or VARIANTS)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"--recipe-variants: unknown {unknown}; known: {sorted(VARIANTS)}")
+    task = build_task("mental_arithmetic")
+    folds = subject_folds(task.subjects, opts.cv_folds)
+    fold_ids = opts.extra.get("recipe_folds") or range(len(folds))
+    for name in names:
+        seeds = opts.seeds[:1] if VARIANTS[name].model == "bandpower_lr" else opts.seeds
+        for seed in seeds:
+            for k in fold_ids:
+                t0 = time.perf_counter()
+                cell = run_cell(opts, task, folds, name, k, seed)
+                cell.setdefault("command", opts.command)
+                log.info("recipe %s fold %d seed %d: %s (%s)", name, k, seed,
+                         cell.get("test", {}).get("balanced_accuracy", cell.get("error")),
+                         fmt_duration(time.perf_counter() - t0))
+    cells = cached_cells(opts)
+    rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
+    body = {"rows": rows, "folds": folds, "date": now_iso(), "machine": machine_info(),
+            "command": opts.command}
+    write_part(opts.out_dir, "recipe", body, markdown(body))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# markdown
+# --------------------------------------------------------------------------------------------
+def _diff(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    lo, hi = d["ci95"]
+    return f"{100 * d['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def markdown(body: dict[str, Any]) -> str:
+    """Render recipe.json."""
+    header = ["variant", "what", "cells (folds × seeds)", "balanced acc. %", "95% CI",
+              "AUROC %", "per fold", "Δ vs band power (95% CI)", "Δ vs today (95% CI)", "wall"]
+    rows = []
+    for r in body["rows"]:
+        lo, hi = r["balanced_accuracy_ci95"]
+        status = f"{r['cells']}" + (f" (+{r['failed']} failed: {'; '.join(r['errors'])})"
+                                    if r["failed"] else "")
+        rows.append([f"`{r['variant']}`", r["what"], status,
+                     f"**{pct(r['balanced_accuracy_mean'])}** ± {pct(r['balanced_accuracy_std'])}",
+                     f"[{pct(lo)}, {pct(hi)}]", pct(r["auroc_mean"]),
+                     " / ".join(pct(v) for v in r["fold_balanced_accuracy"]),
+                     _diff(r["vs_bandpower"]), _diff(r["vs_today"]), fmt_duration(r["wall_s"])])
+    m = body.get("machine", {})
+    return "\n".join([
+        "# Fine-tuning recipe study (benchmarks/bench_recipe.py)", "",
+        f"MentalArithmetic, 6-fold subject cross-validation over all 36 subjects (fold k tests, "
+        f"fold k + 1 validates, model selection on validation balanced accuracy). Command of the "
+        f"last pass: `{body['command']}` · {body['date']} · {m.get('nproc')} CPUs "
+        f"({m.get('cpu_model')}), torch {m.get('torch')}. Each cell is one fine-tuning run; the "
+        "per-variant commands are in recipe.json. Δ columns are paired over the same "
+        "(fold, seed) cells. NeurIPT rows are the `small` preset from scratch.", "",
+        md_table(header, rows), "",
+    ])
