@@ -12,7 +12,27 @@ def test_parse_args_defaults_and_quick():
     quick = parse_args(["--quick", "--out", "x", "--seeds", "1", "2"])
     assert quick.out == "x" and quick.seeds == (1, 2)
     assert quick.preset == QUICK.preset and quick.model_overrides == QUICK.model_overrides
-    assert parse_args(["--max-minutes", "2.5"]).pretrain_minutes == 2.5
+    assert parse_args(["--max-minutes", "2.5"]).max_minutes == 2.5
+    assert DemoConfig().max_minutes is None  # bounded by work unless asked
+
+
+def test_demo_estimate_and_warnings_are_plain(tmp_path):
+    from types import SimpleNamespace
+
+    from neuript.demo import estimate_minutes, write_demo_report
+
+    plan = estimate_minutes(DemoConfig())
+    assert set(plan) == {"corpus", "pretraining", "fine-tuning"} and 3 < sum(plan.values()) < 15
+    failed = SimpleNamespace(
+        aggregate={"balanced_accuracy": {"mean": 0.5, "std": 0.0, "ci95_low": 0.5,
+                                         "ci95_high": 0.5, "n": 1}},
+        per_seed=[{"seed": 1, "warnings": ["validation balanced accuracy never left chance"]}],
+        run_dir=tmp_path / "x", split_hash="h")
+    text = write_demo_report(tmp_path, {"NeurIPT (from scratch)": (failed, 1.0)}, {},
+                             DemoConfig(max_minutes=2.0))
+    assert "WARNING: NeurIPT (from scratch), seed 1: validation balanced accuracy never" in text
+    assert "capped at 2 wall-clock minutes" in text
+    assert "WARNING" in (tmp_path / "REPORT.md").read_text()
 
 
 def test_quick_demo_end_to_end(tmp_path, capsys):
