@@ -50,6 +50,8 @@ class Variant:
     """Dotted FinetuneRunConfig overrides (``{"optim.lr": 3e-4, "train.epochs": 10}``)."""
     model: str = "neuript"
     """neuript or a baseline."""
+    compression: str | None = None
+    """Replace the task's amplitude compression (``"none"``: linear µV); None keeps the A-law."""
 
 
 _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0.0,
@@ -69,13 +71,26 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                              {**_OLD, "freeze_epochs": 2}),
     "today_mlp": Variant("as today, MLP head", {**_OLD, "head": "mlp"}),
     "today_wd0.3": Variant("as today, weight decay 0.3", {**_OLD, "optim.weight_decay": 0.3}),
-    "today_noalaw": Variant("as today, no A-law (linear µV / 100)", {**_OLD}),
+    "today_noalaw": Variant("as today, no A-law compression (linear µV)", {**_OLD},
+                            compression="none"),
     "logstd": Variant("as today, IILP pools mean and log-std over time",
                       {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"}}),
     "lpft": Variant("as today, head initialised by a linear probe (LP-FT)",
                     {**_OLD, "head_init": "linear_probe"}),
     "lpft_lr3e-4": Variant("LP-FT at peak LR 3e-4", {**_OLD, "head_init": "linear_probe",
                                                        "optim.lr": 3e-4}),
+    "logstd_lpft_lr1e-4": Variant("log-std pooling + LP-FT at peak LR 1e-4",
+                                  {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                   "head_init": "linear_probe", "optim.lr": 1e-4}),
+    "logstd_lpft_lr3e-4": Variant("log-std pooling + LP-FT at peak LR 3e-4",
+                                  {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                   "head_init": "linear_probe", "optim.lr": 3e-4}),
+    "logstd_lr3e-3": Variant("log-std pooling, peak LR 3e-3",
+                             {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                              "optim.lr": 3e-3}),
+    "logstd_nomergeln": Variant("log-std pooling, no LayerNorm in segment merging",
+                                {**_OLD, "model_overrides": {"pool_stats": "mean_logstd",
+                                                             "merge_norm": "none"}}),
     "augment": Variant("as today, augmentations (scale ±20%, noise 1 µV, channel dropout 0.1,"
                        " shift ≤ 0.5 s)",
                        {**_OLD, "augment.scale_range": 0.2, "augment.noise_uv": 1.0,
@@ -96,19 +111,30 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
 # --------------------------------------------------------------------------------------------
 # cells
 # --------------------------------------------------------------------------------------------
+def recipe_base(opts: BenchOptions, model: str, out: Path, seeds: tuple[int, ...]):
+    """FinetuneRunConfig's own defaults (the recipe under study), with the run's bookkeeping.
+
+    Only the preset, seeds, threads, output folder and reporting come from the options; epochs,
+    learning rate and everything else are the library's defaults unless a variant says so.
+    """
+    from dataclasses import replace
+
+    from neuript.train.finetune import FinetuneRunConfig
+
+    base = FinetuneRunConfig()
+    train = replace(base.train, threads=opts.train_threads, ckpt_every=0, log_every=50)
+    return replace(base, model=model, preset=opts.preset, seeds=seeds, train=train,
+                   out_dir=str(out), report=False)
+
+
 def cell_config(opts: BenchOptions, name: str, k: int, seed: int):
     """The resolved FinetuneRunConfig of one (variant, fold, seed) cell."""
-    from benchmarks.bench_accuracy import finetune_config
     from neuript.config import override
 
     variant = VARIANTS[name]
     out = opts.work_dir / "recipe" / name / f"fold{k}" / f"seed{seed}"
-    base = finetune_config(opts, "mental_arithmetic", variant.model, "scratch", out)
-    overrides = dict(variant.overrides)
-    if name == "today_noalaw":
-        overrides["task_options"] = {"compression": "none"}
-    cfg = override(base, {**overrides, "seeds": (seed,)})
-    return cfg
+    base = recipe_base(opts, variant.model, out, (seed,))
+    return override(base, dict(variant.overrides))
 
 
 def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
@@ -120,9 +146,11 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
     variant = VARIANTS[name]
     if not variant.overrides:
         return resolved
-    return json.loads(json.dumps({"model": variant.model, "overrides": variant.overrides,
-                                  "batch_size": opts.batch_size, "preset": opts.preset,
-                                  "max_steps": opts.max_steps}, default=str))
+    spec = {"model": variant.model, "overrides": variant.overrides,
+            "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}
+    if variant.compression is not None:
+        spec["compression"] = variant.compression
+    return json.loads(json.dumps(spec, default=str))
 
 
 def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> dict[str, Any]:
@@ -141,6 +169,11 @@ def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> d
         if cell.get("key") == key:
             return cell
     t0 = time.perf_counter()
+    variant = VARIANTS[name]
+    if variant.compression is not None:
+        from dataclasses import replace
+
+        task = replace(task, preprocess=replace(task.preprocess, compression=variant.compression))
     try:
         result = run_finetune(cfg, task=fold_task(task, folds, k))
         row = result.per_seed[0]
@@ -156,6 +189,99 @@ def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> d
     tmp.write_text(json.dumps(cell, indent=1))
     tmp.replace(done)
     return cell
+
+
+# --------------------------------------------------------------------------------------------
+# the same recipe on other tasks
+# --------------------------------------------------------------------------------------------
+TASK_STEPS = 150
+"""Optimiser steps per run on the other tasks (batch 32): the recipe must learn within them."""
+SYNTH_FREQS_HZ: tuple[float, ...] = (5.0, 9.0, 13.0, 17.0, 21.0)
+"""Class frequencies of the synthetic 5-class task."""
+
+
+def synthetic_five_class(base, amplitude_uv: float = 4.0, seed: int = 0):
+    """Real MentalArithmetic windows with a class-coded oscillation added to the occipital pairs.
+
+    Class c (0–4) adds a sinusoid of :data:`SYNTH_FREQS_HZ` [c] Hz, ``amplitude_uv`` µV, random
+    phase, to every channel touching O1 or O2; the background is the real EEG, so the class is
+    only in a narrow band of a few channels. Splits stay the paper's (by subject).
+    """
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    n, _, t = base.signals.shape
+    labels = rng.integers(0, len(SYNTH_FREQS_HZ), n)
+    time_s = np.arange(t) / base.preprocess.sfreq_hz
+    phase = rng.uniform(0, 2 * np.pi, n)
+    wave = amplitude_uv * np.sin(2 * np.pi * np.asarray(SYNTH_FREQS_HZ)[labels, None]
+                                 * time_s[None, :] + phase[:, None])  # (N, T)
+    occipital = np.array(["O1" in c or "O2" in c for c in base.ch_names])
+    signals = np.array(base.signals, dtype=np.float32, copy=True)
+    signals[:, occipital, :] += wave[:, None, :].astype(np.float32)
+    return replace(base, name="synthetic_5class", signals=signals, labels=labels.astype(np.int64),
+                   class_names=tuple(f"{f:g} Hz" for f in SYNTH_FREQS_HZ))
+
+
+def single_channel(base, channel: str):
+    """The task reduced to one channel (its name, position and lobe kept)."""
+    from dataclasses import replace
+
+    k = list(base.ch_names).index(channel)
+    return replace(base, name=f"{base.name}_{channel}", signals=base.signals[:, [k], :],
+                   ch_names=(base.ch_names[k],), positions=np.asarray(base.positions)[[k]])
+
+
+def other_tasks() -> dict[str, Any]:
+    """Name → zero-argument builder of each other task (1–64 channels, 1–30 s, 2–5 classes)."""
+    from neuript.data.tasks import build_task
+
+    return {
+        "adhd (20 TCP, 4 s, 2 classes)": lambda: build_task("adhd"),
+        "muse_p300 (4 ch, 2 s, 2 classes)": lambda: build_task("muse_p300"),
+        "eegmmidb (64 ch, 4 s, 2 classes)": lambda: build_task("eegmmidb"),
+        "adhd Pz only, 30-s windows (1 ch)": lambda: single_channel(
+            build_task("adhd", montage="monopolar", window_s=30.0), "Pz"),
+        "synthetic 5-class on EEGMAT (20 TCP, 5 s)": lambda: synthetic_five_class(
+            build_task("mental_arithmetic")),
+    }
+
+
+def task_cells(opts: BenchOptions) -> list[dict[str, Any]]:
+    """Default NeurIPT recipe and band power on each other task's own split (cached)."""
+    from neuript.config import override, to_dict
+    from neuript.train.finetune import run_finetune
+
+    out = []
+    for k, (label, build) in enumerate(other_tasks().items()):
+        task = None
+        for model in ("neuript", REFERENCE):
+            folder = opts.work_dir / "recipe_tasks" / f"task{k}" / model
+            cfg = override(recipe_base(opts, model, folder, opts.seeds[:1]),
+                           {"train.max_steps": TASK_STEPS})
+            key = json.loads(json.dumps({"label": label, **to_dict(cfg)}, default=str))
+            done = folder / "cell.json"
+            if done.is_file() and json.loads(done.read_text()).get("key") == key:
+                out.append(json.loads(done.read_text()))
+                continue
+            task = task if task is not None else build()
+            t0 = time.perf_counter()
+            try:
+                result = run_finetune(cfg, task=task)
+                row = result.per_seed[0]
+                cell = {"test": row["test"], "warnings": row.get("warnings", []),
+                        "best_epoch": row.get("best_epoch")}
+            except Exception as exc:  # keep the failed row
+                log.exception("recipe task %s (%s) failed", label, model)
+                cell = {"error": f"{type(exc).__name__}: {exc}"}
+            cell.update({"task": label, "model": model, "key": key, "n_classes": task.n_classes,
+                         "n_channels": len(task.ch_names), "window_s": task.preprocess.window_s,
+                         "counts": task.counts(), "wall_s": round(time.perf_counter() - t0, 1),
+                         "command": opts.command, "date": now_iso()})
+            folder.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps(cell, indent=1, default=str))
+            out.append(cell)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +368,9 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
     from benchmarks.common import write_part
     from neuript.data.tasks import build_task
 
-    names = list(opts.extra.get("recipe_variants") or VARIANTS)
+    names = list(opts.extra.get("recipe_variants") or [*VARIANTS, "tasks"])
+    with_tasks = "tasks" in names
+    names = [n for n in names if n != "tasks"]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         raise ValueError(f"--recipe-variants: unknown {unknown}; known: {sorted(VARIANTS)}")
@@ -259,10 +387,14 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
                 log.info("recipe %s fold %d seed %d: %s (%s)", name, k, seed,
                          cell.get("test", {}).get("balanced_accuracy", cell.get("error")),
                          fmt_duration(time.perf_counter() - t0))
+    if with_tasks:
+        task_cells(opts)
     cells = cached_cells(opts)
     rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
-    body = {"rows": rows, "folds": folds, "date": now_iso(), "machine": machine_info(),
-            "command": opts.command}
+    tasks = [json.loads(p.read_text()) for p in
+             sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))]
+    body = {"rows": rows, "tasks": tasks, "folds": folds, "date": now_iso(),
+            "machine": machine_info(), "command": opts.command}
     write_part(opts.out_dir, "recipe", body, markdown(body))
     return rows
 
@@ -280,7 +412,8 @@ def _diff(d: dict[str, Any] | None) -> str:
 def markdown(body: dict[str, Any]) -> str:
     """Render recipe.json."""
     header = ["variant", "what", "cells (folds × seeds)", "balanced acc. %", "95% CI",
-              "AUROC %", "per fold", "Δ vs band power (95% CI)", "Δ vs today (95% CI)", "wall"]
+              "AUROC %", "per fold (fold: mean over seeds)", "Δ vs band power (95% CI)",
+              "Δ vs today (95% CI)", "wall"]
     rows = []
     for r in body["rows"]:
         lo, hi = r["balanced_accuracy_ci95"]
@@ -289,7 +422,8 @@ def markdown(body: dict[str, Any]) -> str:
         rows.append([f"`{r['variant']}`", r["what"], status,
                      f"**{pct(r['balanced_accuracy_mean'])}** ± {pct(r['balanced_accuracy_std'])}",
                      f"[{pct(lo)}, {pct(hi)}]", pct(r["auroc_mean"]),
-                     " / ".join(pct(v) for v in r["fold_balanced_accuracy"]),
+                     " / ".join(f"{k}: {pct(v)}" for k, v in zip(r["folds"],
+                                                                  r["fold_balanced_accuracy"])),
                      _diff(r["vs_bandpower"]), _diff(r["vs_today"]), fmt_duration(r["wall_s"])])
     m = body.get("machine", {})
     return "\n".join([
@@ -300,5 +434,25 @@ def markdown(body: dict[str, Any]) -> str:
         f"({m.get('cpu_model')}), torch {m.get('torch')}. Each cell is one fine-tuning run; the "
         "per-variant commands are in recipe.json. Δ columns are paired over the same "
         "(fold, seed) cells. NeurIPT rows are the `small` preset from scratch.", "",
-        md_table(header, rows), "",
+        md_table(header, rows), "", *task_markdown(body.get("tasks", [])),
     ])
+
+
+def task_markdown(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """The other-tasks table: the default recipe beside band power on each task's own split."""
+    if not cells:
+        return []
+    rows = []
+    for c in cells:
+        test = c.get("test", {})
+        result = (f"{pct(test.get('balanced_accuracy'))}" if "test" in c
+                  else f"failed: {c.get('error')}")
+        rows.append([c["task"], c["model"], c.get("n_channels"), c.get("window_s"),
+                     c.get("n_classes"), result, pct(test.get("auroc")),
+                     "; ".join(c.get("warnings", [])) or "", fmt_duration(c.get("wall_s"))])
+    return ["## The same defaults on other tasks", "",
+            f"Each task's own subject (or run) split, one seed, NeurIPT-small from scratch with "
+            f"the default recipe capped at {TASK_STEPS} optimiser steps of 32 windows, beside band "
+            "power + LR. Chance is 1 / classes.", "",
+            md_table(["task", "model", "channels", "window s", "classes", "balanced acc. %",
+                      "AUROC %", "warnings", "wall"], rows), ""]

@@ -113,7 +113,7 @@ OWN_PARTS: tuple[str, ...] = ("speed", "mental_arithmetic", "recipe", "transfer"
 """Stems whose ``<stem>.md`` this harness renders (corpus.md belongs to bench_corpus)."""
 
 
-README_PARTS: tuple[str, ...] = ("mental_arithmetic", "speed", "corpus")
+README_PARTS: tuple[str, ...] = ("mental_arithmetic", "recipe", "speed", "corpus")
 """Sections copied into the README's results block (the rest stay in RESULTS.md)."""
 README_MARKERS: tuple[str, str] = ("<!-- results:start -->", "<!-- results:end -->")
 

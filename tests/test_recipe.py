@@ -158,3 +158,23 @@ def test_linear_probe_head_is_epoch_zero_and_matches_its_probe(task, tmp_path):
     best = max(r["val_balanced_accuracy"] for r in curves)
     assert run.per_seed[0]["val"]["balanced_accuracy"] == pytest.approx(best)
     assert np.isfinite(run.per_seed[0]["test"]["balanced_accuracy"])
+
+
+# ---- segment merging without LayerNorm --------------------------------------------------------
+def test_merge_without_layernorm_keeps_segment_amplitude():
+    from neuript.model.encoder import SegmentMerge
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 8, 4)
+    plain, normed = SegmentMerge(4, 2, "none"), SegmentMerge(4, 2, "layer")
+    with torch.no_grad():
+        bias = plain.proj.bias
+        torch.testing.assert_close(plain(3 * x) - bias, 3 * (plain(x) - bias))
+        torch.testing.assert_close(normed(3 * x), normed(x), atol=1e-4, rtol=1e-4)  # amplitude gone
+    assert "merge_norm" in str(pytest.raises(NeuriptError, _bad_merge_norm).value)
+
+
+def _bad_merge_norm():
+    from neuript.config import ModelConfig
+
+    ModelConfig(merge_norm="batch")

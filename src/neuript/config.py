@@ -225,6 +225,9 @@ class ModelConfig:
     """Normalisation of the pooled features before the classifier: LayerNorm (default), none
     (the paper's text), or per-feature standardisation (BatchNorm without affine)."""
 
+    merge_norm: Literal["layer", "none"] = "layer"
+    """LayerNorm(m·d) inside segment merging (the paper), or none, which keeps each segment's
+    amplitude in the residual stream (see docs/recipe.md)."""
     pool_stats: Literal["mean", "mean_logstd"] = "mean"
     """Statistics over time that IILP pools per channel: the time mean (the paper), or the mean
     and the log standard deviation (a log-power feature; see docs/recipe.md)."""
@@ -245,6 +248,7 @@ class ModelConfig:
         check_option("ModelConfig.head", self.head, ("linear", "mlp"))
         check_option("ModelConfig.head_norm", self.head_norm, ("none", "batch", "layer"))
         check_option("ModelConfig.pool_stats", self.pool_stats, ("mean", "mean_logstd"))
+        check_option("ModelConfig.merge_norm", self.merge_norm, ("layer", "none"))
 
     @property
     def depth(self) -> int:

@@ -61,12 +61,16 @@ class SegmentMerge(nn.Module):
         Token width.
     factor : int
         Tokens merged into one (m >= 2).
+    norm : {"layer", "none"}
+        LayerNorm before the projection (the paper), or none: the merge is then a learned
+        strided filter of the residual stream that keeps each segment's amplitude (the
+        LayerNorm divides it out); see ``ModelConfig.merge_norm``.
     """
 
-    def __init__(self, d: int, factor: int) -> None:
+    def __init__(self, d: int, factor: int, norm: str = "layer") -> None:
         super().__init__()
         self.factor = factor
-        self.norm = nn.LayerNorm(factor * d)
+        self.norm = nn.LayerNorm(factor * d) if norm == "layer" else nn.Identity()
         self.proj = nn.Linear(factor * d, d)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -114,7 +118,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         d, factor = cfg.d_model, cfg.merge_factors[index]
         n_experts = cfg.moe.experts_per_block[index]
-        self.merge = SegmentMerge(d, factor) if factor > 1 else None
+        self.merge = SegmentMerge(d, factor, cfg.merge_norm) if factor > 1 else None
         self.time_norm = nn.LayerNorm(d)
         self.time_attn = Attention(d, cfg.n_heads, cfg.dropout)
         self.time_ffn_norm = nn.LayerNorm(d)

@@ -203,10 +203,11 @@ def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str
     The first step of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
     Features"): with the head already near its optimum, fine-tuning the encoder starts from a
     small gradient instead of a random head's large one. The regression is fitted on the head's
-    input (pooled features after ``head.norm``), standardised with the training split's
-    statistics, class-balanced, with ``C`` chosen on validation balanced accuracy; the
-    standardisation is folded into the linear layer, so the model's logits equal the
-    regression's decision values (binary: ``±z/2`` for the two classes).
+    input as the head sees it (pooled features after ``head.norm``, no further standardisation:
+    dividing by per-feature spreads gives near-constant features huge weights, and the first
+    fine-tuning steps then wreck the probe), class-balanced, with ``C`` chosen on validation
+    balanced accuracy; its coefficients become the classifier's, so the model's logits equal
+    the regression's decision values (binary: ``±z/2`` for the two classes).
 
     Parameters
     ----------
@@ -237,13 +238,12 @@ def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str
     normed = model.head.norm(torch.as_tensor(feats, device=device)).cpu().numpy()
     x = {s: normed[rows].astype(np.float64) for s, rows in sub.items()}
     y = {s: task.labels[rows] for s, rows in sub.items()}
-    mu, sd = x["train"].mean(axis=0), x["train"].std(axis=0) + 1e-6
     fitted, score = {}, {}
     for c in cs:
         reg = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-        reg.fit((x["train"] - mu) / sd, y["train"])
+        reg.fit(x["train"], y["train"])
         fitted[c] = reg
-        score[c] = float(balanced_accuracy_score(y["val"], reg.predict((x["val"] - mu) / sd)))
+        score[c] = float(balanced_accuracy_score(y["val"], reg.predict(x["val"])))
     best = max(cs, key=lambda c: (score[c], -c))  # ties: the stronger regularisation
     reg = fitted[best]
     coef = np.zeros((task.n_classes, normed.shape[1]))
@@ -253,11 +253,9 @@ def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str
             coef[cls], intercept[cls] = sign * reg.coef_[0], sign * reg.intercept_[0]
     else:
         coef[reg.classes_], intercept[reg.classes_] = reg.coef_, reg.intercept_
-    weight = coef / sd  # fold the standardisation in: w·(x − μ)/σ = (w/σ)·x − (w/σ)·μ
-    bias = intercept - weight @ mu
     linear = model.head.classifier[-1]
-    linear.weight.copy_(torch.as_tensor(weight, dtype=linear.weight.dtype))
-    linear.bias.copy_(torch.as_tensor(bias, dtype=linear.bias.dtype))
+    linear.weight.copy_(torch.as_tensor(coef, dtype=linear.weight.dtype))
+    linear.bias.copy_(torch.as_tensor(intercept, dtype=linear.bias.dtype))
     model.train(was_training)
     log.info("LP-FT head: logistic regression C=%g, val bacc %.4f", best, score[best])
     return HeadInit(float(best), score[best])
