@@ -34,6 +34,8 @@ from benchmarks.common import BenchOptions, fmt_duration, machine_info, md_table
 
 log = logging.getLogger(__name__)
 
+PAPER = -1
+"""The fold id of the paper split (subjects 1-28 / 29-32 / 33-36), reported beside the CV."""
 REFERENCE = "bandpower_lr"
 """The classical baseline every row is paired against."""
 TODAY = "today"
@@ -61,11 +63,12 @@ _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0
 
 VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     REFERENCE: Variant("band power + logistic regression (C on validation)", {}, "bandpower_lr"),
-    "shallowconvnet": Variant("ShallowConvNet, its defaults", {"train.epochs": 6},
-                              "shallowconvnet"),
+    "shallowconvnet": Variant("ShallowConvNet, 6 epochs at peak LR 1e-3",
+                              {"train.epochs": 6, "optim.lr": 1e-3}, "shallowconvnet"),
     TODAY: Variant("defaults before this study: peak LR 1e-3, 6 epochs, mean pooling", _OLD),
     "today_lr3e-4": Variant("as today, peak LR 3e-4", {**_OLD, "optim.lr": 3e-4}),
-    "today_lr3e-3": Variant("as today, peak LR 3e-3", {**_OLD, "optim.lr": 3e-3}),
+    "today_lr3e-3": Variant("as today, peak LR 3e-3 (the default with the paper's mean pooling)",
+                            {**_OLD, "optim.lr": 3e-3}),
     "today_12ep": Variant("as today, 12 epochs", {**_OLD, "train.epochs": 12}),
     "today_freeze2": Variant("as today, frozen-encoder warm-up for 2 epochs (paper option)",
                              {**_OLD, "freeze_epochs": 2}),
@@ -91,6 +94,20 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     "logstd_nomergeln": Variant("log-std pooling, no LayerNorm in segment merging",
                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd",
                                                              "merge_norm": "none"}}),
+    "logstd_drop0_lpft": Variant("log-std pooling, dropout 0, LP-FT at peak LR 3e-4",
+                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd",
+                                                              "dropout": 0.0},
+                                  "head_init": "linear_probe", "optim.lr": 3e-4}),
+    "logstd_drop0_lr3e-3": Variant("log-std pooling, dropout 0, peak LR 3e-3",
+                                   {**_OLD, "model_overrides": {"pool_stats": "mean_logstd",
+                                                                "dropout": 0.0},
+                                    "optim.lr": 3e-3}),
+    "logstd_lr3e-3_aug": Variant("log-std pooling, peak LR 3e-3, augmentations (scale ±20%,"
+                                 " noise 1 µV, channel dropout 0.1, shift ≤ 0.5 s)",
+                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                  "optim.lr": 3e-3, "augment.scale_range": 0.2,
+                                  "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
+                                  "augment.time_shift_s": 0.5}),
     "augment": Variant("as today, augmentations (scale ±20%, noise 1 µV, channel dropout 0.1,"
                        " shift ≤ 0.5 s)",
                        {**_OLD, "augment.scale_range": 0.2, "augment.noise_uv": 1.0,
@@ -103,9 +120,11 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                 "head_init": "linear_probe", "augment.scale_range": 0.2,
                                 "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
                                 "augment.time_shift_s": 0.5}),
-    "default": Variant("the defaults after this study", {}),
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
+DEFAULT = "logstd_lr3e-3"
+"""The variant the library's defaults now equal (``tests/test_recipe.py`` checks it): chosen on
+the folds 0, 2, 4 screen, then run on all six folds with three seeds and on the paper split."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +151,7 @@ def cell_config(opts: BenchOptions, name: str, k: int, seed: int):
     from neuript.config import override
 
     variant = VARIANTS[name]
-    out = opts.work_dir / "recipe" / name / f"fold{k}" / f"seed{seed}"
+    out = opts.work_dir / "recipe" / name / ("paper" if k == PAPER else f"fold{k}") / f"seed{seed}"
     base = recipe_base(opts, variant.model, out, (seed,))
     return override(base, dict(variant.overrides))
 
@@ -175,7 +194,7 @@ def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> d
 
         task = replace(task, preprocess=replace(task.preprocess, compression=variant.compression))
     try:
-        result = run_finetune(cfg, task=fold_task(task, folds, k))
+        result = run_finetune(cfg, task=task if k == PAPER else fold_task(task, folds, k))
         row = result.per_seed[0]
         cell = {"test": row["test"], "val": row.get("val"), "best_epoch": row.get("best_epoch"),
                 "warnings": row.get("warnings", [])}
@@ -324,7 +343,9 @@ def paired(cells: Sequence[dict], ref: Sequence[dict], seeds_free: bool) -> dict
 
 def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[dict]],
                 opts: BenchOptions) -> dict[str, Any]:
-    """The table row of one variant from its cells."""
+    """The table row of one variant from its cells (CV cells; paper-split cells apart)."""
+    paper = [c["test"]["balanced_accuracy"] for c in cells if c["fold"] == PAPER and "test" in c]
+    cells = [c for c in cells if c["fold"] != PAPER]
     good = [c for c in cells if "test" in c]
     ba = [c["test"]["balanced_accuracy"] for c in good]
     auroc = [c["test"]["auroc"] for c in good if math.isfinite(c["test"].get("auroc", math.nan))]
@@ -332,7 +353,7 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
     folds = sorted({c["fold"] for c in good})
     variant = VARIANTS[name]
     return {
-        "variant": name, "what": variant.what, "model": variant.model,
+        "variant": name, "what": variant.what, "model": variant.model, "default": name == DEFAULT,
         "overrides": variant.overrides, "cells": len(good), "failed": len(cells) - len(good),
         "errors": sorted({c["error"] for c in cells if "error" in c}),
         "seeds": sorted({c["seed"] for c in good}), "folds": folds,
@@ -345,6 +366,8 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
         if name != REFERENCE else None,
         "vs_today": paired(good, all_cells.get(TODAY, []), seeds_free=variant.model ==
                            "bandpower_lr") if name != TODAY else None,
+        "paper_split_mean": float(np.mean(paper)) if paper else None,
+        "paper_split_n": len(paper),
         "warnings": sorted({w for c in good for w in c.get("warnings", [])}),
         "wall_s": round(sum(c.get("wall_s", 0.0) for c in cells), 1),
         "command": opts.command if name in opts.extra.get("recipe_variants", ()) else
@@ -355,7 +378,7 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
 def cached_cells(opts: BenchOptions) -> dict[str, list[dict[str, Any]]]:
     """Every finished cell under ``work/recipe``, by variant (whatever run wrote it)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((opts.work_dir / "recipe").glob("*/fold*/seed*/cell.json")):
+    for path in sorted((opts.work_dir / "recipe").glob("*/*/seed*/cell.json")):
         cell = json.loads(path.read_text())
         if cell.get("variant") in VARIANTS:
             out.setdefault(cell["variant"], []).append(cell)
@@ -413,18 +436,21 @@ def markdown(body: dict[str, Any]) -> str:
     """Render recipe.json."""
     header = ["variant", "what", "cells (folds × seeds)", "balanced acc. %", "95% CI",
               "AUROC %", "per fold (fold: mean over seeds)", "Δ vs band power (95% CI)",
-              "Δ vs today (95% CI)", "wall"]
+              "Δ vs today (95% CI)", "paper split % (seeds)", "wall"]
     rows = []
     for r in body["rows"]:
         lo, hi = r["balanced_accuracy_ci95"]
         status = f"{r['cells']}" + (f" (+{r['failed']} failed: {'; '.join(r['errors'])})"
                                     if r["failed"] else "")
-        rows.append([f"`{r['variant']}`", r["what"], status,
+        tag = " (**the default**)" if r.get("default") else ""
+        rows.append([f"`{r['variant']}`{tag}", r["what"], status,
                      f"**{pct(r['balanced_accuracy_mean'])}** ± {pct(r['balanced_accuracy_std'])}",
                      f"[{pct(lo)}, {pct(hi)}]", pct(r["auroc_mean"]),
                      " / ".join(f"{k}: {pct(v)}" for k, v in zip(r["folds"],
                                                                   r["fold_balanced_accuracy"])),
-                     _diff(r["vs_bandpower"]), _diff(r["vs_today"]), fmt_duration(r["wall_s"])])
+                     _diff(r["vs_bandpower"]), _diff(r["vs_today"]),
+                     f"{pct(r['paper_split_mean'])} ({r['paper_split_n']})"
+                     if r.get("paper_split_n") else "", fmt_duration(r["wall_s"])])
     m = body.get("machine", {})
     return "\n".join([
         "# Fine-tuning recipe study (benchmarks/bench_recipe.py)", "",
@@ -441,7 +467,10 @@ def markdown(body: dict[str, Any]) -> str:
 def task_markdown(cells: Sequence[dict[str, Any]]) -> list[str]:
     """The other-tasks table: the default recipe beside band power on each task's own split."""
     if not cells:
-        return []
+        return ["## The same defaults on other tasks", "",
+                "Not run yet: `python -m benchmarks.run --only recipe --recipe-variants tasks` "
+                "runs the defaults on ADHD, Muse P300, EEGMMIDB, a 1-channel 30-s ADHD task and a "
+                "synthetic 5-class task (see `other_tasks` in bench_recipe.py).", ""]
     rows = []
     for c in cells:
         test = c.get("test", {})

@@ -206,8 +206,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="comma-separated variants of the recipe part (default: every variant; "
                         "see benchmarks/bench_recipe.py)")
     p.add_argument("--recipe-folds", default=None,
-                   help="comma-separated fold numbers of the recipe part (default: every fold; "
-                        "a screen on a subset, completed later, reuses the cached cells)")
+                   help="comma-separated fold numbers of the recipe part, or 'paper' for the "
+                        "paper split (default: every fold; a screen on a subset, completed "
+                        "later, reuses the cached cells)")
     p.add_argument("--render-only", action="store_true", help="only rebuild RESULTS.md")
     return p.parse_args(argv)
 
@@ -230,7 +231,7 @@ def options_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchOpt
         variants = tuple(v for v in args.recipe_variants.split(",") if v)
         opts = replace(opts, extra={**opts.extra, "recipe_variants": variants})
     if args.recipe_folds:
-        folds = tuple(int(k) for k in args.recipe_folds.split(",") if k)
+        folds = tuple(-1 if k == "paper" else int(k) for k in args.recipe_folds.split(",") if k)
         opts = replace(opts, extra={**opts.extra, "recipe_folds": folds})
     if args.cv_neuript and "neuript" not in opts.cv_models:
         opts = replace(opts, cv_models=(*opts.cv_models, "neuript"))

@@ -178,3 +178,53 @@ def _bad_merge_norm():
     from neuript.config import ModelConfig
 
     ModelConfig(merge_norm="batch")
+
+
+# ---- the defaults are the study's chosen row ----------------------------------------------------
+def test_library_defaults_equal_the_recipe_study_default_row():
+    from dataclasses import replace
+    from pathlib import Path
+
+    from benchmarks.bench_recipe import DEFAULT, VARIANTS, cell_config, recipe_base
+    from benchmarks.common import BenchOptions
+
+    from neuript.train.finetune_seed import neuript_model_config
+
+    opts = BenchOptions(threads=1, work_dir=Path("unused"))
+    chosen = cell_config(opts, DEFAULT, 0, 0)
+    library = recipe_base(opts, "neuript", Path(chosen.out_dir), (0,))
+    assert VARIANTS[DEFAULT].model == "neuript"
+    assert neuript_model_config(chosen) == neuript_model_config(library)
+    same = {"model_overrides": {}, "out_dir": "x"}
+    assert replace(chosen, **same) == replace(library, **same)
+
+
+# ---- the study's table ------------------------------------------------------------------------
+def _cell(variant, fold, seed, bacc, error=None):
+    cell = {"variant": variant, "fold": fold, "seed": seed, "wall_s": 1.0}
+    if error:
+        cell["error"] = error
+    else:
+        cell["test"] = {"balanced_accuracy": bacc, "auroc": bacc}
+    return cell
+
+
+def test_recipe_rows_pair_cells_and_keep_failures():
+    from benchmarks.bench_recipe import PAPER, REFERENCE, TODAY, markdown, variant_row
+    from benchmarks.common import BenchOptions
+
+    cells = {
+        REFERENCE: [_cell(REFERENCE, k, 0, 0.6 + 0.01 * k) for k in range(3)],
+        TODAY: [_cell(TODAY, k, s, 0.5) for k in range(3) for s in (0, 1)],
+        "logstd": [_cell("logstd", k, s, 0.62 + 0.01 * k) for k in range(3) for s in (0, 1)]
+        + [_cell("logstd", 0, 2, None, error="NeuriptError: boom"),
+           _cell("logstd", PAPER, 0, 0.9)],
+    }
+    row = variant_row("logstd", cells["logstd"], cells, BenchOptions())
+    assert row["cells"] == 6 and row["failed"] == 1 and row["errors"] == ["NeuriptError: boom"]
+    assert row["vs_bandpower"]["mean"] == pytest.approx(0.02)  # paired by fold, any seed
+    assert row["vs_today"]["mean"] == pytest.approx(0.13) and row["vs_today"]["n"] == 6
+    assert row["paper_split_mean"] == pytest.approx(0.9)  # kept apart from the CV mean
+    assert row["balanced_accuracy_mean"] == pytest.approx(0.63)
+    text = markdown({"rows": [row], "tasks": [], "date": "d", "machine": {}, "command": "c"})
+    assert "6 (+1 failed: NeuriptError: boom)" in text and "+2.0" in text and "Not run yet" in text

@@ -19,6 +19,9 @@
            attention's per-head overhead grows with H.
            The embedding level (level 0) stays at full resolution: one token per sample, with
            the temporal code added per sample before block 0's merge.
+           IILP pools the time mean and the log standard deviation of every level
+           (``pool_stats="mean_logstd"``), chosen by the fine-tuning recipe study
+           (docs/recipe.md, benchmarks/results/recipe.md).
 ``tiny``   for tests: d = 32, three blocks, experts (0, 2, 3) so dense, even-E and odd-E MoE
            layers are all exercised.
 """
@@ -51,6 +54,7 @@ PRESETS: Mapping[str, ModelConfig] = types.MappingProxyType(
             d_ff=64,
             merge_factors=(4, 2, 1, 2, 1, 1),
             moe=MoEConfig(experts_per_block=(0, 0, 2, 4, 4, 6), expert_hidden=32, shared_hidden=64),
+            pool_stats="mean_logstd",
         ),
         "tiny": ModelConfig(
             d_model=32,
