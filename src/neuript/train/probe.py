@@ -91,6 +91,29 @@ def task_features(model: torch.nn.Module, task: TaskWindows, *, scheme: str = "f
     return out
 
 
+def fit_on_validation(make, cs: tuple[float, ...], x: dict[str, np.ndarray],
+                      y: dict[str, np.ndarray]):
+    """Fit ``make(c)`` on ``x["train"]`` for every ``c``; keep the best on validation.
+
+    Returns
+    -------
+    best_c : float
+        Highest validation balanced accuracy (ties: the smaller, more regularised ``c``).
+    model : estimator
+        The classifier fitted with ``best_c``.
+    val_by_c : dict of float to float
+        Validation balanced accuracy of every ``c``.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    fitted, val_by_c = {}, {}
+    for c in cs:
+        fitted[c] = make(c).fit(x["train"], y["train"])
+        val_by_c[c] = float(balanced_accuracy_score(y["val"], fitted[c].predict(x["val"])))
+    best = max(cs, key=lambda c: (val_by_c[c], -c))
+    return best, fitted[best], val_by_c
+
+
 def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_classes: int,
               cs: tuple[float, ...] = DEFAULT_C) -> ProbeResult:
     """Fit the standardised linear SVM probe (module notes, steps 2–3).
@@ -109,7 +132,6 @@ def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_cl
     result : ProbeResult
     """
     from scipy.special import softmax
-    from sklearn.metrics import balanced_accuracy_score
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
@@ -124,14 +146,9 @@ def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_cl
     scaler = StandardScaler().fit(features[parts["train"]])
     x = {s: scaler.transform(features[rows]) for s, rows in parts.items()}
     y = {s: labels[rows] for s, rows in parts.items()}
-    fitted, val_by_c = {}, {}
-    for c in cs:
-        svm = LinearSVC(C=c, class_weight="balanced", max_iter=20000)
-        svm.fit(x["train"], y["train"])
-        fitted[c] = svm
-        val_by_c[c] = float(balanced_accuracy_score(y["val"], svm.predict(x["val"])))
-    best = max(cs, key=lambda c: (val_by_c[c], -c))  # ties: the stronger regularisation
-    scores = fitted[best].decision_function(x["test"])
+    best, fitted, val_by_c = fit_on_validation(
+        lambda c: LinearSVC(C=c, class_weight="balanced", max_iter=20000), cs, x, y)
+    scores = fitted.decision_function(x["test"])
     scores = np.stack([-scores, scores], axis=1) / 2 if scores.ndim == 1 else scores
     proba = softmax(scores, axis=1)
     test = classification_metrics(y["test"], proba, n_classes)
@@ -225,7 +242,6 @@ def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str
     result : HeadInit
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
 
     if getattr(model.head, "kind", None) != "linear":
         raise NeuriptError("head_init='linear_probe' needs a linear head (head='linear'); got "
@@ -238,14 +254,8 @@ def init_head_by_probe(model: torch.nn.Module, task: TaskWindows, *, scheme: str
     normed = model.head.norm(torch.as_tensor(feats, device=device)).cpu().numpy()
     x = {s: normed[rows].astype(np.float64) for s, rows in sub.items()}
     y = {s: task.labels[rows] for s, rows in sub.items()}
-    fitted, score = {}, {}
-    for c in cs:
-        reg = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-        reg.fit(x["train"], y["train"])
-        fitted[c] = reg
-        score[c] = float(balanced_accuracy_score(y["val"], reg.predict(x["val"])))
-    best = max(cs, key=lambda c: (score[c], -c))  # ties: the stronger regularisation
-    reg = fitted[best]
+    best, reg, score = fit_on_validation(
+        lambda c: LogisticRegression(C=c, class_weight="balanced", max_iter=2000), cs, x, y)
     coef = np.zeros((task.n_classes, normed.shape[1]))
     intercept = np.zeros(task.n_classes)
     if reg.coef_.shape[0] == 1:  # binary: one decision value z = w·x + b → logits (−z/2, +z/2)
