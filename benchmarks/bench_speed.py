@@ -315,6 +315,101 @@ def measure_scaling(job: SpeedJob) -> list[dict[str, Any]]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------
+# AAMP pretraining throughput: the paper's decoder against the small preset's strided one
+# --------------------------------------------------------------------------------------------
+DECODERS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("paper decoder (stride 1, one token per sample)", {"decoder_stride": 1}),
+    ("small default (stride 8)", {}),
+    ("stride 4", {"decoder_stride": 4}),
+    ("stride 16", {"decoder_stride": 16}),
+)
+"""Decoder variants of the ``small`` preset timed in one process; the first is the reference."""
+
+
+def aamp_windows_per_s(job: SpeedJob) -> list[dict[str, Any]]:
+    """Windows/s of a full AAMP step (mask, encode, decode, loss, backward, AdamW) per decoder.
+
+    The variants are timed in rounds (every variant once per round, ``job.train_steps`` rounds)
+    so a change in the machine's load hits them all alike; each variant's rate is its total
+    windows over its total time, and the ratio is taken against the first variant.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from neuript.model.neuript import NeurIPTPretrain
+    from neuript.model.presets import preset
+
+    torch.set_num_threads(job.threads)
+    inputs = make_inputs(job.n_channels, job.lengths[0], job.batch_size)
+    signals, positions, channel_mask, _ = tensors(inputs)
+    steps = {}
+    for name, change in DECODERS:
+        torch.manual_seed(0)
+        model = NeurIPTPretrain(replace(preset("small"), **change)).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        gen = torch.Generator().manual_seed(0)
+
+        def step(model=model, opt=opt, gen=gen) -> None:
+            out = model(signals, positions, channel_mask, generator=gen)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for _ in range(job.warmup):
+            step()
+        steps[name] = (step, sum(p.numel() for p in model.decoder.parameters()))
+    spent = {name: 0.0 for name in steps}
+    for _ in range(job.train_steps):
+        for name, (step, _) in steps.items():
+            t0 = time.perf_counter()
+            step()
+            spent[name] += time.perf_counter() - t0
+    ref = job.train_steps * job.batch_size / spent[DECODERS[0][0]]
+    rows = []
+    for name, (_, n_params) in steps.items():
+        wps = job.train_steps * job.batch_size / spent[name]
+        rows.append({"decoder": name, "decoder_params": n_params, "windows_per_s": wps,
+                     "ratio_vs_paper_decoder": wps / ref})
+    return rows
+
+
+def run_pretrain_speed(opts: BenchOptions) -> dict[str, Any]:
+    """The ``pretrain_speed`` part: AAMP step windows/s per decoder, ratio in the same run."""
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    job = SpeedJob("small", 4 if opts.quick else 16, 2 if opts.quick else 8, 1, 0,
+                   opts.train_threads, lengths=(256,))
+    with timed("speed: AAMP pretraining step per decoder"):
+        rows = _in_child(aamp_windows_per_s, job)
+    body = {"meta": stamp(opts.command, time.perf_counter() - t0),
+            "load_before_1min": round(load_before, 2), "threads": opts.train_threads,
+            "batch_size": job.batch_size, "rounds": job.train_steps,
+            "input": f"{job.n_channels} channels x {job.lengths[0]} samples", "rows": rows,
+            "target": {"what": "small-preset AAMP windows/s >= 4x the paper decoder's",
+                       "value": rows[1]["ratio_vs_paper_decoder"], "threshold": 4.0,
+                       "met": rows[1]["ratio_vs_paper_decoder"] >= 4.0}}
+    write_part(opts.out_dir, "pretrain_speed", body, markdown_pretrain_speed(body))
+    return body
+
+
+def markdown_pretrain_speed(r: dict[str, Any]) -> str:
+    """pretrain_speed.md."""
+    rows = [[x["decoder"], f"{x['decoder_params'] / 1e3:.1f} k", fmt(x["windows_per_s"]),
+             f"{x['ratio_vs_paper_decoder']:.2f}x"] for x in r["rows"]]
+    t = r["target"]
+    return "\n".join([
+        "# AAMP pretraining throughput per decoder (benchmarks/bench_speed.py)", "",
+        provenance(r["meta"]), "",
+        f"`small` preset, full AAMP step (mask, encode, decode, loss, backward, AdamW) on "
+        f"{r['input']} (4 s at 64 Hz), batch {r['batch_size']}, {r['threads']} thread(s); the "
+        f"variants are timed in {r['rounds']} interleaved rounds in one process, so the ratios "
+        f"hold whatever the machine's load (1-min load before: {r['load_before_1min']}).", "",
+        md_table(["decoder", "decoder params", "windows/s", "vs paper decoder"], rows), "",
+        f"Target: {t['what']}: **{t['value']:.2f}x**, {met(t['met'])}.", ""])
+
+
 def _in_child(fn: Any, job: SpeedJob) -> Any:
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, (job,))

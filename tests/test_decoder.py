@@ -93,3 +93,42 @@ def test_padded_channels_do_not_affect_real_ones():
         lv[:, -1] = -50.0
     out = decoder(tokens2, positions, channel_mask, levels2, masks, blank)
     torch.testing.assert_close(out.pred[:, :-1], ref.pred[:, :-1])
+
+
+def test_strided_decoder_predicts_every_sample_and_is_blind_to_masked_values():
+    """decoder_stride=r: T / r query tokens, each predicting r samples; a masked sample's true
+    value never reaches the prediction (queries carry [mask] there), a visible one does."""
+    from neuript.model.masking import REPLACE_MASK, MaskSpec
+    from neuript.model.neuript import NeurIPTPretrain
+
+    cfg = dataclasses.replace(_cfg(), decoder_stride=4)
+    decoder = NeurIPTDecoder(cfg).eval()
+    tokens, positions, channel_mask, levels, masks = _inputs()
+    out = decoder(tokens, positions, channel_mask, levels, masks, torch.randn(cfg.d_model))
+    assert out.pred.shape == (2, 4, 16) and out.layer_preds.shape == (cfg.depth + 1, 2, 4, 16)
+    assert decoder.layers[0].predict.out_features == 4
+
+    torch.manual_seed(0)
+    model = NeurIPTPretrain(cfg).eval()
+    signals = torch.randn(2, 4, 16)
+    mask = torch.zeros(2, 4, 16, dtype=torch.bool)
+    mask[:, :, 4:8] = True  # one whole strided token masked
+    replace = torch.where(mask, REPLACE_MASK, 2).to(torch.int8)
+    spec = MaskSpec(mask, replace, torch.full((2,), 0.25))
+    ref = model(signals, positions, channel_mask, mask=spec).pred
+    hidden = signals.clone()
+    hidden[:, :, 5] += 3.0  # a masked sample
+    torch.testing.assert_close(model(hidden, positions, channel_mask, mask=spec).pred, ref)
+    seen = signals.clone()
+    seen[:, :, 1] += 3.0  # a visible sample
+    assert (model(seen, positions, channel_mask, mask=spec).pred - ref).abs().max() > 1e-4
+
+
+def test_decoder_stride_must_divide_the_total_merge():
+    import pytest
+
+    from neuript.errors import NeuriptError
+
+    with pytest.raises(NeuriptError, match="decoder_stride=3 must divide"):
+        dataclasses.replace(_cfg(), decoder_stride=3)
+    assert preset("small").decoder_stride == 8 and preset("paper").decoder_stride == 1

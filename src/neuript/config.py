@@ -217,6 +217,9 @@ class ModelConfig:
     """Integer grid size per axis for ``spatial_code='grid'``."""
     decoder_layers: int | None = None
     """Pretraining decoder layers; None means depth + 1 (one per encoder level)."""
+    decoder_stride: int = 1
+    """Samples per decoder query token: 1 is the paper's decoder (one token per sample); r > 1
+    folds r query tokens into one that predicts its r samples (docs/pretraining.md)."""
     head: Literal["linear", "mlp"] = "linear"
     """Classifier after pooling: a linear layer or a one-hidden-layer MLP."""
     head_hidden: int = 256
@@ -242,6 +245,11 @@ class ModelConfig:
                 "ModelConfig: moe.experts_per_block and merge_factors need one entry per block, "
                 f"got {len(self.moe.experts_per_block)} and {len(self.merge_factors)}"
             )
+        if self.decoder_stride < 1:
+            raise NeuriptError(f"ModelConfig.decoder_stride must be >= 1: {self.decoder_stride}")
+        if math.prod(self.merge_factors) % self.decoder_stride:
+            raise NeuriptError(f"ModelConfig.decoder_stride={self.decoder_stride} must divide the "
+                               f"total segment merge {math.prod(self.merge_factors)}")
         if any(m < 1 for m in self.merge_factors):
             raise NeuriptError(f"ModelConfig.merge_factors must be >= 1: {self.merge_factors}")
         check_option("ModelConfig.spatial_code", self.spatial_code, typing.get_args(SpatialCode))

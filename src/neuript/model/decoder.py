@@ -23,6 +23,14 @@ position codes. Decoder layer ``j`` runs
 
 The reconstruction is the sum of the layers' predictions. With more decoder layers than encoder
 levels, the extra layers attend to the last level **[ours]**.
+
+Strided decoding **[ours]** (``ModelConfig.decoder_stride = r > 1``; the ``small`` preset): the
+full-resolution queries are folded ``r`` consecutive tokens at a time (``Linear(r·d -> d)``), every
+layer runs on ``T / r`` query tokens, and step 5 becomes ``Linear(d -> r)``, each query token
+predicting its ``r`` samples. The cross-attention keys stay at each level's own resolution. The
+fold sees the [mask] embedding at every masked sample, so no true masked value leaks. The time
+attention, which grows with the square of the token count, and every per-token projection shrink
+by ``r``; the ``paper`` preset keeps ``r = 1``, the decoder above. See docs/pretraining.md.
 """
 
 from __future__ import annotations
@@ -93,9 +101,11 @@ class DecoderLayer(nn.Module):
         Hidden width of the SwiGLU feed-forward.
     dropout : float
         Dropout of attention outputs and the feed-forward.
+    n_out : int
+        Samples each query token predicts (the decoder stride ``r``; 1 = one per sample).
     """
 
-    def __init__(self, d: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, d: int, n_heads: int, d_ff: int, dropout: float, n_out: int = 1) -> None:
         super().__init__()
         self.time_norm = nn.LayerNorm(d)
         self.time_attn = Attention(d, n_heads, dropout)
@@ -106,7 +116,7 @@ class DecoderLayer(nn.Module):
         self.cross_attn = Attention(d, n_heads, dropout)
         self.ff_norm = nn.LayerNorm(d)
         self.ff = SwiGLU(d, d_ff, dropout)
-        self.predict = nn.Linear(d, 1)
+        self.predict = nn.Linear(d, n_out)
 
     def forward(self, queries: Tensor, context: Tensor,
                 channel_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -114,7 +124,8 @@ class DecoderLayer(nn.Module):
 
         Parameters
         ----------
-        queries : Tensor, shape (B, C, T, d)
+        queries : Tensor, shape (B, C, Q, d)
+            ``Q = T / r`` query tokens per channel (``Q = T`` unstrided).
         context : Tensor, shape (B, C, L, d)
             The encoder level this layer attends to, masked tokens blanked, at its own
             resolution (``L`` divides ``T``) or upsampled to ``T`` (the same result).
@@ -122,10 +133,10 @@ class DecoderLayer(nn.Module):
 
         Returns
         -------
-        queries : Tensor, shape (B, C, T, d)
+        queries : Tensor, shape (B, C, Q, d)
             Updated queries for the next layer.
-        pred : Tensor, shape (B, C, T)
-            This layer's prediction.
+        pred : Tensor, shape (B, C, Q · r)
+            This layer's prediction of every sample.
         """
         b, c, t, _ = queries.shape
         by_channel = rearrange(queries, "b c t d -> (b c) t d")
@@ -140,7 +151,7 @@ class DecoderLayer(nn.Module):
         by_channel = by_channel + self.cross_attn(self.cross_norm(by_channel), context=memory)
         by_channel = by_channel + self.ff(self.ff_norm(by_channel))
         queries = rearrange(by_channel, "(b c) t d -> b c t d", b=b)
-        return queries, self.predict(queries).squeeze(-1)
+        return queries, self.predict(queries).flatten(2)
 
 
 class NeurIPTDecoder(nn.Module):
@@ -150,17 +161,21 @@ class NeurIPTDecoder(nn.Module):
     ----------
     cfg : ModelConfig
         Uses ``d_model``, ``n_heads``, ``d_ff``, ``dropout``, ``spatial_code``, ``grid_size``,
-        ``decoder_layers`` and ``depth``.
+        ``decoder_layers``, ``decoder_stride`` and ``depth``.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         n_layers = cfg.decoder_layers if cfg.decoder_layers is not None else cfg.depth + 1
+        self.stride = cfg.decoder_stride
         self.layers = nn.ModuleList(
-            DecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(n_layers)
+            DecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, n_out=self.stride)
+            for _ in range(n_layers)
         )
         self.spatial_code = SpatialCode(cfg.d_model, cfg.spatial_code, cfg.grid_size)
+        # r consecutive query tokens -> one (strided decoding); absent when r = 1
+        self.fold = nn.Linear(self.stride * cfg.d_model, cfg.d_model) if self.stride > 1 else None
 
     def queries(self, tokens: Tensor, positions: Tensor, channel_mask: Tensor) -> Tensor:
         """Add both position codes to the (already masked) input embedding.
@@ -204,6 +219,9 @@ class NeurIPTDecoder(nn.Module):
         """
         n_samples = tokens.shape[2]
         queries = self.queries(tokens, positions, channel_mask)
+        if self.fold is not None:
+            assert n_samples % self.stride == 0, (n_samples, self.stride)
+            queries = self.fold(rearrange(queries, "b c (q r) d -> b c q (r d)", r=self.stride))
         preds = []
         for j, layer in enumerate(self.layers):
             level = min(j, len(levels) - 1)
