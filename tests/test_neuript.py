@@ -233,9 +233,17 @@ def test_load_encoder_copies_weights_and_checks_shapes(tmp_path):
 
 
 def test_wrong_kind_and_bad_config_name_the_dir(tmp_path):
-    NeurIPTPretrain(_cfg()).save_pretrained(tmp_path / "pre", InputContract())
-    with pytest.raises(ContractError, match=r"pre.*'pretrain'.*'classifier'"):
+    pre = NeurIPTPretrain(_cfg())
+    pre.save_pretrained(tmp_path / "pre", InputContract())
+    with pytest.raises(ContractError, match=r"pre: a pretraining checkpoint has no classifier "
+                       r"head; pass n_classes="):
         NeurIPTClassifier.from_pretrained(tmp_path / "pre")
+    # with n_classes: the pretrained encoder under a fresh head over the functional lobes
+    clf, _ = NeurIPTClassifier.from_pretrained(tmp_path / "pre", n_classes=3)
+    assert clf.n_classes == 3 and len(clf.group_names) == 5
+    name = next(n for n, _ in clf.named_parameters() if n.startswith("encoder."))
+    torch.testing.assert_close(dict(clf.named_parameters())[name],
+                               dict(pre.named_parameters())[name])
     config_path = tmp_path / "pre" / "config.json"
     config = json.loads(config_path.read_text())
     config["model"]["d_modell"] = 3

@@ -228,7 +228,8 @@ FINETUNE_FLAGS = {"task": "task", "init": "init", "model": "model", "preset": "p
                   "batch_size": "train.batch_size", "lr": "optim.lr", "device": "train.device",
                   "seeds": "seeds", "data_dir": "data_dir", "data_root": "data_root",
                   "scheme": "scheme", "bids_root": "bids_root", "events": "bids_events",
-                  "window_s": "window_s"}
+                  "window_s": "window_s", "allow_overlap": "allow_overlap",
+                  "adapt_steps": "adapt_steps"}
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -263,13 +264,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     settings = {"model_dir": args.model_dir, "task": args.task, "split": args.split,
                 "data_dir": args.data_dir, "data_root": args.data_root, "out": args.out,
                 "task_options": _task_options(args), "batch_size": args.batch_size,
-                "device": args.device}
+                "device": args.device, "allow_overlap": args.allow_overlap}
     show_config(settings, _side_file(args.out, ".config.json"))
     result = run_evaluate(args.model_dir, args.task, split=args.split, data_dir=args.data_dir,
                           data_root=args.data_root, task_options=settings["task_options"],
-                          out=args.out, batch_size=args.batch_size, device=args.device)
+                          out=args.out, batch_size=args.batch_size, device=args.device,
+                          allow_overlap=args.allow_overlap)
     print(json.dumps({"metrics": result.metrics, "n_windows": result.n_windows,
-                      "predictions": str(result.predictions_path)}, indent=2, default=str))
+                      "predictions": str(result.predictions_path),
+                      "pretraining_overlap": result.pretraining_overlap}, indent=2, default=str))
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
@@ -280,7 +283,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     task = build_task(args.task, data_dir=args.data_dir, data_root=args.data_root,
                       **_task_options(args))
     result = run_probe(args.init, task, scheme=args.scheme, preset_name=args.preset,
-                       device=args.device)
+                       device=args.device, allow_overlap=args.allow_overlap)
     print(json.dumps({"init": args.init, "task": task.name, "test": result.test,
                       "c": result.c, "val_balanced_accuracy": result.val_balanced_accuracy,
                       "n_features": result.n_features}, indent=2))
@@ -412,6 +415,11 @@ def _finetune_parser(sub: Any) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--adapt-steps", type=int, help="domain-adaptive pretraining: AAMP steps on "
+                   "the task's unlabelled training windows before fine-tuning (0)")
+    p.add_argument("--allow-overlap", action="store_true", default=None,
+                   help="run although the --init checkpoint was pretrained on test-split "
+                   "subjects or recordings (recorded in metrics.json and the report)")
     _common(p, FinetuneRunConfig)
     p.set_defaults(func=cmd_finetune)
 
@@ -464,15 +472,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="per-window predictions CSV")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="evaluate although the model's pretraining corpus holds subjects or "
+                   "recordings of this split (recorded in the output)")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("probe", help=_doc(cmd_probe))
-    p.add_argument("init", help="pretraining run folder (or 'scratch': a random encoder)")
+    p.add_argument("init", help="shipped checkpoint name (neuript-small), pretraining run "
+                   "folder, or 'scratch' (a random encoder)")
     p.add_argument("--task", required=True)
     p.add_argument("--data-dir")
     p.add_argument("--scheme", default="functional", help="pooling groups (functional = IILP)")
     p.add_argument("--preset", default="small", help="preset of the random encoder (scratch)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="probe although the checkpoint was pretrained on test-split subjects")
     _common(p)
     p.set_defaults(func=cmd_probe)
     _recording_parser(sub, "predict", cmd_predict, fmt=True)

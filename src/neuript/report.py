@@ -209,6 +209,20 @@ def _fmt(stat: dict[str, float]) -> str:
             f"[{100 * stat['ci95_low']:.2f}, {100 * stat['ci95_high']:.2f}]")
 
 
+def _overlap_lines(overlap: dict[str, Any] | None) -> list[str]:
+    """The report's line on the subject-overlap guard (none for from-scratch runs)."""
+    if overlap is None:
+        return []
+    if overlap["status"] == "overlap_allowed":
+        return [f"- **pretraining overlap allowed (--allow-overlap)**: the init checkpoint's "
+                f"corpus held {len(overlap['subjects'])} test subjects and "
+                f"{len(overlap['recordings'])} test recordings of this task; test metrics are "
+                "not on unseen data"]
+    if overlap["status"] == "unknown":
+        return ["- pretraining overlap: unknown (the init checkpoint records no corpus)"]
+    return ["- pretraining overlap: none (no test subject or recording in the init's corpus)"]
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write ``REPORT.md`` and its figures for a finished fine-tuning run.
 
@@ -230,7 +244,8 @@ def write_report(run_dir: str | Path) -> Path:
              f"- init: `{metrics['init']}`; pooling: `{metrics.get('scheme')}`",
              f"- split manifest hash: `{metrics['split_hash']}`",
              f"- windows per split and class: `{json.dumps(metrics.get('counts', {}))}`",
-             f"- seeds: {[row['seed'] for row in per_seed]}", "",
+             f"- seeds: {[row['seed'] for row in per_seed]}",
+             *_overlap_lines(metrics.get("pretraining_overlap")), "",
              "## Test metrics at the selected epoch (%, mean ± std [95% CI] over seeds)", "",
              "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {_fmt(stat)} |" for key, stat in metrics["aggregate"].items()]

@@ -331,6 +331,21 @@ class NeurIPTClassifier(nn.Module):
                 groups[0].append(name)
         return groups
 
+    @classmethod
+    def _from_encoder(cls, directory: str | os.PathLike, strict: bool, n_classes: int | None,
+                      group_names: tuple[str, ...] | None,
+                      ) -> tuple[NeurIPTClassifier, CheckpointMeta]:
+        """A classifier with a pretraining checkpoint's encoder and a fresh head."""
+        from neuript.data.montage import FUNCTIONAL_LOBES
+
+        if n_classes is None:
+            raise ContractError(f"{directory}: a pretraining checkpoint has no classifier head; "
+                                "pass n_classes= (and group_names=) to build one on its encoder")
+        meta = parse_meta(directory, read_config(directory, NeurIPTPretrain.kind))
+        model = cls(meta.model, n_classes, tuple(group_names or FUNCTIONAL_LOBES))
+        report = model.load_encoder(directory, strict=strict)
+        return model.eval(), _with_report(meta, report)
+
     def freeze_encoder(self, flag: bool = True) -> None:
         """Freeze (``flag=True``) or unfreeze the embedding and encoder weights."""
         for name, param in self.named_parameters():
@@ -368,9 +383,16 @@ class NeurIPTClassifier(nn.Module):
         return write_checkpoint(directory, self.state_dict(), config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike,
-                        strict: bool = False) -> tuple[NeurIPTClassifier, CheckpointMeta]:
-        """Rebuild a classifier from a checkpoint directory (in eval mode).
+    def from_pretrained(cls, directory: str | os.PathLike, strict: bool = False,
+                        n_classes: int | None = None,
+                        group_names: tuple[str, ...] | None = None,
+                        ) -> tuple[NeurIPTClassifier, CheckpointMeta]:
+        """Rebuild a classifier from a checkpoint directory or a shipped name (in eval mode).
+
+        ``directory`` may name a shipped checkpoint (``"neuript-small"``, :mod:`neuript.weights`)
+        or be a pretraining checkpoint: then the classifier gets its embedding and encoder and a
+        fresh head of ``n_classes`` (required) over ``group_names`` (default: the functional
+        lobes), ready to fine-tune.
 
         Raises
         ------
@@ -378,6 +400,11 @@ class NeurIPTClassifier(nn.Module):
             Wrong ``kind``, unreadable config or weights, shape mismatches, or (``strict``)
             missing / unexpected keys.
         """
+        from neuript.weights import bundled_checkpoint
+
+        directory = bundled_checkpoint(str(directory)) or directory
+        if read_config(directory).get("kind") == NeurIPTPretrain.kind:
+            return cls._from_encoder(directory, strict, n_classes, group_names)
         config = read_config(directory, cls.kind)
         meta = parse_meta(directory, config)
         try:

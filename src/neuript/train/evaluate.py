@@ -86,6 +86,10 @@ class EvalResult(NamedTuple):
     metrics: dict[str, float]
     n_windows: int
     predictions_path: Path | None
+    pretraining_overlap: dict[str, Any] | None = None
+    """The subject-overlap check of the model's pretraining corpus against the evaluated split
+    (:func:`neuript.train.provenance.check_overlap`); None for models without a pretrained
+    init."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -309,6 +313,7 @@ def run_evaluate(
     out: str | Path | None = None,
     batch_size: int = 128,
     device: str = "auto",
+    allow_overlap: bool = False,
 ) -> EvalResult:
     """Evaluate a fine-tuned model on one split of a task.
 
@@ -323,6 +328,9 @@ def run_evaluate(
         Where to write the per-window predictions CSV (None: not written).
     batch_size : int
     device : str
+    allow_overlap : bool
+        Evaluate even when the model's pretraining corpus holds recordings or subjects of this
+        split (refused otherwise); the overlap is returned in ``pretraining_overlap``.
 
     Returns
     -------
@@ -339,6 +347,12 @@ def run_evaluate(
     check_task_contract(loaded, task, model_dir)
     if len(task.indices(split)) == 0:
         raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
+    overlap = None
+    if loaded.extra.get("init", "scratch") != "scratch":
+        from neuript.train.provenance import check_overlap
+
+        overlap = check_overlap(loaded.extra.get("pretraining_provenance"), task,
+                                str(loaded.extra["init"]), allow=allow_overlap, split=split)
     scheme = loaded.extra.get("scheme", "functional")
     loader = make_task_loader(task, split, batch_size=batch_size, shuffle=False, seed=0,
                               scheme=scheme)
@@ -351,4 +365,4 @@ def run_evaluate(
         class_names = tuple(loaded.extra.get("class_names", task.class_names))
         path = write_predictions_csv(out, task, preds, class_names)
     log.info("evaluate %s on %s/%s: %s", model_dir, task.name, split, metrics)
-    return EvalResult({k: float(v) for k, v in metrics.items()}, len(preds.proba), path)
+    return EvalResult({k: float(v) for k, v in metrics.items()}, len(preds.proba), path, overlap)

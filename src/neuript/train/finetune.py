@@ -38,6 +38,7 @@ from neuript.data.tasks.base import TaskWindows
 from neuript.errors import ContractError, NeuriptError, check_option
 from neuript.train.evaluate import contract_of, read_model_config
 from neuript.train.finetune_seed import fit_bandpower_seed, fit_torch_seed
+from neuript.train.provenance import check_overlap
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,16 @@ class FinetuneRunConfig:
     subjects_per_split: int | None = None
     """Keep only the first n subjects (sorted) of each split, for quick runs; None keeps all."""
     init: str = "scratch"
-    """'scratch', a pretraining run dir (with pretrained/), or a checkpoint dir."""
+    """'scratch', a shipped checkpoint name ('neuript-small'), a pretraining run dir (with
+    pretrained/), or a checkpoint dir."""
+    allow_overlap: bool = False
+    """Run even when the init checkpoint's pretraining corpus holds recordings or subjects of
+    the task's test split (refused otherwise); the overlap is recorded in metrics.json."""
+    adapt_steps: int = 0
+    """Domain-adaptive pretraining: AAMP steps on the task's unlabelled training windows
+    before fine-tuning each seed (never validation or test windows); 0 disables."""
+    adapt_lr: float = 1e-3
+    """Peak learning rate of the adaptation steps (one-cycle; the shipped checkpoint's)."""
     model: ModelKind = "neuript"
     """NeurIPT or a baseline (EEGNet, ShallowConvNet, band power + logistic regression)."""
     preset: str = "small"
@@ -157,10 +167,13 @@ class FinetuneRunConfig:
             raise NeuriptError(
                 f"FinetuneRunConfig.subjects_per_split must be >= 1, got {self.subjects_per_split}"
             )
-        if self.model != "neuript" and self.init != "scratch":
+        if self.adapt_steps < 0:
+            raise NeuriptError(f"FinetuneRunConfig.adapt_steps must be >= 0, got "
+                               f"{self.adapt_steps}")
+        if self.model != "neuript" and (self.init != "scratch" or self.adapt_steps):
             raise NeuriptError(
-                f"FinetuneRunConfig.init={self.init!r} needs model='neuript' (baselines train "
-                f"from scratch); got model={self.model!r}"
+                f"FinetuneRunConfig.init={self.init!r} and adapt_steps={self.adapt_steps} need "
+                f"model='neuript' (baselines train from scratch); got model={self.model!r}"
             )
 
 
@@ -240,7 +253,15 @@ def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> Tas
 
 
 def resolve_init_dir(init: str) -> Path:
-    """Find the checkpoint folder of ``init`` (a run dir with ``pretrained/`` or the folder)."""
+    """Find the checkpoint folder of ``init``: a shipped name (``neuript-small``,
+    :mod:`neuript.weights`), a run dir with ``pretrained/``, or the folder itself."""
+    from neuript.weights import NAMES, bundled_checkpoint
+
+    if (shipped := bundled_checkpoint(init)) is not None:
+        return shipped
+    if init in NAMES and not Path(init).exists():
+        raise ContractError(f"init={init!r}: the shipped checkpoint is missing from this "
+                            "installation (rebuild it: python -m benchmarks.build_checkpoint)")
     root = Path(init).expanduser()
     for candidate in (root, root / "pretrained"):
         if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
@@ -249,6 +270,11 @@ def resolve_init_dir(init: str) -> Path:
         f"init={init!r}: no checkpoint found (expected config.json + model.safetensors in it or "
         "in its pretrained/ folder)"
     )
+
+
+def init_provenance(init_dir: Path) -> dict[str, Any] | None:
+    """The corpus provenance a pretraining checkpoint records (None if it records none)."""
+    return read_model_config(init_dir).get("extra", {}).get("provenance")
 
 
 def check_init_contract(init_dir: Path, preprocess: PreprocessConfig) -> InputContract:
@@ -312,8 +338,16 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "config.json", _resolved_config(cfg, task))
     task = resolve_task(cfg, task)
+    overlap = None
     if cfg.init != "scratch":
-        check_init_contract(resolve_init_dir(cfg.init), task.preprocess)
+        init_dir = resolve_init_dir(cfg.init)
+        check_init_contract(init_dir, task.preprocess)
+        overlap = check_overlap(init_provenance(init_dir), task, cfg.init,
+                                allow=cfg.allow_overlap)
+        if overlap["status"] == "overlap_allowed":
+            log.warning("init %s was pretrained on %d test subjects / %d test recordings of %s; "
+                        "running anyway (--allow-overlap)", cfg.init, len(overlap["subjects"]),
+                        len(overlap["recordings"]), task.name)
     split_hash = task.write_split_manifest(run_dir / "split_manifest.json")
     log.info("fine-tune %s on %s: %s", cfg.model, task.name, task.counts())
 
@@ -333,6 +367,8 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
         "split_hash": split_hash, "counts": task.counts(), "per_seed": per_seed,
         "aggregate": summary,
     }
+    if overlap is not None:
+        metrics["pretraining_overlap"] = overlap
     _write_json(run_dir / "metrics.json", metrics)
     if cfg.report:
         from neuript.report import write_report

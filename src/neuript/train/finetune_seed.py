@@ -50,6 +50,22 @@ def neuript_model_config(cfg: FinetuneRunConfig) -> ModelConfig:
     return replace(model_cfg, head=cfg.head)
 
 
+def adapt_into(model: nn.Module, cfg: FinetuneRunConfig, task: TaskWindows, seed: int,
+               seed_dir: Path, device: torch.device) -> None:
+    """Domain-adaptive pretraining (:mod:`neuript.train.adapt`) of ``model``'s encoder on the
+    task's training windows, then load the adapted encoder into ``model``."""
+    from neuript.config import OptimConfig
+    from neuript.train.adapt import adapt_encoder
+    from neuript.train.finetune import resolve_init_dir
+
+    init_dir = None if cfg.init == "scratch" else resolve_init_dir(cfg.init)
+    result = adapt_encoder(task, init_dir, neuript_model_config(cfg), seed_dir / "adapted",
+                           steps=cfg.adapt_steps, seed=seed, batch_size=cfg.train.batch_size,
+                           optim=OptimConfig(lr=cfg.adapt_lr), device=device)
+    model.load_encoder(result.checkpoint_dir)
+    (seed_dir / "adapt_loss.json").write_text(json.dumps(result.losses))
+
+
 def build_model(
     cfg: FinetuneRunConfig, task: TaskWindows, group_names: tuple[str, ...]
 ) -> nn.Module:
@@ -221,6 +237,8 @@ def fit_torch_seed(
     dist = DistEnv(device=resolve_device(cfg.train.device))
     groups = pooling_groups(list(task.ch_names), task.positions, cfg.scheme)
     model = build_model(cfg, task, groups.names).to(dist.device)
+    if cfg.model == "neuript" and cfg.adapt_steps:
+        adapt_into(model, cfg, task, seed, seed_dir, dist.device)
     head_init = None
     if cfg.head_init == "linear_probe":
         from neuript.train.probe import init_head_by_probe
@@ -309,8 +327,13 @@ def fit_torch_seed(
         "class_names": list(task.class_names), "group_names": list(groups.names),
         "task": task.name, "scheme": cfg.scheme, "preprocess": to_dict(task.preprocess),
         "ch_names": list(task.ch_names), "model_kind": cfg.model, "seed": seed,
-        "best_epoch": selector.best_epoch, "init": cfg.init,
+        "best_epoch": selector.best_epoch, "init": cfg.init, "adapt_steps": cfg.adapt_steps,
     }
+    if cfg.model == "neuript" and cfg.init != "scratch":
+        from neuript.train.finetune import init_provenance, resolve_init_dir
+
+        extra["pretraining_provenance"] = init_provenance(resolve_init_dir(cfg.init))
+        extra["allow_overlap"] = cfg.allow_overlap
     if cfg.model != "neuript":
         extra["baseline"] = baseline_args(cfg, task)
     contract = InputContract.from_preprocess(task.preprocess, task.ch_names)

@@ -277,7 +277,10 @@ def _save_encoder(model: nn.Module, plain: nn.Module, cfg: PretrainRunConfig, st
     if env.is_main:
         channels = sorted({name for m in store.montages for name in m.ch_names})
         contract = InputContract.from_preprocess(store.config, channels=tuple(channels))
-        extra = {"corpus": str(cfg.corpus), "windows": len(store)}
+        from neuript.train.provenance import corpus_provenance
+
+        extra = {"corpus": str(cfg.corpus), "windows": len(store),
+                 "provenance": corpus_provenance(store.root, store.sources, store.subjects)}
         unwrap(plain).save_pretrained(out_dir, contract=contract, extra=extra)
     barrier()
 

@@ -157,7 +157,8 @@ def svm_probe(features: np.ndarray, labels: np.ndarray, splits: np.ndarray, n_cl
 
 def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "functional",
               cs: tuple[float, ...] = DEFAULT_C, preset_name: str = "small",
-              batch_size: int = 128, device: str = "cpu") -> ProbeResult:
+              batch_size: int = 128, device: str = "cpu",
+              allow_overlap: bool = False) -> ProbeResult:
     """SVM probe of a pretraining checkpoint (or ``"scratch"``: a randomly initialised encoder).
 
     Parameters
@@ -169,17 +170,27 @@ def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "func
         See :func:`task_features` and :func:`svm_probe`.
     preset_name : str
         Preset of the random encoder when ``init="scratch"``.
+    allow_overlap : bool
+        Probe even when the checkpoint's pretraining corpus holds test subjects of ``task``.
 
     Returns
     -------
     result : ProbeResult
     """
     from neuript.data.montage import pooling_groups
-    from neuript.train.finetune import FinetuneRunConfig, check_init_contract, resolve_init_dir
+    from neuript.train.finetune import (
+        FinetuneRunConfig,
+        check_init_contract,
+        init_provenance,
+        resolve_init_dir,
+    )
     from neuript.train.finetune_seed import build_model
+    from neuript.train.provenance import check_overlap
 
     if str(init) != "scratch":
-        check_init_contract(resolve_init_dir(str(init)), task.preprocess)
+        init_dir = resolve_init_dir(str(init))
+        check_init_contract(init_dir, task.preprocess)
+        check_overlap(init_provenance(init_dir), task, str(init), allow=allow_overlap)
     groups = pooling_groups(list(task.ch_names), task.positions, scheme)
     torch.manual_seed(0)  # the random encoder of init="scratch"; no effect on a loaded one
     cfg = FinetuneRunConfig(task=task.name, init=str(init), preset=preset_name, scheme=scheme)
