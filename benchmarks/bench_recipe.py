@@ -20,6 +20,7 @@ section run (screens are named explicitly).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -122,6 +123,18 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                 "head_init": "linear_probe", "augment.scale_range": 0.2,
                                 "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
                                 "augment.time_shift_s": 0.5}),
+    "pretrained": Variant("the default recipe fine-tuned from the shipped `neuript-small` "
+                          "checkpoint (AAMP on ADHD + EEGMMIDB + Muse)",
+                          {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                           "optim.lr": 3e-3, "init": "neuript-small"}),
+    "pretrained_lr1e-3": Variant("from `neuript-small`, peak LR 1e-3",
+                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                  "optim.lr": 1e-3, "init": "neuript-small"}),
+    "pretrained_adapt": Variant("from `neuript-small` + 100 domain-adaptive AAMP steps on the "
+                                "fold's training windows (--adapt-steps 100)",
+                                {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
+                                 "optim.lr": 3e-3, "init": "neuript-small",
+                                 "adapt_steps": 100}),
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
 DEFAULT = "logstd_lr3e-3"
@@ -171,6 +184,11 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
             "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}
     if variant.compression is not None:
         spec["compression"] = variant.compression
+    if "init" in variant.overrides:  # a rebuilt checkpoint invalidates its cells
+        from neuript.train.finetune import resolve_init_dir
+
+        weights = resolve_init_dir(variant.overrides["init"]) / "model.safetensors"
+        spec["init_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     return json.loads(json.dumps(spec, default=str))
 
 
@@ -368,6 +386,9 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
         if name != REFERENCE else None,
         "vs_today": paired(good, all_cells.get(TODAY, []), seeds_free=variant.model ==
                            "bandpower_lr") if name != TODAY else None,
+        "vs_default": paired(good, all_cells.get(DEFAULT, []), seeds_free=False)
+        if "init" in variant.overrides else None,
+        "per_cell": [[c["fold"], c["seed"], c["test"]["balanced_accuracy"]] for c in good],
         "paper_split_mean": float(np.mean(paper)) if paper else None,
         "paper_split_n": len(paper),
         "warnings": sorted({w for c in good for w in c.get("warnings", [])}),
@@ -441,7 +462,8 @@ def markdown(body: dict[str, Any]) -> str:
     """Render recipe.json."""
     header = ["variant", "what", "cells (folds × seeds)", "balanced acc. %", "95% CI",
               "AUROC %", "per fold (fold: mean over seeds)", "Δ vs band power (95% CI)",
-              "Δ vs today (95% CI)", "paper split % (seeds)", "wall"]
+              "Δ vs today (95% CI)", "Δ vs the default from scratch (95% CI)",
+              "paper split % (seeds)", "wall"]
     rows = []
     for r in body["rows"]:
         lo, hi = r["balanced_accuracy_ci95"]
@@ -454,6 +476,7 @@ def markdown(body: dict[str, Any]) -> str:
                      " / ".join(f"{k}: {pct(v)}" for k, v in zip(r["folds"],
                                                                   r["fold_balanced_accuracy"])),
                      _diff(r["vs_bandpower"]), _diff(r["vs_today"]),
+                     _diff(r.get("vs_default")),
                      f"{pct(r['paper_split_mean'])} ({r['paper_split_n']})"
                      if r.get("paper_split_n") else "", fmt_duration(r["wall_s"])])
     m = body.get("machine", {})
@@ -464,7 +487,9 @@ def markdown(body: dict[str, Any]) -> str:
         f"last pass: `{body['command']}` · {body['date']} · {m.get('nproc')} CPUs "
         f"({m.get('cpu_model')}), torch {m.get('torch')}. Each cell is one fine-tuning run; the "
         "per-variant commands are in recipe.json. Δ columns are paired over the same "
-        "(fold, seed) cells. NeurIPT rows are the `small` preset from scratch.", "",
+        "(fold, seed) cells. NeurIPT rows are the `small` preset, from scratch unless the row "
+        "names an init; `per_cell` in recipe.json keeps every cell's (fold, seed, balanced "
+        "accuracy) so later passes can pair against them.", "",
         md_table(header, rows), "", *task_markdown(body.get("tasks", [])),
     ])
 
