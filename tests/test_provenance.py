@@ -135,3 +135,32 @@ def test_adapt_steps_need_neuript():
         FinetuneRunConfig(model="eegnet", adapt_steps=10)
     with pytest.raises(NeuriptError, match="adapt_steps must be >= 0"):
         FinetuneRunConfig(adapt_steps=-1)
+
+
+def test_continued_pretraining_keeps_both_corpora_in_its_provenance(tmp_path_factory):
+    """pretrain --init: the new checkpoint's provenance is the union of both corpora."""
+    from _train_corpus import corpus_dir
+    from neuript.config import MaskConfig
+    from neuript.model.presets import preset
+    from neuript.train.pretrain import PretrainRunConfig, run_pretrain
+    from neuript.train.provenance import merge_provenance
+
+    corpus = corpus_dir(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("cont")
+    first = PretrainRunConfig(corpus=str(corpus), out=str(tmp / "a"), preset="tiny",
+                              model=override(preset("tiny"), MICRO),
+                              mask=MaskConfig(), train=TrainConfig(batch_size=4, epochs=None,
+                                                                   max_steps=2, threads=1,
+                                                                   ckpt_every=0))
+    run_pretrain(first)
+    prior = json.loads((tmp / "a" / "pretrained" / "config.json").read_text())["extra"]
+    second = PretrainRunConfig(**{**first.__dict__, "out": str(tmp / "b"),
+                                  "init": str(tmp / "a")})
+    run_pretrain(second)
+    extra = json.loads((tmp / "b" / "pretrained" / "config.json").read_text())["extra"]
+    assert extra["init"] == str(tmp / "a")
+    assert set(map(tuple, extra["provenance"]["recordings"])) == set(
+        map(tuple, prior["provenance"]["recordings"]))
+    merged = merge_provenance({"recordings": [["x/y/a.edf", "s1"]], "manifest_sha256": "aa"},
+                              {"recordings": [["x/y/b.edf", "s2"]], "manifest_sha256": "bb"})
+    assert merged["subjects"] == ["s1", "s2"] and merged["manifest_sha256"] == "aa+bb"

@@ -193,7 +193,7 @@ PRETRAIN_FLAGS = {"corpus": "corpus", "out": "out", "preset": "preset", "resume"
                   "max_steps": "train.max_steps", "epochs": "train.epochs",
                   "max_minutes": "train.max_minutes", "batch_size": "train.batch_size",
                   "masking": "mask.strategy", "lr": "optim.lr", "device": "train.device",
-                  "strategy": "strategy"}
+                  "strategy": "strategy", "init": "init"}
 
 
 def resolve_pretrain(args: argparse.Namespace) -> Any:
@@ -386,6 +386,8 @@ def _pretrain_parser(sub: Any) -> None:
     p.add_argument("--corpus", help="corpus folder from `neuript prepare`")
     p.add_argument("--out", help="run folder")
     p.add_argument("--preset", help="tiny | small | paper")
+    p.add_argument("--init", help="continue pretraining from a checkpoint (neuript-small, a run "
+                   "or checkpoint folder); its model config replaces --preset")
     p.add_argument("--resume", action="store_const", const=True, help="continue the newest "
                    "checkpoint in --out")
     p.add_argument("--max-steps", type=int)

@@ -70,6 +70,9 @@ class PretrainRunConfig:
     """Run folder (logs, checkpoints, ``pretrained/``)."""
     preset: str = "tiny"
     """Model size preset (``tiny``, ``small``, ``paper``) used when ``model`` is None."""
+    init: str | None = None
+    """Continue from a pretraining checkpoint (a shipped name such as ``neuript-small``, a run
+    dir or a checkpoint dir): its weights and model config replace ``preset``/``model``."""
     model: ModelConfig | None = None
     """Explicit model config (the preset plus overrides once resolved)."""
     mask: MaskConfig = field(default_factory=MaskConfig)
@@ -99,7 +102,13 @@ class PretrainRunConfig:
             )
 
     def model_config(self) -> ModelConfig:
-        """``model`` if given, else the preset's config."""
+        """The ``init`` checkpoint's model config, else ``model``, else the preset's."""
+        if self.init is not None:
+            from neuript.config import from_dict
+            from neuript.train.evaluate import read_model_config
+            from neuript.train.finetune import resolve_init_dir
+
+            return from_dict(ModelConfig, read_model_config(resolve_init_dir(self.init))["model"])
         if self.model is not None:
             return self.model
         from neuript.model.presets import preset
@@ -190,6 +199,14 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
         )
 
     plain = NeurIPTPretrain(model_cfg, cfg.mask, aux_weight=cfg.aux_weight)
+    if cfg.init is not None:
+        from neuript.model.io import load_state, read_weights
+        from neuript.train.finetune import check_init_contract, resolve_init_dir
+
+        init_dir = resolve_init_dir(cfg.init)
+        check_init_contract(init_dir, store.config)
+        load_state(plain, read_weights(init_dir), source=init_dir, strict=True)
+        log.info("continuing from %s", init_dir)
     model = wrap_model(plain, env, strategy=cfg.strategy, compile=cfg.train.compile)
     stop = StopCondition.from_train(cfg.train)
     steps_per_epoch = math.ceil(len(loader(split.train, 0, True)) / cfg.train.grad_accum)
@@ -279,8 +296,15 @@ def _save_encoder(model: nn.Module, plain: nn.Module, cfg: PretrainRunConfig, st
         contract = InputContract.from_preprocess(store.config, channels=tuple(channels))
         from neuript.train.provenance import corpus_provenance
 
-        extra = {"corpus": str(cfg.corpus), "windows": len(store),
-                 "provenance": corpus_provenance(store.root, store.sources, store.subjects)}
+        provenance = corpus_provenance(store.root, store.sources, store.subjects)
+        extra = {"corpus": str(cfg.corpus), "windows": len(store), "init": cfg.init}
+        if cfg.init is not None:  # the encoder also saw the init checkpoint's corpus
+            from neuript.train.finetune import init_provenance, resolve_init_dir
+            from neuript.train.provenance import merge_provenance
+
+            prior = init_provenance(resolve_init_dir(cfg.init))
+            provenance = merge_provenance(prior, provenance) if prior else provenance
+        extra["provenance"] = provenance
         unwrap(plain).save_pretrained(out_dir, contract=contract, extra=extra)
     barrier()
 

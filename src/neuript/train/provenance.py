@@ -66,6 +66,20 @@ def corpus_provenance(root: str | Path, sources: Iterable[str],
     }
 
 
+def merge_provenance(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance of a model pretrained on ``first``'s corpus, then on ``then``'s.
+
+    Recordings and subjects are the union; ``manifest_sha256`` lists both hashes, in order.
+    """
+    pairs = sorted({tuple(p) for p in [*first.get("recordings", []),
+                                        *then.get("recordings", [])]})
+    hashes = [h for prov in (first, then) for h in str(prov.get("manifest_sha256", "")).split("+")
+              if h]
+    return {"manifest_sha256": "+".join(hashes),
+            "windows": int(first.get("windows", 0)) + int(then.get("windows", 0)),
+            "recordings": [list(p) for p in pairs], "subjects": sorted({u for _, u in pairs})}
+
+
 class Overlap(NamedTuple):
     """What :func:`find_overlap` found between a corpus and a task's test split."""
 
