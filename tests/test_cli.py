@@ -53,6 +53,62 @@ def test_config_file_then_flags_then_set(tmp_path):
     assert parse_value("null") is None and parse_value("1e-3") in ("1e-3", 1e-3)
 
 
+@pytest.mark.parametrize("text", ["None", "none", "NONE", "null", "Null", "NULL", "~", " None "])
+def test_none_words_parse_to_none(text):
+    """Issue 13: ``--reject_abs_uv None`` gave the string "None"."""
+    assert parse_value(text) is None
+
+
+def test_none_in_flags_and_set(tmp_path):
+    assert parse_value("Nonesuch") == "Nonesuch" and parse_value("1,2") == [1, 2]
+    argv = ["pretrain", "--corpus", "C", "--train.max_minutes", "None",
+            "--set", "train.max_steps=NULL"]
+    cfg = resolve_pretrain(build_parser().parse_args(argv))
+    assert cfg.train.max_minutes is None and cfg.train.max_steps is None
+
+
+class _FakeSummary:
+    def to_dict(self) -> dict:
+        return {"windows": 0}
+
+
+def _prepare_config(argv, monkeypatch):
+    """The PreprocessConfig that ``neuript prepare ARGV`` hands to prepare_corpus."""
+    import neuript.data.store as store
+
+    seen = {}
+
+    def fake_prepare_corpus(inputs, out, cfg, **kwargs):
+        seen["cfg"] = cfg
+        return _FakeSummary()
+
+    monkeypatch.setattr(store, "prepare_corpus", fake_prepare_corpus)
+    main(["prepare", "rec.edf", *argv])
+    return seen["cfg"]
+
+
+def test_prepare_defaults_to_auto_montage_and_reads_none(tmp_path, monkeypatch, capsys):
+    """Issue 13: ``prepare`` used montage tcp although README and --help say auto."""
+    from neuript.config import PreprocessConfig
+
+    out = str(tmp_path / "c")
+    cfg = _prepare_config(["--out", out, "--reject_abs_uv", "None", "--set", "flat_std_uv=none"],
+                          monkeypatch)
+    assert cfg.montage == "auto" and cfg.reject_abs_uv is None and cfg.flat_std_uv is None
+    written = json.loads((tmp_path / "c" / "neuript_prepare.json").read_text())
+    assert written["preprocess"]["montage"] == "auto"
+    assert written["preprocess"]["reject_abs_uv"] is None
+    assert _prepare_config(["--out", out, "--montage", "tcp"], monkeypatch).montage == "tcp"
+    cfg_file = tmp_path / "p.yaml"
+    cfg_file.write_text("montage: monopolar\n")
+    cfg = _prepare_config(["--out", out, "--config", str(cfg_file)], monkeypatch)
+    assert cfg.montage == "monopolar"
+    assert PreprocessConfig().montage == "tcp"  # the task builders' default is unchanged
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    assert "default here: auto" in " ".join(capsys.readouterr().out.split())
+
+
 def _exit_code(argv, capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -185,10 +185,69 @@ def test_truncated_edf_and_bdf(tmp_path: Path) -> None:
         blob = source.read_bytes()
         cut = tmp_path / f"cut{source.suffix}"
         cut.write_bytes(blob[: len(blob) // 3])
-        _raises(cut, "truncated: header says")
+        _raises(cut, rf"file size {len(blob) // 3} bytes but the header says {len(blob)} .*"
+                     r"truncated .*binary mode$")
         header_only = tmp_path / f"head{source.suffix}"
         header_only.write_bytes(blob[:100])
         _raises(header_only, "EDF")
+
+
+def _edf_sizes(blob: bytes, bytes_per_sample: int) -> tuple[int, int, int]:
+    """Header bytes, data records and bytes per record, parsed independently of neuript."""
+    n_signals = int(blob[252:256])
+    spr = blob[256 + 216 * n_signals:256 + 224 * n_signals]
+    per_record = sum(int(spr[i * 8:(i + 1) * 8]) for i in range(n_signals))
+    return int(blob[184:192]), int(blob[236:244]), per_record * bytes_per_sample
+
+
+@pytest.mark.parametrize("source", [EEGMAT, FIXTURES / "bdf" / "test_bdf_stim_channel.bdf"],
+                         ids=lambda p: p.suffix)
+def test_edf_whose_size_disagrees_with_its_header_is_refused(tmp_path: Path, source: Path) -> None:
+    """Issue 13: a text-mode copy (LF → CR LF) or appended bytes was read as garbage."""
+    blob = source.read_bytes()
+    header_bytes, n_records, record_bytes = _edf_sizes(blob, 3 if source.suffix == ".bdf" else 2)
+    assert len(blob) == header_bytes + n_records * record_bytes  # the bundled file is intact
+    crlf = tmp_path / f"crlf{source.suffix}"
+    damaged = blob[:header_bytes] + blob[header_bytes:].replace(b"\n", b"\r\n")
+    assert len(damaged) > len(blob)
+    crlf.write_bytes(damaged)
+    _raises(crlf, rf"^{crlf}: file size {len(damaged)} bytes but the header says {len(blob)} "
+                  rf"\({header_bytes} header \+ {n_records} records × {record_bytes} bytes\): "
+                  rf"{len(damaged) - len(blob)} extra bytes \(a text-mode copy.*CR LF")
+    padded = tmp_path / f"padded{source.suffix}"
+    padded.write_bytes(blob + b"\0" * record_bytes)  # a whole record too many: still refused
+    _raises(padded, f"{record_bytes} extra bytes")
+    unknown = bytearray(blob)
+    unknown[236:244] = b"-1      "  # number of data records unknown: whole records only
+    whole = tmp_path / f"unknown{source.suffix}"
+    whole.write_bytes(bytes(unknown))
+    assert read_recording(whole).n_samples == read_recording(source).n_samples
+    partial = tmp_path / f"partial{source.suffix}"
+    partial.write_bytes(bytes(unknown[:-7]))
+    _raises(partial, rf"file size {len(blob) - 7} bytes is not the {header_bytes}-byte header "
+                     rf"plus whole {record_bytes}-byte records \(record count unknown\)")
+
+
+def test_size_check_reaches_inspect(tmp_path: Path) -> None:
+    """inspect (like prepare and predict) reads through read_recording and reports the refusal."""
+    from neuript.inspect import inspect_recording
+
+    damaged = tmp_path / "Subject00_1.edf"
+    damaged.write_bytes(EEGMAT.read_bytes().replace(b"\n", b"\r\n"))
+    report = inspect_recording(damaged)
+    assert [p.kind for p in report.problems] == ["unreadable"] and not report.ok
+    assert "text-mode copy" in report.problems[0].message
+
+
+def test_latin1_annotation_fallback_warning_names_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = tmp_path / "S001R01.edf"  # its EDF+ annotations are not UTF-8
+    shutil.copyfile(ROOT / "eegmmidb" / "S001" / "S001R01.edf", copy)
+    with caplog.at_level("WARNING", logger="neuript.data.io"):
+        read_recording(copy)
+    warned = [r.getMessage() for r in caplog.records if "latin-1" in r.getMessage()]
+    assert warned == [f"{copy}: annotations are not UTF-8; decoding them as latin-1"]
 
 
 def test_unsupported_missing_and_unknown_layout(tmp_path: Path) -> None:
@@ -236,10 +295,31 @@ def test_muse_inconsistent_timestamps(tmp_path: Path) -> None:
     _raises(_muse_like(tmp_path / "slow.csv.gz", slow), "inconsistent sampling.*200")
     gap = good.copy()
     gap[1000:] += 5.0
-    _raises(_muse_like(tmp_path / "gap.csv.gz", gap), "gap")
-    backwards = good.copy()
-    backwards[50] = backwards[10]
-    _raises(_muse_like(tmp_path / "back.csv.gz", backwards), "increasing")
+    _raises(_muse_like(tmp_path / "gap.csv.gz", gap), r"1 timestamp jump\(s\) longer than 1 s, "
+            r"the first \+5\.00 s at row 1000 \(3\.9 s into the file\); split the file")
+    far_back = good.copy()
+    far_back[700:] -= 2.0
+    _raises(_muse_like(tmp_path / "far_back.csv.gz", far_back), r"the first -2\.00 s at row 700")
+    nan = good.copy()
+    nan[[30, 31, 90]] = np.nan
+    _raises(_muse_like(tmp_path / "nan.csv.gz", nan), r"3 non-finite .*timestamp\(s\), the first "
+            "at row 30; drop those rows")
+
+
+def test_muse_lsl_jitter_is_accepted_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: LSL stamps that step back by tens of ms were refused."""
+    jitter = 1000 + np.arange(2560) / 256.0
+    jitter[[100, 900, 1700]] -= 0.045  # three stamps 45 ms early: each steps back ~41 ms
+    jitter[2000] = jitter[1999]  # a repeated stamp
+    path = _muse_like(tmp_path / "jitter.csv.gz", jitter)
+    with caplog.at_level("WARNING", logger="neuript.data.io"):
+        rec = read_recording(path)
+    assert rec.sfreq_hz == 256.0 and rec.n_samples == 2560
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"{path}: 4 timestamp(s) repeat or step backwards (largest step back "
+                      "0.041 s, first at row 100); samples are taken at the nominal 256 Hz"]
 
 
 def test_subject_session_layouts(tmp_path: Path) -> None:

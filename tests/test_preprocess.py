@@ -13,6 +13,7 @@ import torch
 from scipy import signal
 
 from neuript.config import PreprocessConfig
+from neuript.data.filters import MAX_RESAMPLE_FACTOR, RESAMPLE_RATE_RTOL, resample_factor
 from neuript.data.io import read_recording
 from neuript.data.montage import TCP_PAIRS, build_channel_map
 from neuript.data.preprocess import (
@@ -98,8 +99,66 @@ def test_resample_against_scipy_fft_resample(sfreq: float, target: float) -> Non
     inner = slice(int(target), -int(target))
     np.testing.assert_allclose(out[:, inner], reference[:, inner], atol=2e-3)
     np.testing.assert_array_equal(resample(x, sfreq, sfreq), x)
-    with pytest.raises(NeuriptError, match="rational"):
-        resample(x, 250.0, 64.0001234)
+
+
+def _analytic(sfreq: float, n_samples: int) -> np.ndarray:
+    """A 10 Hz sine and an offset 3.3 Hz cosine sampled at ``sfreq``, shape (2, n_samples)."""
+    t = np.arange(n_samples) / sfreq
+    return np.stack([np.sin(2 * np.pi * 10.0 * t), np.cos(2 * np.pi * 3.3 * t) + 0.5])
+
+
+@pytest.mark.parametrize("sfreq", [173.61, 64.0001234 * 250 / 64, 1000 / 3 * 1.0000037])
+def test_resample_any_rate_matches_the_analytic_signal(sfreq: float) -> None:
+    """Rates that are no simple fraction of 64 Hz (issue 13: 173.61 Hz was refused)."""
+    n_samples = int(60 * sfreq) + 7
+    up, down = resample_factor(sfreq, 64.0)
+    assert max(up, down) <= MAX_RESAMPLE_FACTOR
+    assert abs(up / down * sfreq / 64.0 - 1) <= RESAMPLE_RATE_RTOL
+    for padtype in ("constant", "antireflect"):
+        out = resample(_analytic(sfreq, n_samples), sfreq, 64.0, padtype=padtype)
+        assert out.shape == (2, math.ceil(n_samples * up / down))
+        assert abs(out.shape[1] - n_samples * 64.0 / sfreq) < 1.0
+        inner = slice(64, -64)  # 1 s from each edge
+        np.testing.assert_allclose(out[:, inner], _analytic(64.0, out.shape[1])[:, inner],
+                                   atol=5e-3)
+
+
+def test_resample_outside_the_rate_tolerance_warns_and_bad_rates_name_the_file(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No fraction within the tolerance: the closest one is used, with one warning."""
+    from neuript.data import filters
+
+    sfreq, n_samples = 173.61, 17361  # 100 s
+    monkeypatch.setattr(filters, "MAX_RESAMPLE_FACTOR", 1000)  # best: 87/236, 4.6 ppm off
+    monkeypatch.setattr(filters, "RESAMPLE_RATE_RTOL", 1e-6)
+    assert resample_factor(sfreq, 64.0) == (87, 236)
+    x = _analytic(sfreq, n_samples)
+    with caplog.at_level("WARNING", logger="neuript.data.filters"):
+        out = resample(x, sfreq, 64.0, padtype="antireflect", source="odd.edf")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith("odd.edf: ") and "4.6 ppm" in warned[0]
+    assert out.shape == (2, math.ceil(n_samples * 87 / 236)) == (2, 6401)  # T·64/sfreq = 6400
+    inner = slice(64, -64)  # 0.46 ms of drift at the end: 0.03 of a 10 Hz sine's amplitude
+    np.testing.assert_allclose(out[:, inner], _analytic(64.0, out.shape[1])[:, inner], atol=0.05)
+    with pytest.raises(NeuriptError, match=r"^odd\.edf: resample: rates must be finite"):
+        resample(x, float("nan"), 64.0, source="odd.edf")
+    with pytest.raises(NeuriptError, match=r"^odd\.edf: resample: 1000000\.0 Hz → 64\.0 Hz has no "
+                       r"factor .* <= 1000 within 0\.1% \(best 0/1\); set sfreq_hz"):
+        resample(x, 1e6, 64.0, source="odd.edf")
+    up, down = resample_factor(16.0001, 64.0)  # upsampling: the larger factor is bounded too
+    assert up <= 1000 and abs(up / down * 16.0001 / 64.0 - 1) < 1e-4
+
+
+def test_pipeline_at_a_non_rational_rate() -> None:
+    """preprocess_continuous on a 173.61 Hz recording (as_is montage): 64 Hz, expected length."""
+    sfreq, n_samples = 173.61, int(173.61 * 40)
+    data_v = _analytic(sfreq, n_samples) * 20e-6
+    rec = Recording(data=data_v, sfreq_hz=sfreq, ch_names=("Cz", "Pz"), source="odd.edf")
+    cfg = PreprocessConfig(montage="as_is", notch_hz=None)
+    out = preprocess_continuous(rec, cfg)
+    up, down = resample_factor(sfreq, 64.0)
+    assert out.sfreq_hz == 64.0 and out.data.shape == (2, math.ceil(n_samples * up / down))
 
 
 def test_to_microvolts() -> None:

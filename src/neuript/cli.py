@@ -4,9 +4,11 @@ Each subcommand builds its config dataclass from, in order of precedence (last w
 dataclass defaults, ``--config file.yaml``, the convenience flags (``--max-steps``), dotted flags
 generated from the dataclass (``--model.d_model 64``, ``--train.max_steps 20``) and
 ``--set key=value`` (repeatable). Values are read as YAML scalars (``64``, ``true``, ``null``,
-``[1, 2, 2]``; ``1,2,2`` also works for lists). The resolved config is printed and written to the
-output folder before any work. User errors (:class:`neuript.errors.NeuriptError`) end with one
-line ``neuript: error: <message>`` and exit code 2; ``--debug`` shows the traceback.
+``[1, 2, 2]``; ``1,2,2`` also works for lists; ``None``/``none`` mean None too). The resolved
+config is printed and written to the output folder before any work. User errors
+(:class:`neuript.errors.NeuriptError`) end with one line ``neuript: error: <message>`` and exit
+code 2; ``--debug`` shows the traceback. ``prepare`` defaults to ``montage: auto``
+(:data:`PREPARE_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +50,13 @@ def _is_dict(tp: Any) -> bool:
     return tp is dict or typing.get_origin(tp) is dict
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add ``--prefix.field VALUE`` for every leaf field of ``cls`` (nested dataclasses too)."""
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                        defaults: Mapping[str, Any] | None = None) -> None:
+    """Add ``--prefix.field VALUE`` for every leaf field of ``cls`` (nested dataclasses too).
+
+    ``defaults``: dotted name → the command's own default where it differs from the dataclass's
+    (shown in the help; the command applies it, see :data:`PREPARE_DEFAULTS`).
+    """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -61,6 +68,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str 
                 shown = " | ".join(str(a) for a in typing.get_args(tp))
             else:
                 shown = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+            if defaults and name in defaults:
+                shown += f"; default here: {defaults[name]}"
             try:
                 parser.add_argument(f"--{name}", dest=f"set:{name}", metavar="V",
                                     default=argparse.SUPPRESS,
@@ -69,8 +78,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str 
                 continue
 
 
+NONE_WORDS = frozenset({"none", "null", "~"})
+"""CLI values read as None in any letter case (YAML alone reads ``None`` as a string)."""
+
+
 def parse_value(text: str) -> Any:
-    """A CLI value as YAML (``64`` → int, ``null`` → None); ``a,b`` of numbers → a list."""
+    """A CLI value as YAML (``64`` → int, ``null``/``None`` → None); ``a,b`` of numbers → a list."""
+    if text.strip().lower() in NONE_WORDS:
+        return None
     value = yaml.safe_load(text) if text.strip() else text
     if isinstance(value, str) and "," in value:
         parts = [yaml.safe_load(p) for p in value.split(",")]
@@ -154,7 +169,8 @@ def show_config(cfg: Any, out_file: Path | None) -> None:
     print(body, flush=True)
 
 
-def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "") -> None:
+def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "",
+            defaults: Mapping[str, Any] | None = None) -> None:
     if cls is not None:
         p.add_argument("--config", help="YAML file of settings (see configs/)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -165,19 +181,25 @@ def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "
     p.add_argument("--data-root", help="data folder (default: $NEURIPT_DATA or ../shared/data)")
     if cls is not None:
         group = p.add_argument_group("all settings (dotted)")
-        add_dataclass_flags(group, cls, prefix)  # type: ignore[arg-type]
+        add_dataclass_flags(group, cls, prefix, defaults)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
 # subcommands
 # --------------------------------------------------------------------------------------------
+PREPARE_DEFAULTS: Mapping[str, Any] = types.MappingProxyType({"montage": "auto"})
+"""``neuript prepare``'s own defaults over :class:`PreprocessConfig`'s: ``montage: auto`` (TCP
+where a recording has every TCP electrode, else its own channels), as a mixed corpus needs; the
+task builders keep the dataclass default, ``tcp``."""
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Build a window corpus from recordings (``data.store.prepare_corpus``)."""
     from neuript.config import PreprocessConfig
     from neuript.data.store import prepare_corpus
     from neuript.paths import data_root
 
-    cfg = build_config(PreprocessConfig, args, {})
+    cfg = build_config(PreprocessConfig, args, {}, base=lambda data: {**PREPARE_DEFAULTS, **data})
     root = data_root(args.data_root)
     inputs = [p if Path(p).exists() or Path(p).is_absolute() else str(root / p)
               for p in args.inputs]
@@ -461,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--shard", help="i/n: process only the i-th of n slices of the files")
     p.add_argument("--on-unknown", choices=("raise", "drop"), default="drop")
-    _common(p, PreprocessConfig)
+    _common(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)
     _pretrain_parser(sub)
     _finetune_parser(sub)

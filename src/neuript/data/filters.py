@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -19,7 +20,17 @@ from neuript.errors import NeuriptError
 log = logging.getLogger(__name__)
 
 MAX_RESAMPLE_DENOMINATOR = 1000
-"""Largest up/down factor tried for polyphase resampling."""
+"""Largest denominator of the simple (cached-filter) resampling factors: 250 → 64 Hz is 32/125."""
+MAX_RESAMPLE_FACTOR = 100_000
+"""Largest up or down factor for rates that are not a simple fraction of the target (173.61 Hz →
+64 Hz is 6400/17361); the filter then has 2·10·max(up, down) + 1 taps (at most 16 MB)."""
+RESAMPLE_RATE_RTOL = 1e-5
+"""Relative error allowed between the rate a large factor implies and the target rate (10 ppm:
+36 ms of drift per hour, finer than the clock accuracy of EEG amplifiers); beyond it the closest
+factor is used with a warning."""
+RESAMPLE_MAX_RATE_ERROR = 1e-3
+"""Relative rate error beyond which :func:`resample` refuses (only for ratios far beyond
+1/MAX_RESAMPLE_FACTOR..MAX_RESAMPLE_FACTOR, e.g. 10 MHz → 64 Hz)."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -151,48 +162,106 @@ def notch(data: np.ndarray, sfreq_hz: float, freq_hz: float) -> np.ndarray:
 
 
 def resample(
-    data: np.ndarray, sfreq_hz: float, target_hz: float, *, padtype: str = "constant"
+    data: np.ndarray, sfreq_hz: float, target_hz: float, *, padtype: str = "constant",
+    source: str | None = None,
 ) -> np.ndarray:
     """Polyphase resampling (``scipy.signal.resample_poly``) by a rational factor up/down.
+
+    Any rate works: the factor is :func:`resample_factor`'s fraction, exact for simple ratios
+    (250 → 64 Hz: 32/125) and otherwise the closest one with factors up to
+    :data:`MAX_RESAMPLE_FACTOR` (173.61 → 64 Hz: 6400/17361). If that fraction is more than
+    :data:`RESAMPLE_RATE_RTOL` (10 ppm) off ``target_hz / sfreq_hz``, it is still used and one
+    warning names the file and the rate error (the output then drifts by that fraction of its
+    duration); beyond :data:`RESAMPLE_MAX_RATE_ERROR` (0.1 %, only for ratios far outside
+    1/100000..100000) it is refused, naming the file.
 
     Parameters
     ----------
     data : ndarray, shape (C, T)
     sfreq_hz : float
-        Source rate (Hz).
+        Source rate (Hz), finite and > 0.
     target_hz : float
-        Target rate (Hz). ``target_hz / sfreq_hz`` must be a fraction with a denominator of at
-        most :data:`MAX_RESAMPLE_DENOMINATOR` (to 1e-6 relative).
+        Target rate (Hz), finite and > 0.
     padtype : str
         How the signal is extended beyond its ends for the anti-alias filter
         (``resample_poly``'s ``padtype``): ``"constant"`` (zeros) or ``"antireflect"`` (odd
         reflection, no edge step; used by the pipeline).
+    source : str | None
+        The recording's file, named in errors and warnings.
 
     Returns
     -------
     resampled : ndarray, shape (C, ceil(T * up / down)), float64
-        A new array.
+        A new array; ``up / down`` equals ``target_hz / sfreq_hz`` within the tolerance above,
+        so the length is ``T * target_hz / sfreq_hz`` rounded up.
     """
     from scipy.signal import resample_poly
 
+    where = f"{source}: " if source else ""
     out = np.asarray(data, dtype=np.float64)
+    if not all(math.isfinite(f) and f > 0 for f in (sfreq_hz, target_hz)):
+        raise NeuriptError(
+            f"{where}resample: rates must be finite and > 0, got {sfreq_hz} Hz → {target_hz} Hz; "
+            "check the file's sampling rate or set sfreq_hz"
+        )
     if sfreq_hz == target_hz:
         return out.copy()
-    ratio = Fraction(target_hz / sfreq_hz).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
-    if abs(float(ratio) * sfreq_hz - target_hz) > 1e-6 * target_hz:
+    up, down = resample_factor(sfreq_hz, target_hz)
+    rate_error = abs(up * sfreq_hz / (down * target_hz) - 1)
+    if rate_error > RESAMPLE_MAX_RATE_ERROR:
         raise NeuriptError(
-            f"resample: {sfreq_hz} Hz → {target_hz} Hz is not a rational factor with a "
-            f"denominator <= {MAX_RESAMPLE_DENOMINATOR}"
+            f"{where}resample: {sfreq_hz} Hz → {target_hz} Hz has no factor up/down with "
+            f"up, down <= {MAX_RESAMPLE_FACTOR} within {RESAMPLE_MAX_RATE_ERROR:.1%} (best "
+            f"{up}/{down}); set sfreq_hz closer to the recording's rate"
         )
-    up, down = ratio.numerator, ratio.denominator
-    return resample_poly(out, up, down, axis=-1, window=_antialias_kernel(up, down),
-                         padtype=padtype)
+    if rate_error > RESAMPLE_RATE_RTOL:
+        log.warning("%sresampling %s Hz → %s Hz by %d/%d, %.1f ppm off the target rate "
+                    "(%.0f ms of drift per hour)", where, sfreq_hz, target_hz, up, down,
+                    rate_error * 1e6, rate_error * 3.6e6)
+    if max(up, down) <= MAX_RESAMPLE_DENOMINATOR:
+        kernel = _antialias_kernel(up, down)
+    else:
+        kernel = _design_antialias(up, down)  # long (2·10·max + 1 taps): not cached
+    return resample_poly(out, up, down, axis=-1, window=kernel, padtype=padtype)
+
+
+def resample_factor(sfreq_hz: float, target_hz: float) -> tuple[int, int]:
+    """The coprime ``(up, down)`` that :func:`resample` uses.
+
+    Parameters
+    ----------
+    sfreq_hz, target_hz : float
+        Source and target rates (Hz), > 0.
+
+    Returns
+    -------
+    up, down : int
+        The simplest fraction with ``down <= MAX_RESAMPLE_DENOMINATOR`` (1000) within 1e-6 of
+        ``target_hz / sfreq_hz`` (its filter is cached); otherwise the closest fraction with
+        ``up, down <= MAX_RESAMPLE_FACTOR``; ``(0, 1)`` when the ratio is beyond that range.
+    """
+    ratio = target_hz / sfreq_hz
+    simple = Fraction(ratio).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
+    if simple > 0 and abs(float(simple) / ratio - 1) <= 1e-6:
+        return simple.numerator, simple.denominator
+    # bound the larger of up and down: for upsampling, approximate the inverse ratio
+    best = Fraction(min(ratio, 1 / ratio)).limit_denominator(MAX_RESAMPLE_FACTOR)
+    if best == 0:
+        return 0, 1
+    return (best.numerator, best.denominator) if ratio < 1 else (best.denominator, best.numerator)
 
 
 @functools.lru_cache(maxsize=32)
 def _antialias_kernel(up: int, down: int) -> np.ndarray:
-    """``resample_poly``'s own default low-pass (Kaiser β = 5, cutoff at the lower Nyquist),
-    designed once per factor. up, down: coprime factors. Returns (2·10·max(up, down) + 1,)."""
+    """:func:`_design_antialias`, designed once per (small) factor."""
+    return _design_antialias(up, down)
+
+
+def _design_antialias(up: int, down: int) -> np.ndarray:
+    """``resample_poly``'s own default low-pass (Kaiser β = 5, cutoff at the lower Nyquist).
+
+    up, down: coprime factors. Returns (2·10·max(up, down) + 1,), read-only.
+    """
     from scipy.signal import firwin
 
     max_rate = max(up, down)

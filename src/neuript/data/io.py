@@ -7,9 +7,9 @@ not EEG (ECG, EOG, EMG, respiration, stim/status, AUX, ear-reference differences
 used where the format records one; otherwise the type is guessed from the name
 (:func:`neuript.data.montage.channel_kind`).
 
-Every failure (empty or truncated file, random bytes, unknown suffix or CSV layout, NaN/inf,
-zero samples, irregular timestamps) raises :class:`~neuript.errors.RecordingError` naming the
-file and the problem; the underlying exception is logged at DEBUG level, not chained.
+Every failure (empty, truncated or wrongly sized file, random bytes, unknown suffix or CSV
+layout, NaN/inf, zero samples, broken timestamps) raises :class:`~neuript.errors.RecordingError`
+naming the file and the problem; the underlying exception is logged at DEBUG level, not chained.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 MUSE_COLUMNS: tuple[str, ...] = ("timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX")
 MUSE_SFREQ_HZ = 256.0
 MUSE_RATE_TOL = 0.02
-"""Muse: the timestamp-derived rate must be within 2 % of 256 Hz (the nominal rate is used)."""
+"""Muse: the rate over the whole file (rows / time span) must be within 2 % of 256 Hz (the nominal
+rate is used)."""
 MUSE_MAX_GAP_S = 1.0
-"""Muse: a gap longer than this between two timestamps is an inconsistent recording."""
+"""Muse: a step between two timestamps longer than this, forward or back, is a broken recording;
+shorter backward or repeated steps (LSL jitter) are accepted with a warning."""
 ADHD_CHANNELS: tuple[str, ...] = (
     "Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
     "F7", "F8", "T7", "T8", "P7", "P8", "Fz", "Cz", "Pz",
@@ -83,7 +85,15 @@ def guess_subject_session(path: str | os.PathLike) -> tuple[str | None, str | No
 # EDF/BDF header check (MNE only warns on truncation and infers from the file size)
 # --------------------------------------------------------------------------------------------
 def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
-    """Raise if an EDF/BDF file is empty, not an EDF header, or shorter than its header says."""
+    """Raise unless an EDF/BDF file's size is exactly what its header implies.
+
+    The fixed header gives the header size (offset 184, 8 characters), the number of data
+    records (offset 236, 8 characters; -1 means unknown) and of signals (offset 252, 4
+    characters); the signal headers give each signal's samples per record. The file must hold
+    ``header bytes + n_records × record bytes`` (2 bytes per sample in EDF, 3 in BDF); with an
+    unknown record count, a whole number of records. MNE itself only warns on a short file and
+    silently reads a long one (e.g. after a text-mode copy turned LF into CR LF) as garbage.
+    """
     size = path.stat().st_size
     if size == 0:
         raise RecordingError(path, "file is empty (0 bytes)")
@@ -113,12 +123,31 @@ def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
         raise RecordingError(path, f"truncated: header is {header_bytes} bytes, file is {size}")
     if n_records == 0:
         raise RecordingError(path, "zero data records: the recording has no samples")
-    expected = header_bytes + n_records * per_record * bytes_per_sample
-    if n_records > 0 and size < expected:
+    if n_records < -1 or per_record < 1:
+        raise RecordingError(
+            path, f"corrupt header: {n_records} data records of {per_record} samples"
+        )
+    record_bytes = per_record * bytes_per_sample
+    if n_records == -1:  # unknown count: the data must be whole records
+        if (size - header_bytes) % record_bytes:
+            raise RecordingError(
+                path,
+                f"file size {size} bytes is not the {header_bytes}-byte header plus whole "
+                f"{record_bytes}-byte records (record count unknown): a truncated download or "
+                "a text-mode copy (LF → CR LF)? Re-download it or copy it in binary mode",
+            )
+        return
+    expected = header_bytes + n_records * record_bytes
+    if size != expected:
+        cause = (
+            "truncated (an interrupted download or copy?)" if size < expected else
+            f"{size - expected} extra bytes (a text-mode copy that turned LF into CR LF?)"
+        )
         raise RecordingError(
             path,
-            f"truncated: header says {n_records} data records ({expected} bytes) but the file "
-            f"has {size} bytes",
+            f"file size {size} bytes but the header says {expected} ({header_bytes} header + "
+            f"{n_records} records × {record_bytes} bytes): {cause}; re-download it or copy it "
+            "in binary mode",
         )
 
 
@@ -328,21 +357,45 @@ def _read_table(path: Path, text: bytes) -> np.ndarray:
 
 
 def _muse_rate(path: Path, stamps: np.ndarray) -> float:
-    """Check Muse timestamps and return the sampling rate (the nominal 256 Hz)."""
-    steps = np.diff(stamps)
-    if not np.isfinite(stamps).all() or (steps <= 0).any():
-        raise RecordingError(path, "timestamps are not finite and strictly increasing")
-    if steps.max() > MUSE_MAX_GAP_S:
-        at = float(stamps[int(np.argmax(steps))] - stamps[0])
+    """Check Muse (LSL) timestamps and return the sampling rate: the nominal 256 Hz.
+
+    LSL stamps jitter: they may repeat or step back by tens of ms. Such steps (up to
+    :data:`MUSE_MAX_GAP_S`) are accepted with one warning giving their count and the largest;
+    samples are taken at the nominal rate. Refused: non-finite stamps, a jump forward or back
+    longer than :data:`MUSE_MAX_GAP_S`, or an overall rate more than :data:`MUSE_RATE_TOL` off
+    256 Hz (rows over time span: the stamps of the bundled files are rounded to 1 ms, so the
+    median step, 4 ms, would say 250 Hz). Rows are counted from 0, the header not included (file
+    line = row + 2).
+    """
+    bad = np.flatnonzero(~np.isfinite(stamps))
+    if bad.size:
         raise RecordingError(
-            path, f"inconsistent sampling: a {steps.max():.2f} s gap at {at:.1f} s "
-            f"(at most {MUSE_MAX_GAP_S} s allowed)",
+            path, f"{bad.size} non-finite (NaN/inf) timestamp(s), the first at row {bad[0]}; "
+            "drop those rows or fill in their timestamps",
         )
-    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    steps = np.diff(stamps)  # steps[i]: from row i to row i + 1
+    jumps = np.flatnonzero(np.abs(steps) > MUSE_MAX_GAP_S)
+    if jumps.size:
+        first = int(jumps[0])
+        raise RecordingError(
+            path, f"inconsistent sampling: {jumps.size} timestamp jump(s) longer than "
+            f"{MUSE_MAX_GAP_S:g} s, the first {steps[first]:+.2f} s at row {first + 1} "
+            f"({stamps[first] - stamps[0]:.1f} s into the file); split the file there or leave "
+            "it out of the inputs",
+        )
+    span = stamps[-1] - stamps[0]
+    rate = (len(stamps) - 1) / span if span > 0 else 0.0
     if abs(rate / MUSE_SFREQ_HZ - 1) > MUSE_RATE_TOL:
         raise RecordingError(
             path, f"inconsistent sampling: timestamps give {rate:.2f} Hz, expected the Muse "
             f"{MUSE_SFREQ_HZ:g} Hz within {MUSE_RATE_TOL:.0%}",
+        )
+    irregular = np.flatnonzero(steps <= 0)
+    if irregular.size:
+        log.warning(
+            "%s: %d timestamp(s) repeat or step backwards (largest step back %.3f s, first at "
+            "row %d); samples are taken at the nominal %g Hz", path, irregular.size,
+            -float(steps[irregular].min()), irregular[0] + 1, MUSE_SFREQ_HZ,
         )
     return MUSE_SFREQ_HZ
 

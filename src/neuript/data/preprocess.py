@@ -8,7 +8,8 @@ Order of operations in :func:`preprocess_continuous` (chosen for speed, checked 
 
 1. channel map (a row selection when the montage only renames/keeps channels, else
    ``matrix @ data``); clipping is detected on the raw used channels;
-2. resample to ``cfg.sfreq_hz`` (``scipy.signal.resample_poly``; its polyphase Kaiser low-pass
+2. resample to ``cfg.sfreq_hz`` from any rate (``scipy.signal.resample_poly`` by the factor of
+   :func:`~neuript.data.filters.resample_factor`; its polyphase Kaiser low-pass
    anti-aliases at the new Nyquist, and the signal is extended by odd reflection at both ends,
    as MNE pads before filtering, so no edge step is created);
 3. band-pass ``l_freq_hz``-``h_freq_hz`` at the *target* rate: the same zero-phase firwin FIR
@@ -342,7 +343,8 @@ def _row_plan(matrix: np.ndarray) -> _RowPlan | None:
 
 
 def _resample_bandpass_uv32(
-    data_v: np.ndarray, sfreq_hz: float, cfg: PreprocessConfig, *, scratch: bool = False
+    data_v: np.ndarray, sfreq_hz: float, cfg: PreprocessConfig, *, scratch: bool = False,
+    source: str | None = None,
 ) -> np.ndarray:
     """Resample, then band-pass at the target rate; volts in, float32 µV out.
 
@@ -353,13 +355,14 @@ def _resample_bandpass_uv32(
     filtered in float32 (FFTs twice as fast) with an error ~1e-7 of its range, far below
     0.001 µV for EEG.
 
-    data_v: (C, T) volts → (C, ceil(T · target / source)) float32 µV. ``scratch``: data_v
-    belongs to the caller's temporaries and may be overwritten (saves a copy).
+    data_v: (C, T) volts → (C, ceil(T · up / down)) float32 µV (see :func:`resample`).
+    ``scratch``: data_v belongs to the caller's temporaries and may be overwritten (saves a
+    copy). ``source``: the recording's file, named in errors.
     """
     target_hz = float(cfg.sfreq_hz)
     mean = data_v.mean(axis=1, keepdims=True)  # (C, 1) volts, float64
     centred = np.subtract(data_v, mean, out=data_v if scratch else None)
-    centred = resample(centred, sfreq_hz, target_hz, padtype="antireflect")
+    centred = resample(centred, sfreq_hz, target_hz, padtype="antireflect", source=source)
     data_uv = np.multiply(centred, 1e6, out=np.empty(centred.shape, np.float32),
                           casting="same_kind")
     dc_gain = 1.0
@@ -397,7 +400,8 @@ def preprocess_continuous(
     Returns
     -------
     continuous : Continuous
-        ``data`` (C, T') float32 µV at ``cfg.sfreq_hz``, ``T' = ceil(T · target / source)``.
+        ``data`` (C, T') float32 µV at ``cfg.sfreq_hz``, ``T' = ceil(T · up / down)`` where
+        ``up / down`` is the resampling factor (:func:`~neuript.data.filters.resample`).
 
     Raises
     ------
@@ -423,7 +427,8 @@ def preprocess_continuous(
                 data[row] = rec.data[plus]
     fs, target_hz = rec.sfreq_hz, float(cfg.sfreq_hz)
     # (C_out, T') float32 µV; ``data`` may be overwritten unless it is the recording's own array
-    data_uv = _resample_bandpass_uv32(data, fs, cfg, scratch=data is not rec.data)
+    data_uv = _resample_bandpass_uv32(data, fs, cfg, scratch=data is not rec.data,
+                                      source=rec.source)
     if cfg.notch_hz is not None and cfg.notch_hz < target_hz / 2:
         data_uv = notch(data_uv, target_hz, cfg.notch_hz).astype(np.float32)
     # else: the mains line lies above the new Nyquist and the anti-alias filter removed it
