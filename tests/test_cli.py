@@ -68,6 +68,8 @@ def test_none_in_flags_and_set(tmp_path):
 
 
 class _FakeSummary:
+    out_dir, inputs, inputs_total = "c", [], None
+
     def to_dict(self) -> dict:
         return {"windows": 0}
 
@@ -201,3 +203,54 @@ def test_dotted_flags_show_field_docs_and_choices(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "Weigh windows by inverse class frequency" in text
     assert "(balanced | none)" in text
+
+
+def _eegmat_copy(folder: Path) -> Path:
+    src = data_root() / "eegmat" / "Subject00_1.edf"
+    if not src.is_file():
+        pytest.skip(f"real EEG file missing: {src}")
+    folder.mkdir(exist_ok=True)
+    (folder / "Subject00_1.edf").symlink_to(src)
+    return folder
+
+
+def _unsupported(folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("not EEG\n")
+    (folder / "b.foo").write_bytes(b"\x00\x01")
+    return folder
+
+
+def test_prepare_fails_on_a_folder_of_unsupported_files(tmp_path, capsys):
+    """Issue 13: exit 0 and one INFO line although no file was usable."""
+    folder = _unsupported(tmp_path / "odd")
+    code, err = _exit_code(["prepare", str(folder), "--out", str(tmp_path / "c")], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith(f"neuript: error: {folder}: ")
+    assert "a.txt, b.foo" in last and "unsupported format" in last and "Traceback" not in err
+    assert (tmp_path / "c" / "neuript_prepare.json").is_file()  # nothing removed
+
+
+def test_prepare_table_lists_unsupported_files_beside_a_real_one(tmp_path, capsys):
+    folder = _unsupported(_eegmat_copy(tmp_path / "mixed"))
+    main(["prepare", str(folder), "--out", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert "| input | files found | read | skipped: unsupported format | windows kept |" in out
+    row = next(line for line in out.splitlines() if line.startswith(f"| {folder} |"))
+    assert row.split(" | ")[1:4] == ["3", "1", "2"]
+    assert f"- {folder}: unsupported format (2): a.txt, b.foo" in out
+
+
+def test_prepare_fails_when_every_window_is_rejected(tmp_path, capsys, caplog):
+    folder = _eegmat_copy(tmp_path / "one")
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier work")
+    code, err = _exit_code(["prepare", str(folder), "--out", str(out), "--reject_abs_uv",
+                            "0.001", "--window_s", "8"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "every window was rejected (amplitude " in last
+    assert "--reject_abs_uv None" in last
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(folder) in w and "--reject_abs_uv" in w for w in warnings)
+    assert (out / "keep.txt").read_text() == "earlier work" and (out / "summary.json").is_file()

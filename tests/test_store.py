@@ -198,3 +198,93 @@ def test_empty_corpus_is_a_clear_error(tmp_path) -> None:
     assert summary.windows == 0
     with pytest.raises(NeuriptError, match="no windows"):
         WindowStore(tmp_path)
+
+
+def _eegmat_file() -> Path:
+    src = data_root() / "eegmat" / "Subject00_1.edf"
+    if not src.is_file():
+        pytest.skip(f"real EEG file missing: {src}")
+    return src
+
+
+def _odd_folder(root: Path, *, with_edf: bool) -> Path:
+    """A folder of unsupported files (a.txt, sub/b.foo), sidecars, and maybe one real EDF."""
+    root.mkdir()
+    (root / "a.txt").write_text("not EEG\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "b.foo").write_bytes(b"\x00\x01")
+    (root / "README").write_text("about this folder\n")
+    (root / "sub" / "channels.tsv").write_text("name\ttype\n")
+    (root / ".DS_Store").write_bytes(b"\x00")
+    if with_edf:
+        (root / "rec.edf").symlink_to(_eegmat_file())
+    return root
+
+
+def test_scan_inputs_keeps_unsupported_and_sidecar_files(tmp_path) -> None:
+    folder = _odd_folder(tmp_path / "odd", with_edf=False)
+    (folder / "x.vhdr").write_text("")
+    (folder / "x.vmrk").write_text("")
+    (folder / "lone.eeg").write_text("")  # no .vhdr beside it: not a BrainVision companion
+    (scan,) = store_mod.scan_inputs(folder)
+    assert scan.input == str(folder) and scan.files == ((folder / "x.vhdr").resolve(),)
+    assert [p.name for p in scan.unsupported] == ["a.txt", "lone.eeg", "b.foo"]
+    assert sorted(p.name for p in scan.companions) == [".DS_Store", "README", "channels.tsv",
+                                                       "x.vmrk"]
+    assert find_inputs(folder) == list(scan.files)
+
+
+def test_only_unsupported_files_is_an_error_naming_them(tmp_path) -> None:
+    folder = _odd_folder(tmp_path / "odd", with_edf=False)
+    summary = prepare_corpus(folder, tmp_path / "out", CFG, progress=False)
+    (report,) = summary.inputs
+    assert (report.files_found, report.files_read, report.windows) == (2, 0, 0)
+    assert [Path(f).name for f in report.skipped["unsupported format"]] == ["a.txt", "b.foo"]
+    assert report.companions == 3 and summary.inputs_total.files_found == 2
+    with pytest.raises(NeuriptError, match=r"all 2 files are of an unsupported format "
+                       r"\(a.txt, b.foo\)") as info:
+        store_mod.check_usable(summary)
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+    table = store_mod.prepare_table(summary)
+    assert "| skipped: unsupported format |" in table and "a.txt, sub/b.foo" in table
+    assert (tmp_path / "out" / "summary.json").is_file()  # the corpus folder is kept
+
+
+def test_mixed_folder_reports_unsupported_files_as_skipped(tmp_path) -> None:
+    folder = _odd_folder(tmp_path / "mixed", with_edf=True)
+    summary = prepare_corpus([folder], tmp_path / "out", CFG, progress=False)
+    (report,) = summary.inputs
+    assert (report.files_found, report.files_read) == (3, 1) and report.windows > 0
+    assert report.windows == summary.windows and report.hours == pytest.approx(summary.hours)
+    store_mod.check_usable(summary)  # one usable file is enough
+    assert store_mod.rejection_warnings(summary) == []
+    table = store_mod.prepare_table(summary).splitlines()
+    row = next(line for line in table if line.startswith(f"| {folder} |"))
+    assert row.split(" | ")[1:4] == ["3", "1", "2"]  # found, read, skipped: unsupported format
+    assert any("unsupported format (2): a.txt, sub/b.foo" in line for line in table)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["inputs"][0]["skipped"]["unsupported format"] == report.skipped[
+        "unsupported format"]
+
+
+def test_every_window_rejected_warns_and_is_an_error(tmp_path) -> None:
+    cfg = PreprocessConfig(montage="monopolar", reject_abs_uv=0.001)
+    summary = prepare_corpus(_eegmat_file(), tmp_path, cfg, progress=False)
+    (report,) = summary.inputs
+    assert report.files_read == 1 and report.windows == 0 and report.rejected["amplitude"] > 0
+    (warning,) = store_mod.rejection_warnings(summary, cfg)
+    assert "100%" in warning and "--reject_abs_uv None" in warning and "0.001" in warning
+    with pytest.raises(NeuriptError, match=r"every window was rejected \(amplitude \d+\).*"
+                       r"--reject_abs_uv None"):
+        store_mod.check_usable(summary, cfg)
+
+
+def test_corrupt_and_short_files_are_classified(built, inputs) -> None:
+    _, summary = built
+    total = summary.inputs_total
+    assert total.skipped == {"unreadable/corrupt": [str(inputs[-1].resolve())]}
+    assert total.files_found == len(inputs) and total.files_read == len(inputs) - 1
+    assert store_mod.skip_class("shorter than min_duration_s (2.0 s < 5 s)") == "too short"
+    assert store_mod.skip_class("ChannelError: x: no usable EEG channel") == "no usable channels"
+    assert store_mod.skip_class("RecordingError: x: unsupported file type '.foo'; …") == (
+        "unsupported format")

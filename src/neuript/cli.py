@@ -194,9 +194,14 @@ task builders keep the dataclass default, ``tcp``."""
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    """Build a window corpus from recordings (``data.store.prepare_corpus``)."""
+    """Build a window corpus from recordings (``data.store.prepare_corpus``).
+
+    Prints the summary as JSON, then a table per input (files found, read and skipped by reason;
+    windows kept and rejected by reason; hours), and fails (exit 2) when no file was usable or no
+    window was kept. The corpus folder is left as it is.
+    """
     from neuript.config import PreprocessConfig
-    from neuript.data.store import prepare_corpus
+    from neuript.data.store import check_usable, prepare_corpus, prepare_table
     from neuript.paths import data_root
 
     cfg = build_config(PreprocessConfig, args, {}, base=lambda data: {**PREPARE_DEFAULTS, **data})
@@ -209,6 +214,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
                              on_unknown=args.on_unknown)
     print(json.dumps(summary.to_dict(), indent=2, default=str))
+    print(prepare_table(summary), flush=True)
+    check_usable(summary, cfg)
 
 
 PRETRAIN_FLAGS = {"corpus": "corpus", "out": "out", "preset": "preset", "resume": "resume",

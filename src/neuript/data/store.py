@@ -29,9 +29,10 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+import types
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -50,6 +51,52 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "window_id", "source", "subject", "session", "start", "montage_id", "label", "hash",
     "shard", "row",
 )
+
+
+SKIP_REASONS: tuple[str, ...] = (
+    "unsupported format", "unreadable/corrupt", "no usable channels", "too short",
+    "unexpected error",
+)
+"""Classes of :attr:`InputReport.skipped`, in table order (see :func:`skip_class`)."""
+
+
+@dataclass(frozen=True)
+class InputReport:
+    """What one input (or all of them) gave in a run of :func:`prepare_corpus`.
+
+    Attributes
+    ----------
+    input : str
+        The input as given (``"all inputs"`` for the total).
+    files_found : int
+        Recordings found plus the folder files no reader knows.
+    files_read : int
+        Files read and cut into windows (some may have had every window rejected).
+    skipped : dict of str to list of str
+        :data:`SKIP_REASONS` class -> the files skipped for it.
+    windows : int
+        Windows kept.
+    rejected : dict of str to int
+        Windows rejected, by reason.
+    hours : float
+        Hours of EEG in the files read.
+    companions : int
+        Sidecar and companion files seen in the folders (not counted as found).
+    """
+
+    input: str
+    files_found: int
+    files_read: int
+    skipped: dict[str, list[str]]
+    windows: int
+    rejected: dict[str, int]
+    hours: float
+    companions: int = 0
+
+    @property
+    def n_rejected(self) -> int:
+        """Windows rejected, all reasons."""
+        return sum(self.rejected.values())
 
 
 @dataclass(frozen=True)
@@ -87,6 +134,10 @@ class CorpusSummary:
         CPU time the workers spent on this run's files (s).
     hours_per_cpu_minute : float
         ``hours_processed / (cpu_s / 60)``: the same throughput measured in CPU time.
+    inputs : list of InputReport
+        This run's inputs, one each (files of an earlier run with other inputs not included).
+    inputs_total : InputReport | None
+        All of this run's inputs together (a file found by two inputs counted once).
     """
 
     out_dir: str
@@ -105,6 +156,8 @@ class CorpusSummary:
     hours_per_core_minute: float
     cpu_s: float
     hours_per_cpu_minute: float
+    inputs: list[InputReport] = field(default_factory=list)
+    inputs_total: InputReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -162,6 +215,83 @@ def _window_labels(starts: np.ndarray, window: int, sfreq_hz: float, events: Eve
     return labels
 
 
+class InputScan(NamedTuple):
+    """What one input (file, folder or glob) expands to."""
+
+    input: str
+    """The input as given."""
+    files: tuple[Path, ...]
+    """Files to read: resolved and sorted."""
+    unsupported: tuple[Path, ...]
+    """Files inside a folder that no reader knows: reported as skipped ("unsupported format")."""
+    companions: tuple[Path, ...]
+    """Files inside a folder that belong to or describe a recording (a BrainVision ``.vmrk``, an
+    EEGLAB ``.fdt``, BIDS ``.json``/``.tsv`` sidecars, README, hidden files): counted only."""
+
+
+COMPANION_OF: Mapping[str, str] = types.MappingProxyType(
+    {".vmrk": ".vhdr", ".eeg": ".vhdr", ".fdt": ".set", ".evt": ".cnt"})
+"""Suffix of a data/marker file -> the reader suffix of the header it belongs to (same stem)."""
+SIDECAR_SUFFIXES: tuple[str, ...] = (".json", ".tsv", ".tsv.gz", ".md", ".rst")
+"""Suffixes of files that describe recordings (BIDS sidecars, documentation)."""
+DOC_NAMES: frozenset[str] = frozenset({"readme", "license", "licence", "changes", "copying"})
+"""File names (before any suffix, any case) of documentation files."""
+
+
+def _is_companion(path: Path, folder: Path) -> bool:
+    """True if ``path`` (inside ``folder``, not a recording suffix) belongs to or describes one."""
+    name = path.name.lower()
+    if any(part.startswith(".") for part in path.relative_to(folder).parts):
+        return True
+    if name.endswith(SIDECAR_SUFFIXES) or name.split(".")[0] in DOC_NAMES:
+        return True
+    header = COMPANION_OF.get(path.suffix.lower())
+    return header is not None and any(
+        path.with_suffix(s).is_file() for s in (header, header.upper()))
+
+
+def scan_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[InputScan]:
+    """Expand each input, keeping the files of a folder that no reader knows.
+
+    Parameters
+    ----------
+    inputs : path-like or iterable of path-like
+        As in :func:`find_inputs`.
+
+    Returns
+    -------
+    scans : list of InputScan
+        One per input, in the order given.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    suffixes = tuple(READERS)
+    scans = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        files: set[Path] = set()
+        unsupported: set[Path] = set()
+        companions: set[Path] = set()
+        if path.is_file():
+            files.add(path.resolve())
+        elif path.is_dir():
+            for p in path.rglob("*"):
+                if not p.is_file():
+                    continue
+                if p.name.lower().endswith(suffixes):
+                    files.add(p.resolve())
+                else:
+                    (companions if _is_companion(p, path) else unsupported).add(p.resolve())
+        else:
+            matches = [Path(m) for m in glob.glob(str(path), recursive=True)]
+            if not matches:
+                raise NeuriptError(f"input {str(item)!r}: no such file, folder or glob match")
+            files.update(m.resolve() for m in matches if m.is_file())
+        scans.append(InputScan(str(item), *(tuple(sorted(s, key=str))
+                                             for s in (files, unsupported, companions))))
+    return scans
+
+
 def find_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files, folders (recursive, known suffixes) and globs into a sorted list of files.
 
@@ -174,27 +304,10 @@ def find_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     Returns
     -------
     files : list of Path
-        Resolved, de-duplicated and sorted by their text.
+        Resolved, de-duplicated and sorted by their text. :func:`scan_inputs` also returns the
+        files of the folders that were left out.
     """
-    if isinstance(inputs, str | os.PathLike):
-        inputs = [inputs]
-    suffixes = tuple(READERS)
-    found: set[Path] = set()
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_file():
-            found.add(path.resolve())
-        elif path.is_dir():
-            found.update(
-                p.resolve() for p in path.rglob("*")
-                if p.is_file() and p.name.lower().endswith(suffixes)
-            )
-        else:
-            matches = [Path(m) for m in glob.glob(str(path), recursive=True)]
-            if not matches:
-                raise NeuriptError(f"input {str(item)!r}: no such file, folder or glob match")
-            found.update(m.resolve() for m in matches if m.is_file())
-    return sorted(found, key=str)
+    return sorted({f for scan in scan_inputs(inputs) for f in scan.files}, key=str)
 
 
 def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> list[Path]:
@@ -359,19 +472,24 @@ def prepare_corpus(
     out = Path(out_dir)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     _check_config(out, cfg, on_unknown)
-    files = select_shard(find_inputs(inputs), shard)
+    scans = scan_inputs(inputs)
+    files = select_shard(sorted({f for scan in scans for f in scan.files}, key=str), shard)
     parts = _load_parts(out)
     todo = [f for f in files if not _is_current(parts.get(str(f)), f)]
     todo.sort(key=lambda f: -f.stat().st_size)  # big files first: better load balance
-    log.info("prepare: %d files (%d already done), %d workers", len(files),
-             len(files) - len(todo), workers)
+    n_unsupported = len({f for scan in scans for f in scan.unsupported})
+    log.info("prepare: %d files (%d already done, %d of unsupported formats left out), "
+             "%d workers", len(files), len(files) - len(todo), n_unsupported, workers)
     fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress))
     for part in fresh:
         parts[part["source"]] = part
     elapsed = time.perf_counter() - t0
-    summary = _finish(out, parts, fresh, elapsed, workers, len(files) - len(todo))
+    reports = _input_reports(scans, files, shard, parts)
+    summary = _finish(out, parts, fresh, elapsed, workers, len(files) - len(todo), reports)
     log.info("prepare: %d windows, %.2f h of EEG, %.1f h per core-minute", summary.windows,
              summary.hours, summary.hours_per_core_minute)
+    for line in rejection_warnings(summary, cfg):
+        log.warning(line)
     return summary
 
 
@@ -407,7 +525,8 @@ def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: s
 
 
 def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float,
-            workers: int, reused: int) -> CorpusSummary:
+            workers: int, reused: int,
+            reports: tuple[list[InputReport], InputReport]) -> CorpusSummary:
     """Write manifest.csv, montages.json, skipped.json and summary.json from the parts."""
     ordered = [parts[s] for s in sorted(parts)]
     done = [p for p in ordered if p["status"] == "done"]
@@ -446,9 +565,222 @@ def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float
         hours_processed=hours_now, elapsed_s=elapsed, workers=workers,
         hours_per_core_minute=hours_now / max(elapsed / 60 * workers, 1e-9),
         cpu_s=cpu_s, hours_per_cpu_minute=hours_now / max(cpu_s / 60, 1e-9),
+        inputs=reports[0], inputs_total=reports[1],
     )
     _atomic_json(out / "summary.json", summary.to_dict())
     return summary
+
+
+# --------------------------------------------------------------------------------------------
+# what a run gave, per input
+# --------------------------------------------------------------------------------------------
+TABLE_REJECT_ORDER: tuple[str, ...] = ("amplitude", "flat", "clipped", "nan")
+"""Order of the rejection reasons in :func:`prepare_table` (others follow)."""
+
+
+def skip_class(reason: str) -> str:
+    """The :data:`SKIP_REASONS` class of a part's skip ``reason``."""
+    if "unsupported file type" in reason:
+        return "unsupported format"
+    if reason.startswith("ChannelError"):
+        return "no usable channels"
+    if reason.startswith(("shorter than", "no full window")):
+        return "too short"
+    if reason.startswith("unexpected"):
+        return "unexpected error"
+    return "unreadable/corrupt"
+
+
+def _ordered(keys: Iterable[str], order: Sequence[str]) -> list[str]:
+    """``keys`` in the order of ``order``, unknown ones last (sorted)."""
+    keys = set(keys)
+    return [k for k in order if k in keys] + sorted(keys - set(order))
+
+
+def _input_report(label: str, files: Sequence[Path], unsupported: Sequence[Path],
+                  companions: int, parts: Mapping[str, dict]) -> InputReport:
+    """Count what ``files`` (all with a part) and the ``unsupported`` folder files gave."""
+    mine = [parts[str(f)] for f in files]
+    done = [p for p in mine if p["status"] == "done"]
+    skipped: dict[str, list[str]] = {}
+    for path in unsupported:
+        skipped.setdefault("unsupported format", []).append(str(path))
+    for p in mine:
+        if p["status"] != "done":
+            skipped.setdefault(skip_class(p["reason"]), []).append(p["source"])
+    rejected: dict[str, int] = {}
+    for p in done:
+        for reason, count in p["rejected"].items():
+            rejected[reason] = rejected.get(reason, 0) + int(count)
+    return InputReport(
+        input=label, files_found=len(files) + len(unsupported), files_read=len(done),
+        skipped={k: sorted(skipped[k]) for k in _ordered(skipped, SKIP_REASONS)},
+        windows=sum(len(p["starts"]) for p in done),
+        rejected={k: rejected[k] for k in _ordered(rejected, TABLE_REJECT_ORDER)},
+        hours=sum(p["duration_s"] for p in done) / 3600, companions=companions,
+    )
+
+
+def _input_reports(scans: Sequence[InputScan], files: Sequence[Path],
+                   shard: tuple[int, int] | str | None,
+                   parts: Mapping[str, dict]) -> tuple[list[InputReport], InputReport]:
+    """One report per input and one for all of them (shards split the unsupported files too)."""
+    chosen = set(files)
+    unsupported = select_shard(sorted({f for s in scans for f in s.unsupported}, key=str), shard)
+    kept = set(unsupported)
+    reports = [
+        _input_report(s.input, [f for f in s.files if f in chosen],
+                      [f for f in s.unsupported if f in kept], len(s.companions), parts)
+        for s in scans
+    ]
+    companions = len({f for s in scans for f in s.companions})
+    return reports, _input_report("all inputs", files, unsupported, companions, parts)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    """``"amplitude 4044, clipped 53"``: the non-zero counts, largest first."""
+    ranked = sorted(((n, k) for k, n in counts.items() if n), key=lambda t: -t[0])
+    return ", ".join(f"{k} {n}" for n, k in ranked) or "none"
+
+
+def rejection_hint(rejected: Mapping[str, int], cfg: PreprocessConfig | None = None) -> str:
+    """The option that keeps more windows, for the rejection reason with the most windows."""
+    tunable = {k: rejected.get(k, 0) for k in ("amplitude", "flat")}
+    top = max(tunable, key=lambda k: tunable[k])
+    if tunable[top] and top == "amplitude":
+        now = "" if cfg is None else f" (now {cfg.reject_abs_uv:g} µV)"
+        return f"pass --reject_abs_uv None or a higher threshold{now}"
+    if tunable[top]:
+        now = "" if cfg is None else f" (now {cfg.flat_std_uv:g} µV)"
+        return f"pass --flat_std_uv None or a lower threshold{now}"
+    return ("clipped and NaN windows are always rejected; check a recording with "
+            "`neuript inspect FILE`")
+
+
+def rejection_warnings(summary: CorpusSummary, cfg: PreprocessConfig | None = None) -> list[str]:
+    """One line per input that lost more than half of its windows to rejection."""
+    lines = []
+    for rep in summary.inputs:
+        total = rep.windows + rep.n_rejected
+        if total and rep.n_rejected > total / 2:
+            lines.append(
+                f"{rep.input}: {rep.n_rejected} of {total} windows "
+                f"({100 * rep.n_rejected / total:.0f}%) were rejected "
+                f"({_counts(rep.rejected)}); {rejection_hint(rep.rejected, cfg)}")
+    return lines
+
+
+def _describe_files(files: Sequence[str], max_names: int = 3) -> str:
+    """``"a.txt, b.foo"`` for a few files, else their suffixes: ``"suffixes .foo, .txt"``."""
+    if len(files) <= max_names:
+        return ", ".join(Path(f).name for f in files)
+    found = sorted({Path(f).suffix.lower() or "(no suffix)" for f in files})
+    return f"suffixes {', '.join(found)}"
+
+
+def _skip_problem(rep: InputReport, out_dir: str) -> str:
+    """Why none of ``rep``'s files could be used, with the option or file that helps."""
+    n = rep.files_found
+    where = f"see {Path(out_dir) / 'skipped.json'}"
+    if len(rep.skipped) != 1:
+        counts = _counts({k: len(v) for k, v in rep.skipped.items()})
+        return f"none of the {_plural(n, 'file')} could be used ({counts}); {where}"
+    ((reason, files),) = rep.skipped.items()
+    every = "the one file is" if n == 1 else f"all {n} files are"
+    if reason == "unsupported format":
+        return (f"{every} of an unsupported format ({_describe_files(files)}); "
+                f"prepare reads {', '.join(READERS)}")
+    if reason == "too short":
+        return (f"{every} too short for one window; lower --min_duration_s, "
+                f"--trim_edges_s or --window_s ({where})")
+    if reason == "no usable channels":
+        return (f"{every} without usable channels; try --on-unknown drop or "
+                f"--montage as_is ({where})")
+    return f"{every} {reason} ({where}; `neuript inspect FILE` checks one)"
+
+
+def check_usable(summary: CorpusSummary, cfg: PreprocessConfig | None = None) -> None:
+    """Raise :class:`NeuriptError` if this run's inputs gave no file or no window.
+
+    Nothing is removed from the corpus folder. A summary without per-input reports passes.
+    """
+    total = summary.inputs_total
+    if total is None:
+        return
+    labels = [rep.input for rep in summary.inputs]
+    names = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+    if total.files_found == 0:
+        raise NeuriptError(f"{names}: no files found; pass recordings or folders holding "
+                           f"{', '.join(READERS)} files")
+    if total.files_read == 0:
+        raise NeuriptError(f"{names}: {_skip_problem(total, summary.out_dir)}")
+    if total.windows == 0:
+        raise NeuriptError(
+            f"{names}: every window was rejected ({_counts(total.rejected)}) in the "
+            f"{_plural(total.files_read, 'file')} read; {rejection_hint(total.rejected, cfg)}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _cell(value: float | int) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _short(path: str, root: str) -> str:
+    """``path`` relative to the input folder ``root`` where it lies inside it."""
+    try:
+        return str(Path(path).relative_to(Path(root).expanduser().resolve()))
+    except ValueError:
+        return path
+
+
+def prepare_table(summary: CorpusSummary, max_names: int = 10) -> str:
+    """A markdown table of what each input gave, then the skipped files by reason.
+
+    Parameters
+    ----------
+    summary : CorpusSummary
+        From :func:`prepare_corpus`.
+    max_names : int
+        Skipped files named per input and reason (the rest are counted).
+
+    Returns
+    -------
+    text : str
+        Columns: input, files found, read, skipped (per reason that occurs), windows kept,
+        rejected (per reason that occurs), hours; a total row for several inputs.
+    """
+    rows = list(summary.inputs)
+    if len(rows) > 1 and summary.inputs_total is not None:
+        rows.append(summary.inputs_total)
+    skip_keys = _ordered({k for r in rows for k in r.skipped}, SKIP_REASONS)
+    reject_keys = _ordered({k for r in rows for k, n in r.rejected.items() if n},
+                           TABLE_REJECT_ORDER)
+    header = ["input", "files found", "read",
+              *([f"skipped: {k}" for k in skip_keys] or ["skipped"]), "windows kept",
+              *([f"rejected: {k}" for k in reject_keys] or ["rejected"]), "hours"]
+    lines = [f"prepare: {summary.out_dir}", "", "| " + " | ".join(header) + " |",
+             "|---" + "|---:" * (len(header) - 1) + "|"]
+    for r in rows:
+        skips = [len(r.skipped.get(k, [])) for k in skip_keys] or [0]
+        rejects = [r.rejected.get(k, 0) for k in reject_keys] or [0]
+        cells = [r.input, r.files_found, r.files_read, *skips, r.windows, *rejects, r.hours]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    notes = []
+    for r in summary.inputs:
+        for reason, files in r.skipped.items():
+            shown = ", ".join(_short(f, r.input) for f in files[:max_names])
+            more = f" … and {len(files) - max_names} more" if len(files) > max_names else ""
+            notes.append(f"- {r.input}: {reason} ({len(files)}): {shown}{more}")
+        if r.companions:
+            notes.append(f"- {r.input}: {_plural(r.companions, 'sidecar/companion file')} "
+                         "not counted (README, .json, .tsv, .vmrk, .fdt, …)")
+    if notes:
+        lines += ["", "files left out (reasons in skipped.json, all names in summary.json):",
+                  *notes]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
