@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from neuript.config import PreprocessConfig
+from neuript.data import prepare_report as report_mod
 from neuript.data import store as store_mod
 from neuript.data.io import read_recording
 from neuript.data.preprocess import prepare_recording
@@ -243,9 +244,9 @@ def test_only_unsupported_files_is_an_error_naming_them(tmp_path) -> None:
     assert report.companions == 3 and summary.inputs_total.files_found == 2
     with pytest.raises(NeuriptError, match=r"all 2 files are of an unsupported format "
                        r"\(a.txt, b.foo\)") as info:
-        store_mod.check_usable(summary)
+        report_mod.check_usable(summary)
     assert str(folder) in str(info.value) and "\n" not in str(info.value)
-    table = store_mod.prepare_table(summary)
+    table = report_mod.prepare_table(summary)
     assert "| skipped: unsupported format |" in table and "a.txt, sub/b.foo" in table
     assert (tmp_path / "out" / "summary.json").is_file()  # the corpus folder is kept
 
@@ -256,9 +257,9 @@ def test_mixed_folder_reports_unsupported_files_as_skipped(tmp_path) -> None:
     (report,) = summary.inputs
     assert (report.files_found, report.files_read) == (3, 1) and report.windows > 0
     assert report.windows == summary.windows and report.hours == pytest.approx(summary.hours)
-    store_mod.check_usable(summary)  # one usable file is enough
-    assert store_mod.rejection_warnings(summary) == []
-    table = store_mod.prepare_table(summary).splitlines()
+    report_mod.check_usable(summary)  # one usable file is enough
+    assert report_mod.rejection_warnings(summary) == []
+    table = report_mod.prepare_table(summary).splitlines()
     row = next(line for line in table if line.startswith(f"| {folder} |"))
     assert row.split(" | ")[1:4] == ["3", "1", "2"]  # found, read, skipped: unsupported format
     assert any("unsupported format (2): a.txt, sub/b.foo" in line for line in table)
@@ -272,11 +273,11 @@ def test_every_window_rejected_warns_and_is_an_error(tmp_path) -> None:
     summary = prepare_corpus(_eegmat_file(), tmp_path, cfg, progress=False)
     (report,) = summary.inputs
     assert report.files_read == 1 and report.windows == 0 and report.rejected["amplitude"] > 0
-    (warning,) = store_mod.rejection_warnings(summary, cfg)
+    (warning,) = report_mod.rejection_warnings(summary, cfg)
     assert "100%" in warning and "--reject_abs_uv None" in warning and "0.001" in warning
     with pytest.raises(NeuriptError, match=r"every window was rejected \(amplitude \d+\).*"
                        r"--reject_abs_uv None"):
-        store_mod.check_usable(summary, cfg)
+        report_mod.check_usable(summary, cfg)
 
 
 def test_corrupt_and_short_files_are_classified(built, inputs) -> None:

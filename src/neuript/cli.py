@@ -201,7 +201,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     window was kept. The corpus folder is left as it is.
     """
     from neuript.config import PreprocessConfig
-    from neuript.data.store import check_usable, prepare_corpus, prepare_table
+    from neuript.data.prepare_report import check_usable, prepare_table
+    from neuript.data.store import prepare_corpus
     from neuript.paths import data_root
 
     cfg = build_config(PreprocessConfig, args, {}, base=lambda data: {**PREPARE_DEFAULTS, **data})

@@ -488,6 +488,8 @@ def prepare_corpus(
     summary = _finish(out, parts, fresh, elapsed, workers, len(files) - len(todo), reports)
     log.info("prepare: %d windows, %.2f h of EEG, %.1f h per core-minute", summary.windows,
              summary.hours, summary.hours_per_core_minute)
+    from neuript.data.prepare_report import rejection_warnings
+
     for line in rejection_warnings(summary, cfg):
         log.warning(line)
     return summary
@@ -591,7 +593,7 @@ def skip_class(reason: str) -> str:
     return "unreadable/corrupt"
 
 
-def _ordered(keys: Iterable[str], order: Sequence[str]) -> list[str]:
+def order_keys(keys: Iterable[str], order: Sequence[str]) -> list[str]:
     """``keys`` in the order of ``order``, unknown ones last (sorted)."""
     keys = set(keys)
     return [k for k in order if k in keys] + sorted(keys - set(order))
@@ -614,9 +616,9 @@ def _input_report(label: str, files: Sequence[Path], unsupported: Sequence[Path]
             rejected[reason] = rejected.get(reason, 0) + int(count)
     return InputReport(
         input=label, files_found=len(files) + len(unsupported), files_read=len(done),
-        skipped={k: sorted(skipped[k]) for k in _ordered(skipped, SKIP_REASONS)},
+        skipped={k: sorted(skipped[k]) for k in order_keys(skipped, SKIP_REASONS)},
         windows=sum(len(p["starts"]) for p in done),
-        rejected={k: rejected[k] for k in _ordered(rejected, TABLE_REJECT_ORDER)},
+        rejected={k: rejected[k] for k in order_keys(rejected, TABLE_REJECT_ORDER)},
         hours=sum(p["duration_s"] for p in done) / 3600, companions=companions,
     )
 
@@ -635,152 +637,6 @@ def _input_reports(scans: Sequence[InputScan], files: Sequence[Path],
     ]
     companions = len({f for s in scans for f in s.companions})
     return reports, _input_report("all inputs", files, unsupported, companions, parts)
-
-
-def _counts(counts: Mapping[str, int]) -> str:
-    """``"amplitude 4044, clipped 53"``: the non-zero counts, largest first."""
-    ranked = sorted(((n, k) for k, n in counts.items() if n), key=lambda t: -t[0])
-    return ", ".join(f"{k} {n}" for n, k in ranked) or "none"
-
-
-def rejection_hint(rejected: Mapping[str, int], cfg: PreprocessConfig | None = None) -> str:
-    """The option that keeps more windows, for the rejection reason with the most windows."""
-    tunable = {k: rejected.get(k, 0) for k in ("amplitude", "flat")}
-    top = max(tunable, key=lambda k: tunable[k])
-    if tunable[top] and top == "amplitude":
-        now = "" if cfg is None else f" (now {cfg.reject_abs_uv:g} µV)"
-        return f"pass --reject_abs_uv None or a higher threshold{now}"
-    if tunable[top]:
-        now = "" if cfg is None else f" (now {cfg.flat_std_uv:g} µV)"
-        return f"pass --flat_std_uv None or a lower threshold{now}"
-    return ("clipped and NaN windows are always rejected; check a recording with "
-            "`neuript inspect FILE`")
-
-
-def rejection_warnings(summary: CorpusSummary, cfg: PreprocessConfig | None = None) -> list[str]:
-    """One line per input that lost more than half of its windows to rejection."""
-    lines = []
-    for rep in summary.inputs:
-        total = rep.windows + rep.n_rejected
-        if total and rep.n_rejected > total / 2:
-            lines.append(
-                f"{rep.input}: {rep.n_rejected} of {total} windows "
-                f"({100 * rep.n_rejected / total:.0f}%) were rejected "
-                f"({_counts(rep.rejected)}); {rejection_hint(rep.rejected, cfg)}")
-    return lines
-
-
-def _describe_files(files: Sequence[str], max_names: int = 3) -> str:
-    """``"a.txt, b.foo"`` for a few files, else their suffixes: ``"suffixes .foo, .txt"``."""
-    if len(files) <= max_names:
-        return ", ".join(Path(f).name for f in files)
-    found = sorted({Path(f).suffix.lower() or "(no suffix)" for f in files})
-    return f"suffixes {', '.join(found)}"
-
-
-def _skip_problem(rep: InputReport, out_dir: str) -> str:
-    """Why none of ``rep``'s files could be used, with the option or file that helps."""
-    n = rep.files_found
-    where = f"see {Path(out_dir) / 'skipped.json'}"
-    if len(rep.skipped) != 1:
-        counts = _counts({k: len(v) for k, v in rep.skipped.items()})
-        return f"none of the {_plural(n, 'file')} could be used ({counts}); {where}"
-    ((reason, files),) = rep.skipped.items()
-    every = "the one file is" if n == 1 else f"all {n} files are"
-    if reason == "unsupported format":
-        return (f"{every} of an unsupported format ({_describe_files(files)}); "
-                f"prepare reads {', '.join(READERS)}")
-    if reason == "too short":
-        return (f"{every} too short for one window; lower --min_duration_s, "
-                f"--trim_edges_s or --window_s ({where})")
-    if reason == "no usable channels":
-        return (f"{every} without usable channels; try --on-unknown drop or "
-                f"--montage as_is ({where})")
-    return f"{every} {reason} ({where}; `neuript inspect FILE` checks one)"
-
-
-def check_usable(summary: CorpusSummary, cfg: PreprocessConfig | None = None) -> None:
-    """Raise :class:`NeuriptError` if this run's inputs gave no file or no window.
-
-    Nothing is removed from the corpus folder. A summary without per-input reports passes.
-    """
-    total = summary.inputs_total
-    if total is None:
-        return
-    labels = [rep.input for rep in summary.inputs]
-    names = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
-    if total.files_found == 0:
-        raise NeuriptError(f"{names}: no files found; pass recordings or folders holding "
-                           f"{', '.join(READERS)} files")
-    if total.files_read == 0:
-        raise NeuriptError(f"{names}: {_skip_problem(total, summary.out_dir)}")
-    if total.windows == 0:
-        raise NeuriptError(
-            f"{names}: every window was rejected ({_counts(total.rejected)}) in the "
-            f"{_plural(total.files_read, 'file')} read; {rejection_hint(total.rejected, cfg)}")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _cell(value: float | int) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _short(path: str, root: str) -> str:
-    """``path`` relative to the input folder ``root`` where it lies inside it."""
-    try:
-        return str(Path(path).relative_to(Path(root).expanduser().resolve()))
-    except ValueError:
-        return path
-
-
-def prepare_table(summary: CorpusSummary, max_names: int = 10) -> str:
-    """A markdown table of what each input gave, then the skipped files by reason.
-
-    Parameters
-    ----------
-    summary : CorpusSummary
-        From :func:`prepare_corpus`.
-    max_names : int
-        Skipped files named per input and reason (the rest are counted).
-
-    Returns
-    -------
-    text : str
-        Columns: input, files found, read, skipped (per reason that occurs), windows kept,
-        rejected (per reason that occurs), hours; a total row for several inputs.
-    """
-    rows = list(summary.inputs)
-    if len(rows) > 1 and summary.inputs_total is not None:
-        rows.append(summary.inputs_total)
-    skip_keys = _ordered({k for r in rows for k in r.skipped}, SKIP_REASONS)
-    reject_keys = _ordered({k for r in rows for k, n in r.rejected.items() if n},
-                           TABLE_REJECT_ORDER)
-    header = ["input", "files found", "read",
-              *([f"skipped: {k}" for k in skip_keys] or ["skipped"]), "windows kept",
-              *([f"rejected: {k}" for k in reject_keys] or ["rejected"]), "hours"]
-    lines = [f"prepare: {summary.out_dir}", "", "| " + " | ".join(header) + " |",
-             "|---" + "|---:" * (len(header) - 1) + "|"]
-    for r in rows:
-        skips = [len(r.skipped.get(k, [])) for k in skip_keys] or [0]
-        rejects = [r.rejected.get(k, 0) for k in reject_keys] or [0]
-        cells = [r.input, r.files_found, r.files_read, *skips, r.windows, *rejects, r.hours]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    notes = []
-    for r in summary.inputs:
-        for reason, files in r.skipped.items():
-            shown = ", ".join(_short(f, r.input) for f in files[:max_names])
-            more = f" … and {len(files) - max_names} more" if len(files) > max_names else ""
-            notes.append(f"- {r.input}: {reason} ({len(files)}): {shown}{more}")
-        if r.companions:
-            notes.append(f"- {r.input}: {_plural(r.companions, 'sidecar/companion file')} "
-                         "not counted (README, .json, .tsv, .vmrk, .fdt, …)")
-    if notes:
-        lines += ["", "files left out (reasons in skipped.json, all names in summary.json):",
-                  *notes]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
