@@ -202,7 +202,7 @@ def test_save_load_gives_identical_outputs(tmp_path, real):
     assert "neuript_version" in config
 
 
-def test_missing_keys_reported_and_strict_raises(tmp_path):
+def test_missing_keys_refused_by_default_and_reported_when_partial(tmp_path):
     model = NeurIPTPretrain(_cfg())
     model.save_pretrained(tmp_path / "ck", InputContract())
     weights = load_file(str(tmp_path / "ck" / "model.safetensors"))
@@ -210,11 +210,12 @@ def test_missing_keys_reported_and_strict_raises(tmp_path):
     del weights[dropped]
     weights["decoder.extra_thing"] = torch.zeros(2)
     save_file(weights, str(tmp_path / "ck" / "model.safetensors"))
-    _, meta = NeurIPTPretrain.from_pretrained(tmp_path / "ck")
+    with pytest.raises(ContractError, match=r"ck: weights do not match the model: missing "
+                       r"\['decoder.layers.0.predict.weight'\], unexpected \['decoder.extra"):
+        NeurIPTPretrain.from_pretrained(tmp_path / "ck")  # strict unless asked otherwise
+    _, meta = NeurIPTPretrain.from_pretrained(tmp_path / "ck", strict=False)
     assert meta.report.missing == (dropped,)
     assert meta.report.unexpected == ("decoder.extra_thing",)
-    with pytest.raises(ContractError, match="missing"):
-        NeurIPTPretrain.from_pretrained(tmp_path / "ck", strict=True)
 
 
 def test_load_encoder_copies_weights_and_checks_shapes(tmp_path):

@@ -220,8 +220,8 @@ def build_config(kind: str, model: ModelConfig, contract: InputContract,
 
 
 def load_state(module: nn.Module, state: dict[str, Tensor], *, source: str | os.PathLike,
-               strict: bool = False, prefixes: tuple[str, ...] | None = None) -> LoadReport:
-    """Copy matching tensors into ``module``; report missing and unexpected keys.
+               strict: bool = True, prefixes: tuple[str, ...] | None = None) -> LoadReport:
+    """Copy matching tensors into ``module``; refuse (or, not ``strict``, report) key mismatches.
 
     Parameters
     ----------
@@ -230,7 +230,8 @@ def load_state(module: nn.Module, state: dict[str, Tensor], *, source: str | os.
     source : path-like
         Named in errors and log lines.
     strict : bool
-        Raise on any missing or unexpected key instead of logging it.
+        Raise on any missing or unexpected key (the default: a tensor left at its random
+        initial value changes every prediction silently); False logs them and loads the rest.
     prefixes : tuple of str | None
         Only keys (of the model and of the file) starting with one of these take part; None
         means all keys.

@@ -224,7 +224,7 @@ class NeurIPTPretrain(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike,
-                        strict: bool = False) -> tuple[NeurIPTPretrain, CheckpointMeta]:
+                        strict: bool = True) -> tuple[NeurIPTPretrain, CheckpointMeta]:
         """Rebuild a pretraining model from a checkpoint directory (in eval mode).
 
         Raises
@@ -352,7 +352,7 @@ class NeurIPTClassifier(nn.Module):
             if name.startswith(ENCODER_PREFIXES):
                 param.requires_grad_(not flag)
 
-    def load_encoder(self, pretrain_dir: str | os.PathLike, strict: bool = False) -> LoadReport:
+    def load_encoder(self, pretrain_dir: str | os.PathLike, strict: bool = True) -> LoadReport:
         """Load the embedding and encoder weights of a :class:`NeurIPTPretrain` checkpoint.
 
         Raises
@@ -383,7 +383,7 @@ class NeurIPTClassifier(nn.Module):
         return write_checkpoint(directory, self.state_dict(), config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, strict: bool = False,
+    def from_pretrained(cls, directory: str | os.PathLike, strict: bool = True,
                         n_classes: int | None = None,
                         group_names: tuple[str, ...] | None = None,
                         ) -> tuple[NeurIPTClassifier, CheckpointMeta]:
