@@ -398,6 +398,32 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
     }
 
 
+def carried_rows(previous: Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of an earlier recipe.json whose cells are no longer cached here (kept, marked).
+
+    The cell cache lives in the ignored ``benchmarks/work/``; a fresh checkout has none, so a
+    pass that reruns a few variants would otherwise drop every other row from the table. An
+    earlier row is carried when this pass has no row of its variant, or when it had more cells
+    than this pass's row (then both appear; the carried one is named ``variant@date``).
+    """
+    if not previous.is_file():
+        return []
+    body = json.loads(previous.read_text())
+    now = {r["variant"]: r for r in rows}
+    out = []
+    for row in body.get("rows", []):
+        base = row["variant"].split("@")[0]
+        carried_from = row.get("carried_from") or body.get("date", "")[:10]
+        if base not in now:
+            out.append({**row, "carried_from": carried_from})
+        elif row["cells"] > now[base]["cells"] and "@" not in row["variant"]:
+            out.append({**row, "variant": f"{base}@{carried_from}", "default": False,
+                        "carried_from": carried_from})
+        elif "@" in row["variant"] and row["variant"] not in now:
+            out.append(row)
+    return out
+
+
 def cached_cells(opts: BenchOptions) -> dict[str, list[dict[str, Any]]]:
     """Every finished cell under ``work/recipe``, by variant (whatever run wrote it)."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -440,6 +466,7 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
         task_cells(opts)
     cells = cached_cells(opts)
     rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
+    rows += carried_rows(opts.out_dir / "recipe.json", rows)
     tasks = [json.loads(p.read_text()) for p in
              sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))]
     body = {"rows": rows, "tasks": tasks, "folds": folds, "date": now_iso(),
@@ -470,6 +497,9 @@ def markdown(body: dict[str, Any]) -> str:
         status = f"{r['cells']}" + (f" (+{r['failed']} failed: {'; '.join(r['errors'])})"
                                     if r["failed"] else "")
         tag = " (**the default**)" if r.get("default") else ""
+        if r.get("carried_from"):
+            tag += (f" (earlier pass {r['carried_from']}, from its recipe.json; cells not "
+                    "cached here)")
         rows.append([f"`{r['variant']}`{tag}", r["what"], status,
                      f"**{pct(r['balanced_accuracy_mean'])}** ± {pct(r['balanced_accuracy_std'])}",
                      f"[{pct(lo)}, {pct(hi)}]", pct(r["auroc_mean"]),
