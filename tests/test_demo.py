@@ -9,6 +9,8 @@ from neuript.demo import QUICK, DemoConfig, main, parse_args
 
 def test_parse_args_defaults_and_quick():
     assert parse_args([]) == DemoConfig()
+    assert DemoConfig().init == "neuript-small" and DemoConfig().pretrain_steps == 0
+    assert parse_args(["--pretrain-steps", "60"]).pretrain_steps == 60
     quick = parse_args(["--quick", "--out", "x", "--seeds", "1", "2"])
     assert quick.out == "x" and quick.seeds == (1, 2)
     assert quick.preset == QUICK.preset and quick.model_overrides == QUICK.model_overrides
@@ -21,8 +23,10 @@ def test_demo_estimate_and_warnings_are_plain(tmp_path):
 
     from neuript.demo import estimate_minutes, write_demo_report
 
-    plan = estimate_minutes(DemoConfig())
-    assert set(plan) == {"corpus", "pretraining", "fine-tuning"} and 3 < sum(plan.values()) < 15
+    plan = estimate_minutes(DemoConfig())  # fine-tunes the shipped checkpoint: no pretraining
+    assert set(plan) == {"fine-tuning"} and 3 < sum(plan.values()) < 15
+    own = estimate_minutes(DemoConfig(pretrain_steps=60))
+    assert set(own) == {"corpus", "pretraining", "fine-tuning"} and own["pretraining"] > 0
     failed = SimpleNamespace(
         aggregate={"balanced_accuracy": {"mean": 0.5, "std": 0.0, "ci95_low": 0.5,
                                          "ci95_high": 0.5, "n": 1}},
@@ -42,10 +46,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     main(["--quick", "--out", str(tmp_path / "again"), "--threads", "1"])
     again = capsys.readouterr().out
     assert again.splitlines()[:-1] == table.splitlines()[:-1]  # the last line is the wall time
-    for row in ("NeurIPT (AAMP-pretrained)", "NeurIPT (from scratch)", "EEGNet"):
+    rows = ("NeurIPT (AAMP-pretrained here, 3 steps)", "NeurIPT (from scratch)", "EEGNet")
+    for row in rows:
         assert row in table
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"NeurIPT (AAMP-pretrained)", "NeurIPT (from scratch)", "EEGNet"}
+    assert set(results) == set(rows)
     for summary in results.values():
         assert {"balanced_accuracy", "auroc", "auc_pr"} <= set(summary)
     assert (tmp_path / "pretrain" / "pretrained" / "model.safetensors").is_file()

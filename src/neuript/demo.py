@@ -1,24 +1,26 @@
-"""The one-command demo (``make demo`` = ``python -m neuript.demo``): corpus → pretrain → fine-tune.
+"""The one-command demo (``make demo`` = ``python -m neuript.demo``): fine-tune the shipped model.
 
 On the bundled data, about 10 minutes on 2 CPU cores. Every step is bounded by work (optimiser
 steps and epochs), never by the clock, so the same seeds give the same table on a fast or a busy
 machine; ``--max-minutes`` adds a wall-clock cap as an explicit opt-in, and the table then says
 that its numbers depend on the machine's speed.
 
-1. build a pretraining corpus from ``adhd/``, ``eegmmidb/`` and ``muse/`` (``montage="auto"``:
-   the 20-channel TCP montage where a recording has its electrodes, its monopolar channels
-   otherwise, e.g. the 4-channel Muse headband; 4-s windows at 64 Hz; no amplitude rejection,
-   because the bundled ADHD recordings exceed the paper's 100 µV on nearly every window); an
-   existing corpus is reused;
-2. pretrain the ``small`` preset with AAMP for ``pretrain_steps`` steps, one montage per batch
-   (an existing ``pretrained/`` is reused);
-3. fine-tune MentalArithmetic (EEGMAT, the paper's subject split) from that checkpoint and from
-   scratch, plus EEGNet and band power + logistic regression on the same split;
-4. print a results table (balanced accuracy, AUROC, AUC-PR) and write ``demo_out/REPORT.md``.
+1. fine-tune MentalArithmetic (EEGMAT, the paper's subject split) from the shipped
+   ``neuript-small`` checkpoint (:mod:`neuript.weights`, pretrained with AAMP on the bundled
+   ADHD + EEGMMIDB + Muse recordings, never on EEGMAT) and from scratch, plus EEGNet and band
+   power + logistic regression on the same split;
+2. print a results table (balanced accuracy, AUROC, AUC-PR) and write ``demo_out/REPORT.md``.
 
-``--quick`` runs the same steps with the ``tiny`` preset on a handful of files and subjects in
-about a minute (what the tests use). The numbers of a demo are those of a short CPU run, not the
-paper's: the README quotes the benchmark runs for that.
+With ``--pretrain-steps N`` (N > 0) the demo pretrains its own encoder first and fine-tunes from
+that instead: a corpus from ``adhd/``, ``eegmmidb/`` and ``muse/`` (``montage="auto"``: the
+20-channel TCP montage where a recording has its electrodes, its monopolar channels otherwise,
+e.g. the 4-channel Muse headband; 4-s windows at 64 Hz; no amplitude rejection, because the
+bundled ADHD recordings exceed the paper's 100 µV on nearly every window), then N AAMP steps,
+one montage per batch (an existing corpus and ``pretrained/`` are reused).
+
+``--quick`` pretrains a micro model for 3 steps on a handful of files and fine-tunes it on a few
+subjects in about a minute (what the tests use). The numbers of a demo are those of a short CPU
+run, not the paper's: the README quotes the benchmark runs for that.
 """
 
 from __future__ import annotations
@@ -37,9 +39,7 @@ from neuript.paths import data_root
 log = logging.getLogger("neuript.demo")
 
 TABLE_METRICS: tuple[str, ...] = ("balanced_accuracy", "auroc", "auc_pr")
-FINETUNE_EPOCHS = 6
-"""NeurIPT fine-tuning epochs of the demo (the recipe study's budget, docs/recipe.md)."""
-THROUGHPUT_2CORE: dict[str, float] = {"corpus_h_per_min": 2.0, "pretrain": 7.0, "finetune": 40.0,
+THROUGHPUT_2CORE: dict[str, float] = {"corpus_h_per_min": 2.0, "pretrain": 12.0, "finetune": 40.0,
                                       "convnet": 200.0}
 """Rough windows/s (corpus: hours of EEG per minute) of the demo's steps on a 2-core CPU, for
 the duration estimate printed before the run; measured figures are in benchmarks/results."""
@@ -57,12 +57,15 @@ class DemoConfig:
     """NeurIPT preset for pretraining and fine-tuning."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Dotted ModelConfig overrides applied to the preset (pretraining and from scratch)."""
-    pretrain_steps: int = 60
-    """Pretraining optimiser steps (the one-cycle schedule is laid out for them)."""
+    init: str = "neuript-small"
+    """The checkpoint the pretrained row fine-tunes from when ``pretrain_steps`` is 0."""
+    pretrain_steps: int = 0
+    """Pretrain the demo's own encoder for this many optimiser steps first and fine-tune from
+    it instead of ``init`` (0: no pretraining)."""
     pretrain_batch: int = 16
     """Pretraining batch size."""
-    finetune_epochs: int = FINETUNE_EPOCHS
-    """Fine-tuning epochs per seed (NeurIPT keeps the recipe defaults of FinetuneRunConfig)."""
+    finetune_epochs: int | None = None
+    """Fine-tuning epochs per seed (None: FinetuneRunConfig's default, the recipe study's)."""
     finetune_batch: int = 32
     """Fine-tuning batch size."""
     baseline_epochs: int = 15
@@ -146,19 +149,20 @@ def pretrain(cfg: DemoConfig, corpus: Path, out: Path) -> Path:
     return run
 
 
-def finetune_rows(cfg: DemoConfig, pretrain_run: Path, out: Path) -> dict[str, Any]:
+def finetune_rows(cfg: DemoConfig, init: str, out: Path) -> dict[str, Any]:
     """Fine-tune every row of the results table; return name → (result, seconds)."""
     from neuript.data.tasks import build_task
     from neuript.train.finetune import FinetuneRunConfig, run_finetune
 
     task = build_task("mental_arithmetic", data_root=cfg.data_root)
-    train = TrainConfig(batch_size=cfg.finetune_batch, epochs=cfg.finetune_epochs,
+    epochs = cfg.finetune_epochs or FinetuneRunConfig().train.epochs
+    train = TrainConfig(batch_size=cfg.finetune_batch, epochs=epochs,
                         max_minutes=cfg.max_minutes, log_every=10, threads=cfg.threads)
     common = {"subjects_per_split": cfg.subjects_per_split, "seeds": cfg.seeds, "train": train,
               "model_overrides": dict(cfg.model_overrides)}
     rows = {
-        "NeurIPT (AAMP-pretrained)": {"model": "neuript", "preset": cfg.preset,
-                                      "init": str(pretrain_run), "out_dir": "neuript_pretrained"},
+        pretrained_row(cfg): {"model": "neuript", "preset": cfg.preset, "init": init,
+                              "out_dir": "neuript_pretrained"},
         "NeurIPT (from scratch)": {"model": "neuript", "preset": cfg.preset,
                                    "out_dir": "neuript_scratch"},
         "EEGNet": {"model": "eegnet", "out_dir": "eegnet",
@@ -179,6 +183,13 @@ def finetune_rows(cfg: DemoConfig, pretrain_run: Path, out: Path) -> dict[str, A
         result = run_finetune(FinetuneRunConfig(task="mental_arithmetic", **options), task=task)
         results[name] = (result, time.monotonic() - tic)
     return results
+
+
+def pretrained_row(cfg: DemoConfig) -> str:
+    """The table's name of the pretrained row."""
+    if cfg.pretrain_steps > 0:
+        return f"NeurIPT (AAMP-pretrained here, {cfg.pretrain_steps} steps)"
+    return f"NeurIPT (from {cfg.init})"
 
 
 def run_warnings(results: dict[str, Any]) -> list[str]:
@@ -230,12 +241,17 @@ def estimate_minutes(cfg: DemoConfig) -> dict[str, float]:
     scale = 1.0 if cfg.subjects_per_split is None else cfg.subjects_per_split / 28
     train, held_out = 1132 * scale, 575 * scale
     seeds = len(cfg.seeds)
-    neuript = 2 * seeds * (cfg.finetune_epochs * (train + held_out / 3) / speed["finetune"])
-    return {
-        "corpus": (6.3 if cfg.corpus_files is None else 0.1) / speed["corpus_h_per_min"],
-        "pretraining": cfg.pretrain_steps * cfg.pretrain_batch / speed["pretrain"] / 60,
-        "fine-tuning": (neuript + seeds * cfg.baseline_epochs * train / speed["convnet"]) / 60,
-    }
+    from neuript.train.finetune import FinetuneRunConfig
+
+    epochs = cfg.finetune_epochs or FinetuneRunConfig().train.epochs
+    neuript = 2 * seeds * (epochs * (train + held_out / 3) / speed["finetune"])
+    plan = {"fine-tuning": (neuript + seeds * cfg.baseline_epochs * train / speed["convnet"])
+            / 60}
+    if cfg.pretrain_steps > 0:
+        plan = {"corpus": (6.3 if cfg.corpus_files is None else 0.1) / speed["corpus_h_per_min"],
+                "pretraining": cfg.pretrain_steps * cfg.pretrain_batch / speed["pretrain"] / 60,
+                **plan}
+    return plan
 
 
 def run_demo(cfg: DemoConfig) -> str:
@@ -247,11 +263,13 @@ def run_demo(cfg: DemoConfig) -> str:
              sum(plan.values()), ", ".join(f"{k} {v:.1f}" for k, v in plan.items()))
     seconds: dict[str, float] = {}
     tic = time.monotonic()
-    corpus = build_corpus(cfg, out)
-    seconds["corpus"], tic = time.monotonic() - tic, time.monotonic()
-    pretrain_run = pretrain(cfg, corpus, out)
-    seconds["pretraining"], tic = time.monotonic() - tic, time.monotonic()
-    results = finetune_rows(cfg, pretrain_run, out)
+    init = cfg.init
+    if cfg.pretrain_steps > 0:
+        corpus = build_corpus(cfg, out)
+        seconds["corpus"], tic = time.monotonic() - tic, time.monotonic()
+        init = str(pretrain(cfg, corpus, out))
+        seconds["pretraining"], tic = time.monotonic() - tic, time.monotonic()
+    results = finetune_rows(cfg, init, out)
     seconds["fine-tuning"] = time.monotonic() - tic
     return write_demo_report(out, results, seconds, cfg)
 
@@ -267,7 +285,9 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     parser.add_argument("--max-minutes", type=float,
                         help="opt-in wall-clock cap of every training run (off: the demo stops "
                              "on steps and epochs, so any machine gives the same table)")
-    parser.add_argument("--pretrain-steps", type=int, help="pretraining steps (60)")
+    parser.add_argument("--init", help="checkpoint of the pretrained row (neuript-small)")
+    parser.add_argument("--pretrain-steps", type=int,
+                        help="pretrain the demo's own encoder for N steps first (0: use --init)")
     parser.add_argument("--epochs", type=int, dest="finetune_epochs", help="fine-tuning epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (1)")
     parser.add_argument("--subjects-per-split", type=int, help="subjects per split (all)")
