@@ -11,7 +11,8 @@ Stages (each reuses what an earlier call left in ``--work-dir``):
    random encoder; the weights go to ``src/neuript/weights/neuript-small/`` with
    ``MODEL_CARD.md`` and ``card.json`` written from the run's own logs.
 
-Run: ``python -m benchmarks.build_checkpoint [--stage pretrain|card|all] [--threads 2]``.
+Run: ``python -m benchmarks.build_checkpoint [--stage pretrain|ship|card|render|all]
+[--threads 2]``.
 Bounded by steps, so the same seed gives the same weights on a fast or a busy machine
 (thread count changes float summation order, so bitwise equality needs the same threads).
 """
@@ -145,24 +146,52 @@ def probe_encoder(init: str, task: Any, folds: list[list[str]], threads: int | N
 
 def read_log(run_dir: Path) -> dict[str, list]:
     """Training (recon, aux) and validation reconstruction losses from ``log.jsonl``."""
-    train, val = [], []
+    train, val = [], {}
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if "val_loss" in rec:
-            val.append([rec["step"], rec["val_loss"]])
+        if "val_loss" in rec:  # the last pass is also logged at the end: one row per step
+            val[rec["step"]] = rec["val_loss"]
         elif "recon_loss" in rec:
             train.append([rec["step"], rec["recon_loss"], rec["aux_loss"], rec.get("windows_s")])
-    return {"train": train, "val": val}
+    return {"train": train, "val": [[step, loss] for step, loss in sorted(val.items())]}
+
+
+def ship_weights(work: Path, package_dir: Path) -> int:
+    """Copy the final checkpoint into the package (atomically); return the weights' bytes."""
+    run_dir = work / "pretrain"
+    tmp = package_dir.with_name(package_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copyfile(run_dir / "pretrained" / name, tmp / name)
+    size = (tmp / "model.safetensors").stat().st_size
+    if size > 2_000_000:
+        raise SystemExit(f"{NAME}: weights are {size / 1e6:.2f} MB, over the 2 MB budget")
+    for name in ("card.json", "MODEL_CARD.md"):  # keep an earlier card until the new one exists
+        if (package_dir / name).is_file():
+            shutil.copyfile(package_dir / name, tmp / name)
+    shutil.rmtree(package_dir, ignore_errors=True)
+    tmp.replace(package_dir)
+    log.info("shipped %s (%d bytes of weights)", package_dir, size)
+    return size
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def stage_card(work: Path, threads: int | None, package_dir: Path,
                out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
-    """Probe every kept checkpoint and the random encoder; write weights + card to the package."""
+    """Ship the weights, probe every kept checkpoint and the random encoder, write the card."""
     from benchmarks.bench_accuracy import subject_folds
+    from benchmarks.common import write_part
     from neuript.data.tasks import build_task
 
     run_dir = work / "pretrain"
     result = json.loads((run_dir / "result.json").read_text())
+    size = ship_weights(work, package_dir)
     task = build_task(PROBE_TASK)
     folds = subject_folds(task.subjects, PROBE_FOLDS)
     probes = [{"step": 0, "init": "random encoder", **probe_encoder("scratch", task, folds,
@@ -183,26 +212,12 @@ def stage_card(work: Path, threads: int | None, package_dir: Path,
                    "subjects": len(prov["subjects"]), "recordings": len(prov["recordings"]),
                    "manifest_sha256": prov["manifest_sha256"]},
         "curves": read_log(run_dir), "probes": probes, "probe_task": PROBE_TASK,
-        "command": "python -m benchmarks.build_checkpoint --threads "
-                   f"{result['threads']}",
+        "weights_bytes": size,
+        "command": f"python -m benchmarks.build_checkpoint --threads {result['threads']}",
     }
-    tmp = package_dir.with_name(package_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("model.safetensors", "config.json"):
-        shutil.copyfile(run_dir / "pretrained" / name, tmp / name)
-    size = (tmp / "model.safetensors").stat().st_size
-    if size > 2_000_000:
-        raise SystemExit(f"{NAME}: weights are {size / 1e6:.2f} MB, over the 2 MB budget")
-    card["weights_bytes"] = size
-    (tmp / "card.json").write_text(json.dumps(card, indent=1))
-    (tmp / "MODEL_CARD.md").write_text(model_card(card))
-    shutil.rmtree(package_dir, ignore_errors=True)
-    tmp.replace(package_dir)
-    from benchmarks.common import write_part
-
+    _write(package_dir / "card.json", json.dumps(card, indent=1))
+    _write(package_dir / "MODEL_CARD.md", model_card(card))
     write_part(out_dir, "checkpoint", card, model_card(card))
-    log.info("wrote %s (%d bytes of weights)", package_dir, size)
     return card
 
 
@@ -237,8 +252,10 @@ def model_card(c: dict[str, Any]) -> str:
         f"{corpus['hours']:.2f} h, {corpus['windows']} windows of {pre['window_s']} s",
         f"- preprocessing: {pre['sfreq_hz']} Hz, band-pass {pre['l_freq_hz']}-{pre['h_freq_hz']}"
         f" Hz, montage `{pre['montage']}`, compression `{pre['compression']}`; rejection: "
-        f"|x| > {pre['reject_abs_uv']} µV (None: off; the A-law compresses large "
-        f"amplitudes), channel std < {pre['flat_std_uv']} µV (flat), clipped runs",
+        + ("no amplitude threshold (the bundled ADHD recordings exceed 100 µV almost "
+           "everywhere; the A-law compresses large amplitudes)" if pre["reject_abs_uv"] is None
+           else f"|x| > {pre['reject_abs_uv']} µV")
+        + f", channel std < {pre['flat_std_uv']} µV (flat), clipped runs",
         f"- manifest hash `{corpus['manifest_sha256']}`; every recording and subject is listed "
         "in `config.json` (`extra.provenance`), which the subject-overlap guard reads: "
         "`finetune`/`evaluate`/`probe` refuse a task whose test split holds any of them "
@@ -278,13 +295,25 @@ def model_card(c: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("pretrain", "card", "all"), default="all")
+    parser.add_argument("--stage", choices=("pretrain", "ship", "card", "render", "all"),
+                        default="all", help="ship: only copy the weights into the package; "
+                        "render: rewrite MODEL_CARD.md from card.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", type=Path, default=WORK)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.stage in ("pretrain", "all"):
         stage_pretrain(args.work_dir, args.threads)
+    if args.stage == "ship":
+        ship_weights(args.work_dir, PACKAGE_DIR)
+    if args.stage == "render":  # MODEL_CARD.md and checkpoint.md again from card.json
+        from benchmarks.common import write_part
+
+        card = json.loads((PACKAGE_DIR / "card.json").read_text())
+        card["curves"] = read_log(args.work_dir / "pretrain")
+        _write(PACKAGE_DIR / "card.json", json.dumps(card, indent=1))
+        _write(PACKAGE_DIR / "MODEL_CARD.md", model_card(card))
+        write_part(Path("benchmarks/results"), "checkpoint", card, model_card(card))
     if args.stage in ("card", "all"):
         stage_card(args.work_dir, args.threads, PACKAGE_DIR)
 
