@@ -225,7 +225,7 @@ class NeurIPTPretrain(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike,
                         strict: bool = True) -> tuple[NeurIPTPretrain, CheckpointMeta]:
-        """Rebuild a pretraining model from a checkpoint directory (in eval mode).
+        """Rebuild a pretraining model from a checkpoint directory or shipped name (eval mode).
 
         Raises
         ------
@@ -233,6 +233,9 @@ class NeurIPTPretrain(nn.Module):
             Wrong ``kind``, unreadable config or weights, shape mismatches, or (``strict``)
             missing / unexpected keys.
         """
+        from neuript.weights import bundled_checkpoint
+
+        directory = bundled_checkpoint(str(directory)) or directory  # "neuript-small"
         config = read_config(directory, cls.kind)
         meta = parse_meta(directory, config)
         model = cls(meta.model, meta.mask, aux_weight=float(config.get("aux_weight", 0.8)))
