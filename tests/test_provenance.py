@@ -63,9 +63,13 @@ def test_guard_refuses_a_corpus_holding_a_test_subject(task, tmp_path):
                          ["extra"]["provenance"], task.sources, task.subjects, task.splits)
     assert found.subjects == [test_subject] and len(found.recordings) == 1
 
+    earlier = tmp_path / "refused" / "config.json"
+    earlier.parent.mkdir()
+    earlier.write_text('{"an": "earlier run"}')
     with pytest.raises(NeuriptError, match=rf"{test_subject}.*--allow-overlap"):
         run_finetune(cfg(tmp_path / "refused", init), task=task)
     assert not (tmp_path / "refused" / "metrics.json").exists()
+    assert earlier.read_text() == '{"an": "earlier run"}'  # a refused run overwrites nothing
 
     result = run_finetune(cfg(tmp_path / "allowed", init, allow_overlap=True), task=task)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())

@@ -273,7 +273,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     if args.max_steps is not None and args.epochs is None:
         args.set = [*(args.set or []), "train.epochs=null"]
     cfg = build_config(FinetuneRunConfig, args, FINETUNE_FLAGS)
-    show_config(cfg, Path(cfg.out_dir) / "config.json")
+    show_config(cfg, None)  # run_finetune writes out_dir/config.json once its checks pass
     result = run_finetune(cfg)
     print(json.dumps({"run_dir": str(result.run_dir), "aggregate": result.aggregate,
                       "split_hash": result.split_hash}, indent=2, default=str))

@@ -101,6 +101,8 @@ def adapt_encoder(task: TaskWindows, init_dir: Path | None, model_cfg: ModelConf
         optimizer.step()
         scheduler.step()
         losses.append(float(out.loss.detach()))
+        if len(losses) % 25 == 0:
+            log.info("adapt step %d/%d: loss %.4f", len(losses), steps, losses[-1])
     model.eval()
     contract = InputContract.from_preprocess(task.preprocess, task.ch_names)
     extra = {"adapted_on": task.name, "adapt_steps": steps, "adapt_split": "train",

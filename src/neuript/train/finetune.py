@@ -335,8 +335,6 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
     from neuript.train.metrics import aggregate
 
     run_dir = Path(cfg.out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", _resolved_config(cfg, task))
     task = resolve_task(cfg, task)
     overlap = None
     if cfg.init != "scratch":
@@ -348,6 +346,9 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
             log.warning("init %s was pretrained on %d test subjects / %d test recordings of %s; "
                         "running anyway (--allow-overlap)", cfg.init, len(overlap["subjects"]),
                         len(overlap["recordings"]), task.name)
+    # only now, with every check passed: a refused run leaves an earlier run's files alone
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "config.json", _resolved_config(cfg, task))
     split_hash = task.write_split_manifest(run_dir / "split_manifest.json")
     log.info("fine-tune %s on %s: %s", cfg.model, task.name, task.counts())
 
