@@ -181,11 +181,11 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    run_dir = _prepare_run_dir(cfg, env)
-    seed_everything(rank_seed(cfg.train.seed, env))
-    store = WindowStore(cfg.corpus)
+    store = WindowStore(cfg.corpus)  # checks first: a refused run overwrites nothing
     model_cfg = cfg.model_config()
     _check_window(store.config.window_samples, model_cfg, cfg.corpus)
+    run_dir = _prepare_run_dir(cfg, env)
+    seed_everything(rank_seed(cfg.train.seed, env))
     split = split_by_subject(store.subjects, cfg.val_fraction, cfg.train.seed)
     log.info("corpus %s: %d train / %d validation windows", cfg.corpus, len(split.train),
              len(split.val))
