@@ -14,8 +14,8 @@ from neuript.data.io import guess_subject_session
 from neuript.errors import NeuriptError
 from neuript.model.neuript import NeurIPTClassifier, NeurIPTPretrain
 from neuript.paths import data_root
-from neuript.train.finetune import init_provenance, resolve_init_dir
-from neuript.train.provenance import check_overlap
+from neuript.train.finetune import resolve_init_dir
+from neuript.train.provenance import check_overlap, checkpoint_provenance
 from neuript.weights import WEIGHTS_DIR, bundled_checkpoint
 
 SHIPPED = WEIGHTS_DIR / "neuript-small"
@@ -44,7 +44,7 @@ def test_model_card_numbers_come_from_the_run():
 
 
 def test_its_corpus_holds_adhd_but_never_eegmat():
-    prov = init_provenance(SHIPPED)
+    prov = checkpoint_provenance(SHIPPED)
     assert prov["windows"] > 0 and len(prov["subjects"]) > 100
     assert not any(s.startswith("Subject") for s in prov["subjects"])  # EEGMAT ids
     files = sorted((data_root() / "adhd").rglob("*.csv.gz"))[:2]

@@ -13,9 +13,7 @@ one-cycle schedule): adaptation is a few hundred steps on one machine, not a cor
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,22 +66,23 @@ def adapt_encoder(task: TaskWindows, init_dir: Path | None, model_cfg: ModelConf
     from neuript.data.loader import make_task_loader
     from neuript.model.neuript import NeurIPTPretrain
     from neuript.train.loop import build_optimizer, build_scheduler
+    from neuript.train.provenance import checkpoint_provenance
 
     assert steps > 0, steps
+    if len(task.indices("train")) == 0:
+        raise NeuriptError(f"task {task.name!r}: no training windows to adapt on "
+                           "(--adapt-steps needs a training split)")
+
     device = device or torch.device("cpu")
     optim = optim or OptimConfig(lr=1e-3)
     if init_dir is not None:
         model, _ = NeurIPTPretrain.from_pretrained(init_dir)
     else:
-        model = NeurIPTPretrain(replace(model_cfg, head="linear"))
+        model = NeurIPTPretrain(model_cfg)
     model = model.to(device).train()
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, steps)
     masks = torch.Generator(device=device).manual_seed(seed)
-
-    if len(task.indices("train")) == 0:
-        raise NeuriptError(f"task {task.name!r}: no training windows to adapt on "
-                           "(--adapt-steps needs a training split)")
 
     def batches():  # every window once per epoch, the last batch may be short
         for epoch in itertools.count():
@@ -107,10 +106,8 @@ def adapt_encoder(task: TaskWindows, init_dir: Path | None, model_cfg: ModelConf
     contract = InputContract.from_preprocess(task.preprocess, task.ch_names)
     extra = {"adapted_on": task.name, "adapt_steps": steps, "adapt_split": "train",
              "init": str(init_dir) if init_dir is not None else "scratch"}
-    if init_dir is not None:  # the corpus it saw before adaptation still counts
-        previous = json.loads((Path(init_dir) / "config.json").read_text()).get("extra", {})
-        if "provenance" in previous:
-            extra["provenance"] = previous["provenance"]
+    if init_dir is not None and (prior := checkpoint_provenance(init_dir)) is not None:
+        extra["provenance"] = prior  # the corpus it saw before adaptation still counts
     model.cpu().save_pretrained(out_dir, contract=contract, extra=extra)
     log.info("adapted %s on %d %s training windows for %d steps: loss %.4f -> %.4f",
              "checkpoint" if init_dir else "random model", len(task.indices("train")),

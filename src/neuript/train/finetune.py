@@ -38,7 +38,7 @@ from neuript.data.tasks.base import TaskWindows
 from neuript.errors import ContractError, NeuriptError, check_option
 from neuript.train.evaluate import contract_of, read_model_config
 from neuript.train.finetune_seed import fit_bandpower_seed, fit_torch_seed
-from neuript.train.provenance import check_overlap
+from neuript.train.provenance import check_overlap, checkpoint_provenance
 
 log = logging.getLogger(__name__)
 
@@ -272,11 +272,6 @@ def resolve_init_dir(init: str) -> Path:
     )
 
 
-def init_provenance(init_dir: Path) -> dict[str, Any] | None:
-    """The corpus provenance a pretraining checkpoint records (None if it records none)."""
-    return read_model_config(init_dir).get("extra", {}).get("provenance")
-
-
 def check_init_contract(init_dir: Path, preprocess: PreprocessConfig) -> InputContract:
     """Compare a checkpoint's input contract with the task's preprocessing; refuse mismatches.
 
@@ -340,7 +335,7 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
     if cfg.init != "scratch":
         init_dir = resolve_init_dir(cfg.init)
         check_init_contract(init_dir, task.preprocess)
-        overlap = check_overlap(init_provenance(init_dir), task, cfg.init,
+        overlap = check_overlap(checkpoint_provenance(init_dir), task, cfg.init,
                                 allow=cfg.allow_overlap)
         if overlap["status"] == "overlap_allowed":
             log.warning("init %s was pretrained on %d test subjects / %d test recordings of %s; "

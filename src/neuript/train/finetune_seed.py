@@ -330,9 +330,10 @@ def fit_torch_seed(
         "best_epoch": selector.best_epoch, "init": cfg.init, "adapt_steps": cfg.adapt_steps,
     }
     if cfg.model == "neuript" and cfg.init != "scratch":
-        from neuript.train.finetune import init_provenance, resolve_init_dir
+        from neuript.train.finetune import resolve_init_dir
+        from neuript.train.provenance import checkpoint_provenance
 
-        extra["pretraining_provenance"] = init_provenance(resolve_init_dir(cfg.init))
+        extra["pretraining_provenance"] = checkpoint_provenance(resolve_init_dir(cfg.init))
         extra["allow_overlap"] = cfg.allow_overlap
     if cfg.model != "neuript":
         extra["baseline"] = baseline_args(cfg, task)

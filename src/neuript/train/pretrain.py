@@ -299,10 +299,10 @@ def _save_encoder(model: nn.Module, plain: nn.Module, cfg: PretrainRunConfig, st
         provenance = corpus_provenance(store.root, store.sources, store.subjects)
         extra = {"corpus": str(cfg.corpus), "windows": len(store), "init": cfg.init}
         if cfg.init is not None:  # the encoder also saw the init checkpoint's corpus
-            from neuript.train.finetune import init_provenance, resolve_init_dir
-            from neuript.train.provenance import merge_provenance
+            from neuript.train.finetune import resolve_init_dir
+            from neuript.train.provenance import checkpoint_provenance, merge_provenance
 
-            prior = init_provenance(resolve_init_dir(cfg.init))
+            prior = checkpoint_provenance(resolve_init_dir(cfg.init))
             provenance = merge_provenance(prior, provenance) if prior else provenance
         extra["provenance"] = provenance
         unwrap(plain).save_pretrained(out_dir, contract=contract, extra=extra)

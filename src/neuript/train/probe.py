@@ -178,19 +178,14 @@ def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "func
     result : ProbeResult
     """
     from neuript.data.montage import pooling_groups
-    from neuript.train.finetune import (
-        FinetuneRunConfig,
-        check_init_contract,
-        init_provenance,
-        resolve_init_dir,
-    )
+    from neuript.train.finetune import FinetuneRunConfig, check_init_contract, resolve_init_dir
     from neuript.train.finetune_seed import build_model
-    from neuript.train.provenance import check_overlap
+    from neuript.train.provenance import check_overlap, checkpoint_provenance
 
     if str(init) != "scratch":
         init_dir = resolve_init_dir(str(init))
         check_init_contract(init_dir, task.preprocess)
-        check_overlap(init_provenance(init_dir), task, str(init), allow=allow_overlap)
+        check_overlap(checkpoint_provenance(init_dir), task, str(init), allow=allow_overlap)
     groups = pooling_groups(list(task.ch_names), task.positions, scheme)
     torch.manual_seed(0)  # the random encoder of init="scratch"; no effect on a loaded one
     cfg = FinetuneRunConfig(task=task.name, init=str(init), preset=preset_name, scheme=scheme)

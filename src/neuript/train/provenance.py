@@ -19,6 +19,7 @@ Matching rules (documented in docs/pretraining.md):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, NamedTuple
@@ -64,6 +65,16 @@ def corpus_provenance(root: str | Path, sources: Iterable[str],
         "recordings": [list(p) for p in pairs],
         "subjects": sorted({u for _, u in pairs}),
     }
+
+
+def checkpoint_provenance(checkpoint_dir: str | Path) -> dict[str, Any] | None:
+    """The provenance block a checkpoint folder records (None if it records none)."""
+    path = Path(checkpoint_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise NeuriptError(f"{path}: cannot read the checkpoint config ({err})") from err
+    return config.get("extra", {}).get("provenance")
 
 
 def merge_provenance(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
