@@ -1,34 +1,20 @@
-"""The fine-tuning report: lobe contributions, confusion counts, and REPORT.md with figures."""
+"""The fine-tuning report: lobe occlusion table, confusion counts, and REPORT.md with figures."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 import torch
 from sklearn.metrics import confusion_matrix
 
 from _finetune_data import MICRO
 from neuript.config import InputContract, override
-from neuript.report import confusion_counts, lobe_contributions, write_report
+from neuript.report import confusion_counts, write_report
 
 TCP = ("Fp1-F7", "F7-T7", "T7-P7", "P7-O1", "Fp2-F8", "F8-T8", "T8-P8", "P8-O2", "T7-C3",
        "C3-Cz", "Cz-C4", "C4-T8", "Fp1-F3", "F3-C3", "C3-P3", "P3-O1", "Fp2-F4", "F4-C4",
        "C4-P4", "P4-O2")
-
-
-def test_lobe_contributions_follow_the_feature_layout():
-    n_levels, groups, d = 3, ["A", "B", "C"], 4
-    weight = np.zeros((2, n_levels * len(groups) * d))
-    # level-major, then group, then width: group B of level 2 starts at (2·3 + 1)·4
-    weight[0, (2 * 3 + 1) * 4: (2 * 3 + 2) * 4] = 3.0
-    weight[1, (0 * 3 + 2) * 4] = 4.0
-    shares = lobe_contributions(weight, n_levels, groups, d)
-    norm_b, norm_c = np.sqrt(4 * 9.0), 4.0
-    assert shares["A"] == 0.0
-    assert shares["B"] == pytest.approx(norm_b / (norm_b + norm_c))
-    assert shares["C"] == pytest.approx(norm_c / (norm_b + norm_c))
 
 
 def test_confusion_counts_match_sklearn():
@@ -36,6 +22,15 @@ def test_confusion_counts_match_sklearn():
     y, yhat = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
     np.testing.assert_array_equal(confusion_counts(y, yhat, 3),
                                   confusion_matrix(y, yhat, labels=[0, 1, 2]))
+
+
+OCCLUSION = {"split": "test", "n_windows": 40, "null_threshold": 0.05, "lobes": {
+    name: {"drop": drop, "ci95": [drop - 0.02, drop + 0.02], "bacc_drop": drop, "share": share,
+           "used": drop > 0.05}
+    for name, drop, share in (("Frontal", 0.0, 0.0), ("Central-Parietal", 0.01, 0.1),
+                              ("Occipital", 0.09, 0.9), ("Temporal-L", -0.01, 0.0),
+                              ("Temporal-R", 0.0, 0.0))}}
+"""A lobe_occlusion record as neuript.train.attribution writes it."""
 
 
 def _fake_run(run_dir):
@@ -65,23 +60,31 @@ def _fake_run(run_dir):
     metrics = {"task": "mental_arithmetic", "model": "neuript", "init": "scratch",
                "scheme": "functional", "split_hash": "abc", "counts": {},
                "per_seed": [{"seed": 1, "best_epoch": 3, "test": test,
-                             "model_dir": str(seed_dir / "model")}], "aggregate": agg}
+                             "model_dir": str(seed_dir / "model"),
+                             "lobe_occlusion": OCCLUSION}], "aggregate": agg}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     (run_dir / "split_manifest.json").write_text(json.dumps({"class_names": ["rest", "task"]}))
     return model, groups
 
 
 def test_write_report(tmp_path):
-    model, groups = _fake_run(tmp_path)
+    _fake_run(tmp_path)
     path = write_report(tmp_path)
     text = path.read_text()
     for name in ("curves.png", "confusion.png", "lobes.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
         assert f"({name})" in text
     assert "| balanced_accuracy | 75.00 ± 0.00 [75.00, 75.00] |" in text
-    # the lobe table holds the shares computed from the saved head weights
-    weight = model.head.classifier[-1].weight.detach().numpy()
-    shares = lobe_contributions(weight, model.cfg.depth + 1, list(groups.names),
-                                model.cfg.d_model)
-    for lobe, share in shares.items():
-        assert f"| {lobe} | {100 * share:.1f}% |" in text
+    # the lobe table shows the run's occlusion record, and names the lobe above its interval
+    assert "| Occipital | +0.0900 [+0.0700, +0.1100] | +9.0 | 90.0% | yes |" in text
+    assert "| Temporal-L | -0.0100 [-0.0300, +0.0100] | -1.0 | 0.0% | no |" in text
+    assert "Lobes used (drop above the permutation threshold +0.0500 nats): Occipital." in text
+
+
+def test_report_says_when_no_lobe_is_used(tmp_path):
+    _fake_run(tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for lobe in metrics["per_seed"][0]["lobe_occlusion"]["lobes"].values():
+        lobe["used"] = False
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert "No lobe's drop exceeds the permutation threshold" in write_report(tmp_path).read_text()

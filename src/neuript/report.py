@@ -9,14 +9,12 @@ Figures (matplotlib, Agg backend, written next to REPORT.md):
     Test confusion matrix at the selected epoch, counts summed over seeds, with row-normalised
     shares.
 ``lobes.png``
-    Per-lobe contribution drawn on the scalp (:func:`mne.viz.plot_topomap`). The measure is
-    read from the head's weights, not from data: the classifier's first linear layer sees the
-    IILP feature vector laid out level-major, then lobe, then width (``n_levels · G · d``), so
-    the contribution of lobe g is the L2 norm of every weight attached to lobe g's features
-    (all levels, all outputs), divided by the sum over lobes. Each channel is coloured by the
-    mean contribution of the lobes it belongs to (a bipolar channel can sit in two lobes).
-    Features are LayerNorm-scaled encoder outputs, so weight norms are comparable across lobes,
-    but this is still a linear-readout measure, not an attribution of the whole network.
+    Per-lobe occlusion drop drawn on the scalp (:func:`mne.viz.plot_topomap`), from the
+    ``lobe_occlusion`` of the first seed's metrics (:mod:`neuript.train.attribution`): how much
+    true-class log-probability the selected model loses on validation windows when a lobe's
+    pooled features are replaced by their training mean. Each channel is coloured by the mean
+    drop of the lobes it belongs to (a bipolar channel can sit in two lobes). It replaces the
+    share of the head's weight norm, which is even across lobes whatever a model learned.
 """
 
 from __future__ import annotations
@@ -125,37 +123,14 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> Pa
     return path
 
 
-def lobe_contributions(
-    first_layer: np.ndarray, n_levels: int, group_names: list[str], d: int
-) -> dict[str, float]:
-    """Share of the head's first-layer weight norm attached to each lobe's features.
-
-    Parameters
-    ----------
-    first_layer : ndarray, shape (H, n_levels · G · d)
-        Weights of the head's first linear layer (H = classes or MLP hidden units).
-    n_levels, d : int
-        Encoder levels and features per group and level (width × pooled statistics).
-    group_names : list of str, length G
-
-    Returns
-    -------
-    shares : dict of str to float
-        Lobe → share in [0, 1]; the shares sum to 1.
-    """
-    g = len(group_names)
-    assert first_layer.shape[1] == n_levels * g * d, (first_layer.shape, n_levels, g, d)
-    per = first_layer.reshape(first_layer.shape[0], n_levels, g, d)  # (H, levels, G, d)
-    norms = np.sqrt((per.astype(np.float64) ** 2).sum(axis=(0, 1, 3)))  # (G,)
-    total = norms.sum()
-    return {name: float(v / total) if total > 0 else math.nan
-            for name, v in zip(group_names, norms)}
-
-
 def plot_lobe_topomap(
-    shares: dict[str, float], ch_names: list[str], scheme: str, path: Path
+    values_by_lobe: dict[str, float], ch_names: list[str], scheme: str, path: Path,
+    title: str = "true-class log-prob drop when the lobe is occluded (nats)",
 ) -> Path:
-    """Draw lobe shares on the scalp: each channel gets the mean share of its lobes."""
+    """Draw per-lobe values on the scalp: each channel gets the mean value of its lobes.
+
+    The colour scale is symmetric around 0 (red: the model loses when the lobe is hidden).
+    """
     import mne
 
     from neuript.data.montage import channel_position, pooling_groups
@@ -163,36 +138,24 @@ def plot_lobe_topomap(
     plt = _pyplot()
     positions = np.array([channel_position(n) for n in ch_names])
     groups = pooling_groups(ch_names, positions, scheme)
-    values = np.array([np.mean([shares[g] for g, member in zip(groups.names, groups.mask[:, c])
-                                if member] or [0.0]) for c in range(len(ch_names))])
+    values = np.array([np.mean([values_by_lobe[g] for g, member
+                                in zip(groups.names, groups.mask[:, c]) if member] or [0.0])
+                       for c in range(len(ch_names))])
     info = mne.create_info(list(ch_names), sfreq=100.0, ch_types="eeg")
     montage = mne.channels.make_dig_montage(ch_pos=dict(zip(ch_names, positions)),
                                             coord_frame="head")
     info.set_montage(montage, on_missing="ignore")
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    image, _ = mne.viz.plot_topomap(values, info, axes=ax, show=False, cmap="Reds",
+    top = max(float(np.abs(values).max()), 1e-9)
+    image, _ = mne.viz.plot_topomap(values, info, axes=ax, show=False, cmap="RdBu_r",
                                     names=list(ch_names), sensors=True, contours=0,
-                                    vlim=(float(values.min()), float(values.max())))
-    ax.set_title("per-lobe contribution (head weight norm share)", fontsize=9)
+                                    vlim=(-top, top))
+    ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _first_layer(model_dir: Path) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """The head's first linear weight and the checkpoint config (NeurIPT classifiers only)."""
-    from safetensors.numpy import load_file
-
-    config = json.loads((model_dir / "config.json").read_text())
-    if config.get("kind") != "classifier":
-        return None
-    weights = load_file(str(model_dir / "model.safetensors"))
-    names = sorted((k for k, v in weights.items() if k.startswith("head.classifier.")
-                    and k.endswith(".weight") and v.ndim == 2),
-                   key=lambda k: int(k.split(".")[2]))
-    return (weights[names[0]], config) if names else None
 
 
 def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -286,27 +249,44 @@ def write_report(run_dir: str | Path) -> Path:
 
 def _lobe_section(run_dir: Path, per_seed: list[dict[str, Any]],
                   figures: list[tuple[str, str]]) -> list[str]:
-    """Draw the lobe topomap from the first seed's model; return the markdown lines."""
-    model_dir = per_seed[0].get("model_dir")
-    if not model_dir or not (Path(model_dir) / "config.json").is_file():
+    """Draw the lobe occlusion map of the first seed; return the markdown lines.
+
+    The figures come from ``lobe_occlusion`` in the seed's metrics
+    (:mod:`neuript.train.attribution`); runs without it (baselines) have no lobe section.
+    """
+    row = per_seed[0]
+    occlusion = row.get("lobe_occlusion")
+    model_dir = row.get("model_dir")
+    if not occlusion or not model_dir or not (Path(model_dir) / "config.json").is_file():
         return []
-    found = _first_layer(Path(model_dir))
-    if found is None:
-        return []
-    weight, config = found
-    model, extra = config["model"], config.get("extra", {})
-    n_levels = len(model["merge_factors"]) + 1
-    group_names = list(config["head"]["group_names"])
-    n_stats = 2 if model.get("pool_stats", "mean") == "mean_logstd" else 1
-    shares = lobe_contributions(weight, n_levels, group_names, int(model["d_model"]) * n_stats)
+    extra = json.loads((Path(model_dir) / "config.json").read_text()).get("extra", {})
+    lobes = occlusion["lobes"]
     try:
-        plot_lobe_topomap(shares, list(extra["ch_names"]), extra.get("scheme", "functional"),
+        plot_lobe_topomap({name: v["drop"] for name, v in lobes.items()},
+                          list(extra["ch_names"]), extra.get("scheme", "functional"),
                           run_dir / "lobes.png")
-        figures.append((f"Per-lobe contribution (seed {per_seed[0]['seed']})", "lobes.png"))
+        figures.append((f"Per-lobe occlusion drop (seed {row['seed']})", "lobes.png"))
     except Exception as err:  # a figure must never sink a finished run
         log.warning("lobe topomap not drawn: %s", err)
-    table = ["| lobe | share of head weight norm |", "|---|---|"]
-    table += [f"| {g} | {100 * s:.1f}% |" for g, s in shares.items()]
-    return ["Lobe contribution = L2 norm of the head's first-layer weights on the lobe's IILP "
-            "features (all levels, all outputs) / the sum over lobes; each channel shows the "
-            "mean share of its lobes.", "", *table, ""]
+    used = [name for name, v in lobes.items() if v.get("used")]
+    table = ["| lobe | true-class log-prob drop (nats) [95% CI over windows] | "
+             "balanced-accuracy drop (points) | share | used |", "|---|---|---|---|---|"]
+    table += [f"| {name} | {v['drop']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] | "
+              f"{100 * v['bacc_drop']:+.1f} | "
+              + (f"{100 * v['share']:.1f}%" if math.isfinite(v["share"]) else "–")
+              + f" | {'yes' if v.get('used') else 'no'} |" for name, v in lobes.items()]
+    threshold = occlusion.get("null_threshold", math.nan)
+    verdict = (f"Lobes used (drop above the permutation threshold {threshold:+.4f} nats): "
+               f"{', '.join(used)}." if used else
+               f"**No lobe's drop exceeds the permutation threshold ({threshold:+.4f} nats): the "
+               "model shows no reliable use of any lobe**, as a model at chance does.")
+    return ["## Which lobes the model uses (occlusion)", "",
+            f"Each lobe's pooled IILP features (every level) are replaced by their mean over the "
+            f"training windows and the head is run again on the {occlusion['n_windows']} "
+            f"{occlusion['split']} windows (seed {row['seed']}); the drop is the class-balanced "
+            "mean loss of true-class log-probability. A lobe is *used* when its drop exceeds the "
+            "95th percentile of the largest drop over lobes with the labels permuted (a "
+            "family-wise 5% level); the interval over windows is descriptive only (windows of a "
+            "recording are not independent). "
+            "Share = positive drop / sum of positive drops; each channel on the map shows the "
+            "mean drop of its lobes (neuript.train.attribution).", "", *table, "", verdict, ""]

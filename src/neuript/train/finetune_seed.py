@@ -202,6 +202,28 @@ def _val_record(preds: Predictions, n_classes: int) -> dict[str, float]:
     return {"loss": preds.loss, **{k: float(v) for k, v in metrics.items()}}
 
 
+def lobe_map(model: nn.Module, cfg: FinetuneRunConfig, task: TaskWindows,
+             lobes: tuple[str, ...], device: torch.device) -> dict[str, Any] | None:
+    """The selected NeurIPT model's lobe occlusion on the test windows (JSON-ready).
+
+    The test windows, not the validation ones: the epoch was selected on validation, so a model
+    at chance can look as if it used a lobe there (it was picked for fitting those labels by
+    luck). The map is a diagnostic of the reported model and decides nothing.
+    None for baselines, a task without test windows, or when it fails (logged): a diagnostic
+    must never sink a finished run.
+    """
+    from neuript.train.attribution import lobe_occlusion
+
+    if cfg.model != "neuript" or len(task.indices("test")) < 2:
+        return None
+    try:
+        return lobe_occlusion(model, task, lobes, scheme=cfg.scheme, split="test",
+                              batch_size=cfg.eval_batch_size, device=device).to_dict()
+    except Exception as err:  # noqa: BLE001
+        log.warning("lobe occlusion not computed: %s", err)
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # one seed
 # --------------------------------------------------------------------------------------------
@@ -317,6 +339,7 @@ def fit_torch_seed(
     assert selector.state is not None
     model.load_state_dict(selector.state)
 
+    occlusion = lobe_map(model, cfg, task, groups.names, dist.device)
     test_loader = make_task_loader(task, "test", batch_size=cfg.eval_batch_size, shuffle=False,
                                    seed=0, scheme=cfg.scheme)
     test_preds = predict_batches(model, test_loader, dist.device, loss_fn=criterion)
@@ -347,7 +370,7 @@ def fit_torch_seed(
     return {"seed": seed, "best_epoch": selector.best_epoch, "epochs_run": selector.n_offers,
             "stopped_by": result.stopped_by, "val": selector.best_val, "test": test,
             "test_loss": test_loss, "model_dir": str(model_dir), "warnings": warnings,
-            "seconds": time.monotonic() - t0}
+            "lobe_occlusion": occlusion, "seconds": time.monotonic() - t0}
 
 
 def fit_bandpower_seed(
