@@ -19,7 +19,7 @@ from neuript.config import from_dict
 from neuript.paths import REPO_ROOT, data_root
 
 SUBCOMMANDS = ("prepare", "pretrain", "finetune", "evaluate", "predict", "embed", "tasks", "info",
-               "inspect", "export", "probe")
+               "inspect", "export", "probe", "stream")
 
 
 def _run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -348,6 +348,23 @@ def cmd_embed(args: argparse.Namespace) -> None:
     print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
 
 
+def cmd_stream(args: argparse.Namespace) -> None:
+    """Classify a live LSL EEG stream window by window (``stream.run_stream``)."""
+    from neuript.stream import StreamConfig, run_stream
+
+    names = None if args.channels is None else tuple(
+        n.strip() for n in args.channels.split(",") if n.strip())
+    cfg = StreamConfig(stream_name=args.stream_name, source_id=args.source_id,
+                       step_s=args.step_s, margin_s=args.margin_s, duration_s=args.duration_s,
+                       max_predictions=args.max_predictions, timeout_s=args.timeout_s,
+                       stall_s=args.stall_s, unit=args.unit, ch_names=names, csv=args.csv,
+                       outlet=args.outlet, threads=args.threads)
+    show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)},
+                _side_file(args.csv, ".config.json"))
+    result = run_stream(args.model_dir, cfg)
+    print(result.summary["line"])
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a fine-tuned model to ONNX, checked against PyTorch (``deploy.export_model_dir``)."""
     from neuript.deploy import export_model_dir
@@ -473,6 +490,33 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
     p.set_defaults(func=func)
 
 
+def _stream_parser(sub: Any) -> None:
+    p = sub.add_parser("stream", help=_doc(cmd_stream))
+    p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
+    p.add_argument("--stream-name", help="LSL name of the EEG stream")
+    p.add_argument("--source-id", help="LSL source id of the EEG stream")
+    p.add_argument("--step-s", type=float, help="seconds between predictions (default: the "
+                   "model's window length)")
+    p.add_argument("--margin-s", type=float, help="past context before each window for the "
+                   "filters (default: half the band-pass FIR, 17 s at 0.1-30 Hz, 64 Hz)")
+    p.add_argument("--duration-s", type=float, help="stop after this many seconds")
+    p.add_argument("--max-predictions", type=int, help="stop after this many predictions")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="how long to look for the stream (10)")
+    p.add_argument("--stall-s", type=float, default=10.0,
+                   help="stop when no sample arrives for this long (10)")
+    p.add_argument("--unit", choices=("auto", "V", "mV", "uV"), default="auto",
+                   help="unit of the stream's values (auto: the LSL channel units, else µV)")
+    p.add_argument("--channels", help="comma-separated names replacing the stream's channel "
+                   "labels, in stream order")
+    p.add_argument("--csv", help="one row per prediction; the summary goes to "
+                   "<stem>.summary.json")
+    p.add_argument("--outlet", help="publish the class probabilities on an LSL outlet of this "
+                   "name (type Probabilities, one float32 channel per class)")
+    p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's)")
+    p.set_defaults(func=cmd_stream)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``neuript`` parser with every subcommand."""
     from neuript import __version__
@@ -523,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_probe)
     _recording_parser(sub, "predict", cmd_predict, fmt=True)
     _recording_parser(sub, "embed", cmd_embed, fmt=False)
+
+    _stream_parser(sub)
 
     p = sub.add_parser("export", help=_doc(cmd_export))
     p.add_argument("model_dir", help="fine-tuned model folder (RUN/seed_<s>/model)")

@@ -40,6 +40,10 @@ class ContractError(NeuriptError):
     """Data or a checkpoint breaks the input contract recorded with a model."""
 
 
+class StreamError(NeuriptError):
+    """A live (LSL) stream cannot be found, is ambiguous, or cannot be used as requested."""
+
+
 def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise a ``ValueError`` naming all three.
 

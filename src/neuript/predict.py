@@ -16,7 +16,7 @@ import os
 import sys
 import types
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from neuript.data.recording import Recording
 from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
 from neuript.train.evaluate import LoadedClassifier, load_classifier, predict_batches
 from neuript.train.evaluate import resolve_device as _resolve_device
+
+if TYPE_CHECKING:
+    from neuript.data.preprocess import Continuous
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,36 @@ class PredictionResult(NamedTuple):
     summary: dict[str, Any]
     out_path: Path | None
 
+    def to_annotations(self, *, probability_in_description: bool = False) -> Any:
+        """One ``mne.Annotations`` entry per window, for ``raw.set_annotations(...)``.
+
+        Parameters
+        ----------
+        probability_in_description : bool
+            Write ``"<class> (p=0.87)"`` instead of the bare class name (which keeps one
+            colour per class in ``raw.plot()``).
+
+        Returns
+        -------
+        annotations : mne.Annotations
+            Onset = window start (s from the recording's first sample, ``orig_time=None``),
+            duration = window length, description = predicted class; ``extras`` (MNE >= 1.10)
+            hold ``probability`` (of the predicted class) and every ``p_<class>``.
+        """
+        from neuript.data.mne_bridge import make_annotations
+
+        p_cols = [c for c in self.rows.columns if c.startswith("p_")]
+        proba = self.rows[p_cols].to_numpy(dtype=np.float64)
+        p_max = proba.max(axis=1) if len(proba) else np.zeros(0)
+        predicted = [str(c) for c in self.rows["predicted"]]
+        description = ([f"{c} (p={p:.2f})" for c, p in zip(predicted, p_max)]
+                       if probability_in_description else predicted)
+        extras = [{"probability": float(p), **{c: float(v) for c, v in zip(p_cols, row)}}
+                  for p, row in zip(p_max, proba)]
+        duration = (self.rows["end_s"] - self.rows["start_s"]).to_numpy(dtype=np.float64)
+        return make_annotations(self.rows["start_s"].to_numpy(dtype=np.float64), duration,
+                                description, extras)
+
 
 class EmbeddingResult(NamedTuple):
     """What :func:`run_embed` returns.
@@ -102,7 +135,7 @@ class EmbeddingResult(NamedTuple):
 # --------------------------------------------------------------------------------------------
 # recording → model input
 # --------------------------------------------------------------------------------------------
-def _preprocess_of(loaded: LoadedClassifier) -> PreprocessConfig:
+def preprocess_of(loaded: LoadedClassifier) -> PreprocessConfig:
     """The training preprocessing stored with the model (or one rebuilt from its contract)."""
     if "preprocess" in loaded.extra:
         return from_dict(PreprocessConfig, loaded.extra["preprocess"])
@@ -138,24 +171,33 @@ def missing_channels(rec: Recording, channels: tuple[str, ...]) -> list[str]:
     return sorted(missing)
 
 
-def prepare_input(
-    recording: str | os.PathLike | Recording, loaded: LoadedClassifier, model_dir: Any = None
-) -> PreparedInput:
-    """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
+def model_continuous(rec: Recording, loaded: LoadedClassifier, model_dir: Any = None) -> Continuous:
+    """Check a recording against the model's contract, then map and preprocess it whole.
+
+    The part of :func:`prepare_input` before windowing; :mod:`neuript.online` runs it on each
+    buffered stretch of a live stream.
+
+    Parameters
+    ----------
+    rec : Recording
+        Signals in volts, at any rate (resampled to the contract's).
+    loaded : LoadedClassifier
+    model_dir : Any
+        Named in errors.
+
+    Returns
+    -------
+    continuous : neuript.data.preprocess.Continuous
+        ``data`` (C, T') float32 µV at the contract's rate, channels in the model's order.
 
     Raises
     ------
     ContractError
-        The recording lacks channels the model needs.
-    RecordingError
-        The file cannot be read, or it is shorter than one window.
+        The stored preprocessing breaks the contract, or the recording lacks channels.
     """
-    from neuript.data.io import read_recording
-    from neuript.data.montage import pooling_groups
-    from neuript.data.preprocess import alaw, preprocess_continuous
+    from neuript.data.preprocess import preprocess_continuous
 
-    rec = recording if isinstance(recording, Recording) else read_recording(recording)
-    pre = _preprocess_of(loaded)
+    pre = preprocess_of(loaded)
     problems = loaded.contract.mismatches(InputContract.from_preprocess(pre))
     if problems:
         raise ContractError(f"{model_dir}: stored preprocessing breaks its contract: {problems}")
@@ -175,6 +217,52 @@ def prepare_input(
             f"{rec.source}: channels after mapping {list(cont.ch_names)} differ from the model's "
             f"{list(channels)}"
         )
+    return cont
+
+
+def model_groups(cont: Continuous, loaded: LoadedClassifier) -> np.ndarray:
+    """The pooling-group mask (G, C), bool, of the mapped channels, checked against the model.
+
+    Raises
+    ------
+    ContractError
+        The groups differ from the ones the model was trained with.
+    """
+    from neuript.data.montage import pooling_groups
+
+    groups = pooling_groups(list(cont.ch_names), np.asarray(cont.positions),
+                            loaded.extra.get("scheme", "functional"))
+    expected = tuple(loaded.extra.get("group_names", groups.names))
+    if tuple(groups.names) != expected:
+        raise ContractError(
+            f"{cont.source}: pooling groups {list(groups.names)} differ from the model's "
+            f"{list(expected)}"
+        )
+    return groups.mask
+
+
+def prepare_input(
+    recording: str | os.PathLike | Recording | Any, loaded: LoadedClassifier,
+    model_dir: Any = None,
+) -> PreparedInput:
+    """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
+
+    ``recording`` is a path, a :class:`Recording` or an ``mne.io.BaseRaw``
+    (:func:`neuript.data.mne_bridge.as_recording`).
+
+    Raises
+    ------
+    ContractError
+        The recording lacks channels the model needs.
+    RecordingError
+        The file cannot be read, or it is shorter than one window.
+    """
+    from neuript.data.mne_bridge import as_recording
+    from neuript.data.preprocess import alaw
+
+    rec = as_recording(recording)
+    pre = preprocess_of(loaded)
+    cont = model_continuous(rec, loaded, model_dir)
     window = int(round(loaded.contract.window_s * cont.sfreq_hz))
     n_windows = cont.data.shape[1] // window
     if n_windows == 0:
@@ -186,18 +274,11 @@ def prepare_input(
     windows = data.reshape(data.shape[0], n_windows, window).transpose(1, 0, 2)  # (N, C, T)
     if pre.compression == "alaw":
         windows = alaw(windows, pre.alaw_a)
-    groups = pooling_groups(list(cont.ch_names), np.asarray(cont.positions),
-                            loaded.extra.get("scheme", "functional"))
-    expected = tuple(loaded.extra.get("group_names", groups.names))
-    if tuple(groups.names) != expected:
-        raise ContractError(
-            f"{rec.source}: pooling groups {list(groups.names)} differ from the model's "
-            f"{list(expected)}"
-        )
+    group_mask = model_groups(cont, loaded)
     starts_s = np.arange(n_windows) * window / cont.sfreq_hz
     return PreparedInput(np.ascontiguousarray(windows, dtype=np.float32), starts_s,
                          tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
-                         groups.mask, float(loaded.contract.window_s), rec.source)
+                         group_mask, float(loaded.contract.window_s), rec.source)
 
 
 def _batches(prepared: PreparedInput, batch_size: int):
@@ -225,7 +306,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def run_predict(
-    recording_path: str | os.PathLike | Recording,
+    recording_path: str | os.PathLike | Recording | Any,
     model_dir: str | os.PathLike,
     *,
     out: str | os.PathLike | None = None,
@@ -239,8 +320,10 @@ def run_predict(
 
     Parameters
     ----------
-    recording_path : path-like | Recording
-        Any format :func:`neuript.data.io.read_recording` reads, or a Recording.
+    recording_path : path-like | Recording | mne.io.BaseRaw
+        Any format :func:`neuript.data.io.read_recording` reads, a Recording, or an MNE Raw
+        in memory (:meth:`Recording.from_mne`: ``info["bads"]`` set aside, montage positions of
+        custom electrodes kept).
     model_dir : path-like
         A fine-tuned model directory (``RUN/seed_<s>/model``).
     out : path-like | None
@@ -259,6 +342,7 @@ def run_predict(
     Returns
     -------
     result : PredictionResult
+        ``result.to_annotations()`` gives them as ``mne.Annotations``.
     """
     check_option("fmt", fmt, ("csv", "json"))
     check_option("engine", engine, ("torch", "onnx"))
@@ -321,7 +405,7 @@ def _onnx_proba(model_dir: str | os.PathLike, prepared: PreparedInput, batch_siz
 
 
 def run_embed(
-    recording_path: str | os.PathLike | Recording,
+    recording_path: str | os.PathLike | Recording | Any,
     model_dir: str | os.PathLike,
     *,
     out: str | os.PathLike | None = None,
@@ -332,7 +416,7 @@ def run_embed(
 
     Parameters
     ----------
-    recording_path : path-like | Recording
+    recording_path : path-like | Recording | mne.io.BaseRaw
     model_dir : path-like
         A fine-tuned model directory.
     out : path-like | None
