@@ -6,7 +6,7 @@ IILP fine-tuning → evaluation → prediction on new recordings. See the README
 
 __version__ = "0.1.0"
 
-_API = ("finetune", "evaluate", "predict", "embed", "export")
+_API = ("finetune", "evaluate", "predict", "embed", "export", "task_from_epochs", "build_module")
 
 
 def __getattr__(name: str):

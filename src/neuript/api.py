@@ -25,7 +25,8 @@ from neuript.predict import EmbeddingResult, PredictionResult, run_embed, run_pr
 from neuript.train.evaluate import EvalResult, run_evaluate
 from neuript.train.finetune import FinetuneResult, FinetuneRunConfig, run_finetune
 
-__all__ = ["embed", "evaluate", "export", "finetune", "predict"]
+__all__ = ["build_module", "embed", "evaluate", "export", "finetune", "predict",
+           "task_from_epochs"]
 
 
 def finetune(task: str | TaskWindows = "mental_arithmetic", **options: Any) -> FinetuneResult:
@@ -66,13 +67,32 @@ def evaluate(model_dir: str | os.PathLike, task: str | TaskWindows, **options: A
 
 
 def predict(recording: Any, model_dir: str | os.PathLike, **options: Any) -> PredictionResult:
-    """Class probabilities per window of a new recording (see :func:`run_predict`)."""
+    """Class probabilities per window of a new recording: a path, a Recording or an
+    ``mne.io.Raw`` (see :func:`run_predict`; ``.to_annotations()`` for ``raw.set_annotations``)."""
     return run_predict(recording, model_dir, **options)
 
 
 def embed(recording: Any, model_dir: str | os.PathLike, **options: Any) -> EmbeddingResult:
-    """Pooled features per window of a new recording (see :func:`run_embed`)."""
+    """Pooled features per window of a new recording, path, Recording or ``mne.io.Raw`` (see
+    :func:`run_embed`)."""
     return run_embed(recording, model_dir, **options)
+
+
+def task_from_epochs(epochs: Any, **options: Any) -> TaskWindows:
+    """A labelled task from ``mne.Epochs`` (see :func:`neuript.data.tasks.epochs.task_from_epochs`);
+    pass it to :func:`finetune`."""
+    from neuript.data.tasks.epochs import task_from_epochs as build
+
+    return build(epochs, **options)
+
+
+def build_module(n_chans: int, n_outputs: int, n_times: int, sfreq: float,
+                 **options: Any) -> Any:
+    """NeurIPT as a plain ``torch.nn.Module`` for your own training loop (see
+    :func:`neuript.module.build_module`)."""
+    from neuript.module import build_module as build
+
+    return build(n_chans, n_outputs, n_times, sfreq, **options)
 
 
 def export(model_dir: str | os.PathLike, **options: Any) -> ExportResult:

@@ -5,7 +5,9 @@
 not EEG (ECG, EOG, EMG, respiration, stim/status, AUX, ear-reference differences such as
 ``"EEG A2-A1"``) are set aside in ``Recording.excluded`` with their type and logged. MNE's type is
 used where the format records one; otherwise the type is guessed from the name
-(:func:`neuript.data.montage.channel_kind`).
+(:func:`neuript.data.montage.channel_kind`). Channels MNE marks bad (``info["bads"]``) are set
+aside the same way (type ``"bad"``), and custom electrodes keep the positions their file records
+(:mod:`neuript.data.mne_bridge` states both rules; it also converts Raw and Epochs objects).
 
 Every failure (empty, truncated or wrongly sized file, random bytes, unknown suffix or CSV
 layout, NaN/inf, zero samples, broken timestamps) raises :class:`~neuript.errors.RecordingError`
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from neuript.data.mne_bridge import custom_positions
 from neuript.data.montage import channel_kind
 from neuript.data.recording import UNIT_SCALE_TO_VOLTS, Events, Recording
 from neuript.errors import RecordingError
@@ -204,10 +207,15 @@ def _from_raw(raw: Any, path: Path) -> Recording:
     kinds = []
     for name, mne_type in zip(raw.ch_names, raw.get_channel_types()):
         kinds.append(channel_kind(name) if mne_type == "eeg" else mne_type)
-    eeg_idx = [i for i, kind in enumerate(kinds) if kind == "eeg"]
     excluded = {raw.ch_names[i]: k for i, k in enumerate(kinds) if k != "eeg"}
     if excluded:
         log.info("%s: set aside non-EEG channels %s", path, excluded)
+    marked = set(raw.info["bads"])
+    bads = [name for name, kind in zip(raw.ch_names, kinds) if kind == "eeg" and name in marked]
+    if bads:
+        log.info("%s: set aside bad channels %s (info['bads'])", path, bads)
+        excluded.update(dict.fromkeys(bads, "bad"))
+    eeg_idx = [i for i, kind in enumerate(kinds) if kind == "eeg" and raw.ch_names[i] not in bads]
     if raw.n_times == 0:
         raise RecordingError(path, "zero-length recording (0 samples)")
     data = raw.get_data(picks=eeg_idx) if eeg_idx else np.zeros((0, raw.n_times))
@@ -229,7 +237,9 @@ def _from_raw(raw: Any, path: Path) -> Recording:
             durations.append(np.zeros_like(on))
             labels.append(codes.astype(str))
     events = _merge_events(onsets, durations, labels)
-    return _finish(path, data, sfreq, [raw.ch_names[i] for i in eeg_idx], events, excluded)
+    names = [raw.ch_names[i] for i in eeg_idx]
+    positions = custom_positions(raw.info["chs"], names, path)
+    return _finish(path, data, sfreq, names, events, excluded, positions)
 
 
 def recording_from_raw(
@@ -250,7 +260,9 @@ def recording_from_raw(
     Returns
     -------
     recording : Recording
-        EEG channels in volts; non-EEG channels in ``excluded``; annotations as events.
+        EEG channels in volts; non-EEG channels and ``info["bads"]`` in ``excluded``
+        (``"bad"``); annotations as events; ``positions`` from ``info["chs"]`` for channels
+        without a 10-05 name (:func:`neuript.data.mne_bridge.custom_positions`).
     """
     return _replace_ids(_from_raw(raw, Path(source)), subject, session)
 
@@ -279,6 +291,7 @@ def _finish(
     ch_names: list[str],
     events: Events,
     excluded: dict[str, str],
+    positions: dict[str, np.ndarray] | None = None,
 ) -> Recording:
     """Final checks shared by every reader, then the Recording."""
     if data_v.shape[1] == 0:
@@ -301,6 +314,7 @@ def _finish(
         source=str(path),
         events=events,
         excluded=excluded,
+        positions=positions,
     )
 
 

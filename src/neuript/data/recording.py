@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -146,4 +146,60 @@ class Recording:
             session=session,
             events=events if events is not None else Events(),
             positions=pos,
+        )
+
+    @classmethod
+    def from_mne(
+        cls,
+        raw: Any,
+        *,
+        subject: str | None = None,
+        session: str | None = None,
+        source: str | None = None,
+    ) -> Recording:
+        """Convert an ``mne.io.Raw`` held in memory, as :func:`~neuript.data.io.read_recording`
+        would have read its file.
+
+        Delegates to :func:`neuript.data.io.recording_from_raw`: EEG channels in volts, non-EEG
+        channels and ``raw.info["bads"]`` set aside in ``excluded`` (logged), annotations as
+        events (onsets from the first sample), and, for electrodes without a 10-05 name, the
+        positions of the Raw's montage (``info["chs"][i]["loc"][:3]``, metres). Channels with a
+        10-05 name keep the package's positions (:mod:`neuript.data.mne_bridge`).
+
+        Parameters
+        ----------
+        raw : mne.io.BaseRaw
+            Preloaded or loadable; it is not modified.
+        subject, session : str | None
+            Identifiers; None guesses them from the file name, as ``read_recording`` does.
+        source : str | None
+            Name in errors and ``Recording.source``; None: ``raw.filenames[0]``, or ``"<mne.Raw>"``
+            for a Raw built in memory.
+
+        Returns
+        -------
+        recording : Recording
+
+        Examples
+        --------
+        >>> raw = mne.io.read_raw_edf("Subject33_2.edf", preload=True)     # doctest: +SKIP
+        >>> raw.info["bads"] = ["EEG Fp1"]                                  # doctest: +SKIP
+        >>> rec = Recording.from_mne(raw)                                   # doctest: +SKIP
+        >>> rec.excluded["EEG Fp1"]                                         # doctest: +SKIP
+        'bad'
+        """
+        from neuript.data.io import guess_subject_session, recording_from_raw
+        from neuript.data.mne_bridge import is_mne_raw
+
+        if not is_mne_raw(raw):
+            raise RecordingError(source, f"Recording.from_mne expects an mne.io.BaseRaw, got "
+                                 f"{type(raw).__name__} (mne.Epochs: see task_from_epochs)")
+        if source is None:
+            files = [f for f in (getattr(raw, "filenames", None) or ()) if f is not None]
+            source = str(files[0]) if files else "<mne.Raw>"
+        guessed_subject, guessed_session = guess_subject_session(source)
+        return recording_from_raw(
+            raw, source,
+            subject if subject is not None else guessed_subject,
+            session if session is not None else guessed_session,
         )
