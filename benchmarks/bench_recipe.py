@@ -64,6 +64,9 @@ _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0
         "model_overrides": {"pool_stats": "mean"}, "optim.lr": 1e-3, "train.epochs": 6}
 """Today's defaults before the study, stated explicitly so the row survives new defaults."""
 
+_DEF = {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"}, "optim.lr": 3e-3}
+"""The default recipe (``logstd_lr3e-3``) stated in full, the base of later screens."""
+
 VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     REFERENCE: Variant("band power + logistic regression (C on validation)", {}, "bandpower_lr"),
     "shallowconvnet": Variant("ShallowConvNet, 6 epochs at peak LR 1e-3",
@@ -123,6 +126,16 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                 "head_init": "linear_probe", "augment.scale_range": 0.2,
                                 "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
                                 "augment.time_shift_s": 0.5}),
+    "logstd_lr3e-3_bs16": Variant("the default with 16-window batches (twice the optimiser "
+                                  "steps on the same windows)", {**_DEF, "train.batch_size": 16}),
+    "logstd_lr3e-3_nomergeln": Variant("the default without the merge LayerNorm",
+                                       {**_DEF, "model_overrides": {"pool_stats": "mean_logstd",
+                                                                    "merge_norm": "none"}}),
+    "logstd_lr3e-3_15ep_aug": Variant("the default for 15 epochs with augmentations (scale "
+                                      "±20%, noise 1 µV, channel dropout 0.1, shift ≤ 0.5 s)",
+                                      {**_DEF, "train.epochs": 15, "augment.scale_range": 0.2,
+                                       "augment.noise_uv": 1.0, "augment.channel_dropout": 0.1,
+                                       "augment.time_shift_s": 0.5}),
     "pretrained": Variant("the default recipe fine-tuned from the shipped `neuript-small` "
                           "checkpoint (AAMP on ADHD + EEGMMIDB + Muse)",
                           {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
@@ -387,7 +400,7 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
         "vs_today": paired(good, all_cells.get(TODAY, []), seeds_free=variant.model ==
                            "bandpower_lr") if name != TODAY else None,
         "vs_default": paired(good, all_cells.get(DEFAULT, []), seeds_free=False)
-        if "init" in variant.overrides else None,
+        if variant.model == "neuript" and name != DEFAULT else None,
         "per_cell": [[c["fold"], c["seed"], c["test"]["balanced_accuracy"]] for c in good],
         "paper_split_mean": float(np.mean(paper)) if paper else None,
         "paper_split_n": len(paper),
@@ -421,6 +434,22 @@ def carried_rows(previous: Path, rows: Sequence[dict[str, Any]]) -> list[dict[st
                         "carried_from": carried_from})
         elif "@" in row["variant"] and row["variant"] not in now:
             out.append(row)
+    return out
+
+
+def reference_cells(previous: Path, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Cells of the reference rows rebuilt from an earlier recipe.json's ``per_cell``.
+
+    Only for pairing: a fresh checkout has no cached cells, and a screen must still be paired
+    against the default's cells of the same (fold, seed). Cached cells take precedence.
+    """
+    if not previous.is_file():
+        return {}
+    out = {}
+    for row in json.loads(previous.read_text()).get("rows", []):
+        if row["variant"] in names and row.get("per_cell"):
+            out[row["variant"]] = [{"fold": f, "seed": s, "test": {"balanced_accuracy": v}}
+                                   for f, s, v in row["per_cell"]]
     return out
 
 
@@ -465,7 +494,9 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
     if with_tasks:
         task_cells(opts)
     cells = cached_cells(opts)
-    rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
+    pairing = {**reference_cells(opts.out_dir / "recipe.json", (REFERENCE, TODAY, DEFAULT)),
+               **cells}
+    rows = [variant_row(n, cells[n], pairing, opts) for n in VARIANTS if n in cells]
     rows += carried_rows(opts.out_dir / "recipe.json", rows)
     tasks = [json.loads(p.read_text()) for p in
              sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))]
