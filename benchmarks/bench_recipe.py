@@ -191,8 +191,8 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
     ``default`` (no overrides) is keyed on its whole resolved config.
     """
     variant = VARIANTS[name]
-    if not variant.overrides:
-        return resolved
+    if not variant.overrides:  # the whole config but where it writes (checkouts differ)
+        return {k: v for k, v in resolved.items() if k != "out_dir"}
     spec = {"model": variant.model, "overrides": variant.overrides,
             "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}
     if variant.compression is not None:
@@ -437,30 +437,92 @@ def carried_rows(previous: Path, rows: Sequence[dict[str, Any]]) -> list[dict[st
     return out
 
 
-def reference_cells(previous: Path, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Cells of the reference rows rebuilt from an earlier recipe.json's ``per_cell``.
+STORE = "recipe_cells.json"
+"""The committed cell store beside recipe.json: every finished cell without its config."""
 
-    Only for pairing: a fresh checkout has no cached cells, and a screen must still be paired
-    against the default's cells of the same (fold, seed). Cached cells take precedence.
+
+def _key_hash(key: Any) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _current_key_hash(opts: BenchOptions, name: str, k: int, seed: int) -> str:
+    from neuript.config import to_dict
+
+    resolved = json.loads(json.dumps(to_dict(cell_config(opts, name, k, seed)), default=str))
+    return _key_hash(cell_key(opts, name, resolved))
+
+
+def _seed_store(opts: BenchOptions, previous: Path) -> list[dict[str, Any]]:
+    """Store cells rebuilt from an earlier recipe.json's ``per_cell`` (balanced accuracy only).
+
+    The first pass with a store has no full cells of earlier sessions; the rows' ``per_cell``
+    lists are what survived. Such cells count for every mean and pairing but not for AUROC.
     """
     if not previous.is_file():
-        return {}
-    out = {}
-    for row in json.loads(previous.read_text()).get("rows", []):
-        if row["variant"] in names and row.get("per_cell"):
-            out[row["variant"]] = [{"fold": f, "seed": s, "test": {"balanced_accuracy": v}}
-                                   for f, s, v in row["per_cell"]]
+        return []
+    body = json.loads(previous.read_text())
+    out, seen = [], set()
+    for row in body.get("rows", []):
+        name = row["variant"]
+        if name not in VARIANTS or not row.get("per_cell"):
+            continue
+        for f, s, v in row["per_cell"]:
+            if (name, f, s) not in seen:
+                seen.add((name, f, s))
+                out.append({"variant": name, "fold": f, "seed": s,
+                            "test": {"balanced_accuracy": v},
+                            "key_hash": _current_key_hash(opts, name, f, s),
+                            "wall_s": round(row.get("wall_s", 0.0) / max(row["cells"], 1), 1),
+                            "date": row.get("carried_from") or body.get("date", "")[:10],
+                            "from": "per_cell of an earlier recipe.json"})
     return out
 
 
 def cached_cells(opts: BenchOptions) -> dict[str, list[dict[str, Any]]]:
-    """Every finished cell under ``work/recipe``, by variant (whatever run wrote it)."""
+    """Every finished cell, by variant: ``work/recipe`` first, then the committed store.
+
+    The work folder is ignored by git and lost with the checkout; the store (``STORE`` in the
+    results folder) keeps each cell's metrics, so a study continued in another session pairs
+    against, and adds to, the cells of earlier ones. A stored cell counts only while its key
+    (the variant's spec and budget) is unchanged.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
+    have = set()
     for path in sorted((opts.work_dir / "recipe").glob("*/*/seed*/cell.json")):
         cell = json.loads(path.read_text())
-        if cell.get("variant") in VARIANTS:
-            out.setdefault(cell["variant"], []).append(cell)
+        name = cell.get("variant")
+        if name in VARIANTS and _key_hash(cell.get("key")) == _current_key_hash(
+                opts, name, cell["fold"], cell["seed"]):
+            out.setdefault(name, []).append(cell)
+            have.add((name, cell["fold"], cell["seed"]))
+    store = opts.out_dir / STORE
+    stored = (json.loads(store.read_text())["cells"] if store.is_file()
+              else _seed_store(opts, opts.out_dir / "recipe.json"))
+    for cell in stored:
+        name, k, seed = cell["variant"], cell["fold"], cell["seed"]
+        if name in VARIANTS and (name, k, seed) not in have and \
+                cell.get("key_hash") == _current_key_hash(opts, name, k, seed):
+            out.setdefault(name, []).append(cell)
+            have.add((name, k, seed))
     return out
+
+
+def write_store(opts: BenchOptions, cells: Mapping[str, list[dict[str, Any]]]) -> Path:
+    """Write every cell (config dropped, key hashed) to the store, atomically."""
+    slim = []
+    for name in sorted(cells):
+        for c in sorted(cells[name], key=lambda c: (c["fold"], c["seed"])):
+            if "key" in c:
+                c = {**c, "key_hash": _key_hash(c["key"])}
+            c = {k: v for k, v in c.items() if k not in ("config", "key")}
+            c.setdefault("key_hash", _current_key_hash(opts, name, c["fold"], c["seed"]))
+            slim.append(c)
+    path = opts.out_dir / STORE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"cells": slim}, indent=0, default=str))
+    tmp.replace(path)
+    return path
 
 
 def run(opts: BenchOptions) -> list[dict[str, Any]]:
@@ -494,9 +556,8 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
     if with_tasks:
         task_cells(opts)
     cells = cached_cells(opts)
-    pairing = {**reference_cells(opts.out_dir / "recipe.json", (REFERENCE, TODAY, DEFAULT)),
-               **cells}
-    rows = [variant_row(n, cells[n], pairing, opts) for n in VARIANTS if n in cells]
+    write_store(opts, cells)
+    rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
     rows += carried_rows(opts.out_dir / "recipe.json", rows)
     tasks = [json.loads(p.read_text()) for p in
              sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))]
@@ -549,8 +610,9 @@ def markdown(body: dict[str, Any]) -> str:
         f"({m.get('cpu_model')}), torch {m.get('torch')}. Each cell is one fine-tuning run; the "
         "per-variant commands are in recipe.json. Δ columns are paired over the same "
         "(fold, seed) cells. NeurIPT rows are the `small` preset, from scratch unless the row "
-        "names an init; `per_cell` in recipe.json keeps every cell's (fold, seed, balanced "
-        "accuracy) so later passes can pair against them.", "",
+        "names an init. Every cell's metrics are kept in recipe_cells.json (committed), so later "
+        "passes, in any checkout, pair against and add to them; cells rebuilt from an older "
+        "table's (fold, seed, balanced accuracy) list count for the means but not for AUROC.", "",
         md_table(header, rows), "", *task_markdown(body.get("tasks", [])),
     ])
 

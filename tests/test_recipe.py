@@ -228,3 +228,23 @@ def test_recipe_rows_pair_cells_and_keep_failures():
     assert row["balanced_accuracy_mean"] == pytest.approx(0.63)
     text = markdown({"rows": [row], "tasks": [], "date": "d", "machine": {}, "command": "c"})
     assert "6 (+1 failed: NeuriptError: boom)" in text and "+2.0" in text and "Not run yet" in text
+
+
+def test_recipe_cell_store_survives_a_fresh_work_folder(tmp_path, monkeypatch):
+    """Cells outlive the ignored work folder; a changed variant spec drops its stored cells."""
+    import benchmarks.bench_recipe as br
+    from benchmarks.common import BenchOptions
+
+    opts = BenchOptions(out_dir=tmp_path / "results", work_dir=tmp_path / "work")
+    cells = {br.REFERENCE: [_cell(br.REFERENCE, k, 0, 0.6) for k in range(2)],
+             "logstd": [_cell("logstd", 0, s, 0.7) for s in (0, 1)]}
+    br.write_store(opts, cells)
+    assert (opts.out_dir / br.STORE).is_file() and not opts.work_dir.exists()
+    back = br.cached_cells(opts)
+    assert {n: [(c["fold"], c["seed"]) for c in v] for n, v in back.items()} == {
+        br.REFERENCE: [(0, 0), (1, 0)], "logstd": [(0, 0), (0, 1)]}
+    assert back["logstd"][1]["test"]["balanced_accuracy"] == 0.7
+
+    monkeypatch.setattr(br, "VARIANTS", dict(br.VARIANTS, logstd=br.Variant("other",
+                                                                            {"optim.lr": 1.0})))
+    assert set(br.cached_cells(opts)) == {br.REFERENCE}
