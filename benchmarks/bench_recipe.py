@@ -456,7 +456,8 @@ def _seed_store(opts: BenchOptions, previous: Path) -> list[dict[str, Any]]:
     """Store cells rebuilt from an earlier recipe.json's ``per_cell`` (balanced accuracy only).
 
     The first pass with a store has no full cells of earlier sessions; the rows' ``per_cell``
-    lists are what survived. Such cells count for every mean and pairing but not for AUROC.
+    lists are what survived (and a one-seed paper-split result). Each such cell carries its
+    row's mean AUROC, flagged ``auroc_is_row_mean``, so the row's AUROC survives unchanged.
     """
     if not previous.is_file():
         return []
@@ -466,11 +467,17 @@ def _seed_store(opts: BenchOptions, previous: Path) -> list[dict[str, Any]]:
         name = row["variant"]
         if name not in VARIANTS or not row.get("per_cell"):
             continue
-        for f, s, v in row["per_cell"]:
+        per_cell = [list(c) for c in row["per_cell"]]
+        if row.get("paper_split_n") == 1 and row.get("seeds"):  # the paper split, first seed
+            per_cell.append([PAPER, row["seeds"][0], row["paper_split_mean"]])
+        test_extra = ({"auroc": row["auroc_mean"], "auroc_is_row_mean": True}
+                      if row.get("auroc_mean") is not None else {})
+        for f, s, v in per_cell:
             if (name, f, s) not in seen:
                 seen.add((name, f, s))
                 out.append({"variant": name, "fold": f, "seed": s,
-                            "test": {"balanced_accuracy": v},
+                            "test": {"balanced_accuracy": v,
+                                     **(test_extra if f != PAPER else {})},
                             "key_hash": _current_key_hash(opts, name, f, s),
                             "wall_s": round(row.get("wall_s", 0.0) / max(row["cells"], 1), 1),
                             "date": row.get("carried_from") or body.get("date", "")[:10],
@@ -612,7 +619,7 @@ def markdown(body: dict[str, Any]) -> str:
         "(fold, seed) cells. NeurIPT rows are the `small` preset, from scratch unless the row "
         "names an init. Every cell's metrics are kept in recipe_cells.json (committed), so later "
         "passes, in any checkout, pair against and add to them; cells rebuilt from an older "
-        "table's (fold, seed, balanced accuracy) list count for the means but not for AUROC.", "",
+        "table's (fold, seed, balanced accuracy) list carry that row's mean AUROC.", "",
         md_table(header, rows), "", *task_markdown(body.get("tasks", [])),
     ])
 
