@@ -228,7 +228,7 @@ def test_prepare_fails_on_a_folder_of_unsupported_files(tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith(f"neuript: error: {folder}: ")
     assert "a.txt, b.foo" in last and "unsupported format" in last and "Traceback" not in err
-    assert (tmp_path / "c" / "neuript_prepare.json").is_file()  # nothing removed
+    assert not (tmp_path / "c" / "neuript_prepare.json").exists()  # only a passed run writes it
 
 
 def test_prepare_table_lists_unsupported_files_beside_a_real_one(tmp_path, capsys):

@@ -157,16 +157,28 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def show_config(cfg: Any, out_file: Path | None) -> None:
-    """Print the resolved config as JSON and write it to ``out_file`` (if given) first."""
+def show_config(cfg: Any, out_file: Path | None = None) -> str:
+    """Print the resolved config as JSON; return the text for :func:`save_config`.
+
+    ``out_file`` is not written here: a run records its settings only once it has succeeded
+    (a failed run must not replace the side file of an earlier, good one).
+    """
     from neuript.config import to_dict
 
     body = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, indent=2,
                       default=str)
-    if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_text(body + "\n")
     print(body, flush=True)
+    return body
+
+
+def save_config(body: str, out_file: Path | None) -> None:
+    """Write the settings text beside a finished run's output (temporary name, then rename)."""
+    if out_file is None:
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    tmp.write_text(body + "\n")
+    os.replace(tmp, out_file)
 
 
 def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "",
@@ -211,12 +223,14 @@ def cmd_prepare(args: argparse.Namespace) -> None:
               for p in args.inputs]
     settings = {"inputs": inputs, "out": args.out, "workers": args.workers, "shard": args.shard,
                 "on_unknown": args.on_unknown, "preprocess": dataclasses.asdict(cfg)}
-    show_config(settings, Path(args.out) / "neuript_prepare.json")
+    body = show_config(settings)
     summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
                              on_unknown=args.on_unknown)
     print(json.dumps(summary.to_dict(), indent=2, default=str))
     print(prepare_table(summary), flush=True)
     check_usable(summary, cfg)
+    shard = f".shard-{args.shard.replace('/', '-of-')}" if args.shard else ""
+    save_config(body, Path(args.out) / f"neuript_prepare{shard}.json")  # only once it passed
 
 
 PRETRAIN_FLAGS = {"corpus": "corpus", "out": "out", "preset": "preset", "resume": "resume",
@@ -247,7 +261,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from neuript.train.pretrain import run_pretrain
 
     cfg = resolve_pretrain(args)
-    show_config(cfg, None)  # run_pretrain writes out/config.json before any work
+    show_config(cfg)  # run_pretrain writes out/config.json before any work
     result = run_pretrain(cfg)
     print(json.dumps({k: str(v) if isinstance(v, Path) else v
                       for k, v in dataclasses.asdict(result).items()}, indent=2))
@@ -273,7 +287,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     if args.max_steps is not None and args.epochs is None:
         args.set = [*(args.set or []), "train.epochs=null"]
     cfg = build_config(FinetuneRunConfig, args, FINETUNE_FLAGS)
-    show_config(cfg, None)  # run_finetune writes out_dir/config.json once its checks pass
+    show_config(cfg)  # run_finetune writes out_dir/config.json once its checks pass
     result = run_finetune(cfg)
     print(json.dumps({"run_dir": str(result.run_dir), "aggregate": result.aggregate,
                       "split_hash": result.split_hash}, indent=2, default=str))
@@ -295,11 +309,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "data_dir": args.data_dir, "data_root": args.data_root, "out": args.out,
                 "task_options": _task_options(args), "batch_size": args.batch_size,
                 "device": args.device, "allow_overlap": args.allow_overlap}
-    show_config(settings, _side_file(args.out, ".config.json"))
+    body = show_config(settings)
     result = run_evaluate(args.model_dir, args.task, split=args.split, data_dir=args.data_dir,
                           data_root=args.data_root, task_options=settings["task_options"],
                           out=args.out, batch_size=args.batch_size, device=args.device,
                           allow_overlap=args.allow_overlap)
+    save_config(body, _side_file(args.out, ".config.json"))
     print(json.dumps({"metrics": result.metrics, "n_windows": result.n_windows,
                       "predictions": str(result.predictions_path),
                       "pretraining_overlap": result.pretraining_overlap}, indent=2, default=str))
@@ -326,10 +341,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "format": args.format, "batch_size": args.batch_size, "device": args.device,
                 "engine": args.engine, "threads": args.threads}
-    show_config(settings, _side_file(args.out, ".config.json"))
+    body = show_config(settings)
     result = run_predict(args.recording, args.model_dir, out=args.out, fmt=args.format,
                          batch_size=args.batch_size, device=args.device, engine=args.engine,
                          threads=args.threads)
+    save_config(body, _side_file(args.out, ".config.json"))
     if args.out is None:
         print(result.rows.to_csv(index=False) if args.format == "csv"
               else result.rows.to_json(orient="records"))
@@ -342,9 +358,10 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "batch_size": args.batch_size, "device": args.device}
-    show_config(settings, _side_file(args.out, ".config.json"))
+    body = show_config(settings)
     result = run_embed(args.recording, args.model_dir, out=args.out,
                        batch_size=args.batch_size, device=args.device)
+    save_config(body, _side_file(args.out, ".config.json"))
     print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
 
 
@@ -359,9 +376,9 @@ def cmd_stream(args: argparse.Namespace) -> None:
                        max_predictions=args.max_predictions, timeout_s=args.timeout_s,
                        stall_s=args.stall_s, unit=args.unit, ch_names=names, csv=args.csv,
                        outlet=args.outlet, threads=args.threads)
-    show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)},
-                _side_file(args.csv, ".config.json"))
+    body = show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)})
     result = run_stream(args.model_dir, cfg)
+    save_config(body, _side_file(args.csv, ".config.json"))
     print(result.summary["line"])
 
 
@@ -386,7 +403,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
         return
     options = _task_options(args)
     show_config({"task": args.name, "data_dir": args.data_dir, "data_root": args.data_root,
-                 "options": options}, None)
+                 "options": options})
     task = build_task(args.name, data_dir=args.data_dir, data_root=args.data_root, **options)
     print(describe_task(task))
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from neuript.errors import ContractError, NeuriptError
+from neuript.errors import ContractError, NeuriptError, read_json
 
 ONNX_NAME = "model.onnx"
 SIDECAR_NAME = "model.onnx.json"
@@ -215,7 +215,7 @@ class OnnxClassifier:
         if not path.is_file() or not side.is_file():
             raise ContractError(f"{self.model_dir}: no ONNX export here; run "
                                 f"`neuript export {self.model_dir}` first")
-        self.meta: dict[str, Any] = json.loads(side.read_text())
+        self.meta: dict[str, Any] = read_json(side, "ONNX export sidecar", ContractError)
         if self.meta.get("weights_sha256") != _sha256(self.model_dir / WEIGHTS_NAME):
             raise ContractError(f"{path}: exported from other weights than "
                                 f"{self.model_dir / WEIGHTS_NAME} (the model changed since the "

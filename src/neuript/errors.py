@@ -62,3 +62,39 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
             f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}"
         )
     return value
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file",
+              error: type[NeuriptError] = NeuriptError) -> dict[str, Any]:
+    """Read a JSON object from ``path``; any failure is one ``error`` naming the file.
+
+    Parameters
+    ----------
+    path : path-like
+    what : str
+        What the file is, for the message ("model config", "run metrics" …).
+    error : type
+        The :class:`NeuriptError` subclass to raise.
+
+    Raises
+    ------
+    NeuriptError
+        Missing or unreadable file, invalid JSON, or JSON that is not an object; the message
+        never echoes the file's content.
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise error(f"{path}: no {what} here") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path}: cannot read the {what} ({type(err).__name__})") from err
+    except json.JSONDecodeError as err:
+        raise error(f"{path}: the {what} is not valid JSON (line {err.lineno}, column "
+                    f"{err.colno}); the folder is damaged: rewrite it (rerun the command that "
+                    "made it)") from err
+    if not isinstance(body, dict):
+        raise error(f"{path}: the {what} must be a JSON object, got {type(body).__name__}")
+    return body

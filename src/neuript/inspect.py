@@ -13,7 +13,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from neuript.data.tasks._byod import (
     row_order,
 )
 from neuript.data.tasks.arrays import assign_splits
-from neuript.errors import NeuriptError, RecordingError
+from neuript.errors import NeuriptError, RecordingError, read_json
 
 
 @dataclass(frozen=True)
@@ -303,18 +302,45 @@ def inspect_checkpoint(path: str | os.PathLike) -> InspectReport:
     """Summarise a checkpoint folder (``config.json``) or a run folder (``metrics.json``)."""
     folder = Path(path)
     notes: list[str] = []
+    problems: list[Problem] = []
     for name in ("config.json", "metrics.json"):
         file = folder / name
         if file.is_file():
-            body = json.loads(file.read_text())
+            try:
+                body = read_json(file, name)
+            except NeuriptError as err:
+                problems.append(Problem(str(file), "bad_checkpoint", str(err)))
+                continue
             keys = ("kind", "task", "model", "init", "split_hash", "neuript_version")
             notes += [f"{name}: {k} = {body[k]}" for k in keys if k in body]
             extra = body.get("extra") or {}
             notes += [f"{name}: extra.{k} = {extra[k]}" for k in ("class_names", "ch_names",
                                                                    "task") if k in extra]
-    problems = [] if notes else [Problem(str(folder), "bad_manifest",
-                                         "no config.json or metrics.json here")]
+    if (folder / "config.json").is_file() and not problems:
+        problems += _weights_problems(folder)
+    if not notes and not problems:
+        problems.append(Problem(str(folder), "bad_manifest", "no config.json or metrics.json "
+                                "here"))
     return InspectReport(str(folder), "checkpoint", 0.0, problems=problems, notes=notes)
+
+
+def _weights_problems(folder: Path) -> list[Problem]:
+    """A model folder's weights must load into the model its config describes."""
+    from neuript.model.io import WEIGHTS_NAME, read_config
+    from neuript.train.evaluate import load_classifier
+
+    if not (folder / WEIGHTS_NAME).is_file():
+        return [Problem(str(folder), "bad_checkpoint", f"config.json without {WEIGHTS_NAME}")]
+    try:
+        if read_config(folder).get("kind") in ("classifier", "baseline"):
+            load_classifier(folder)
+        else:
+            from neuript.model.neuript import NeurIPTPretrain
+
+            NeurIPTPretrain.from_pretrained(folder)
+    except NeuriptError as err:
+        return [Problem(str(folder), "bad_checkpoint", str(err))]
+    return []
 
 
 def _looks_like_manifest(path: Path) -> bool:

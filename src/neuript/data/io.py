@@ -115,8 +115,12 @@ def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
                 f"not a valid EDF/BDF header: {n_signals} signals but header size {header_bytes} "
                 f"(expected 256 * (signals + 1)), file size {size}",
             )
+        labels = fh.read(n_signals * 16)
+        fh.seek(256 + n_signals * 104)
+        ranges = fh.read(n_signals * 32)  # physical min, max, digital min, max (8 chars each)
         fh.seek(256 + n_signals * 216)
         spr_field = fh.read(n_signals * 8)
+    _check_edf_ranges(path, labels, ranges, n_signals)
     try:
         fields = [spr_field[i * 8:(i + 1) * 8] for i in range(n_signals)]
         per_record = sum(int(f.decode("ascii")) for f in fields)
@@ -142,9 +146,12 @@ def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
         return
     expected = header_bytes + n_records * record_bytes
     if size != expected:
+        extra = size - expected
         cause = (
-            "truncated (an interrupted download or copy?)" if size < expected else
-            f"{size - expected} extra bytes (a text-mode copy that turned LF into CR LF?)"
+            "truncated (an interrupted download or copy?)" if extra < 0 else
+            f"{extra} extra bytes, {extra // record_bytes} whole records more than the header's "
+            "record count (a writer that did not update the header?)" if extra % record_bytes == 0
+            else f"{extra} extra bytes (a text-mode copy that turned LF into CR LF?)"
         )
         raise RecordingError(
             path,
@@ -152,6 +159,33 @@ def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
             f"{n_records} records × {record_bytes} bytes): {cause}; re-download it or copy it "
             "in binary mode",
         )
+
+
+def _check_edf_ranges(path: Path, labels: bytes, ranges: bytes, n_signals: int) -> None:
+    """Raise if a signal's physical or digital range is empty or unreadable.
+
+    Samples become physical values by ``phys_min + (d - dig_min) * (phys_max - phys_min) /
+    (dig_max - dig_min)``: equal digital limits divide by zero (MNE warns and reads about 1 V),
+    equal physical limits make the channel a constant. Neither is a recording.
+    """
+    def field(block: bytes, k: int) -> str:
+        return block[k * 8:(k + 1) * 8].decode("ascii", "replace").strip()
+
+    for k in range(n_signals):
+        label = labels[k * 16:(k + 1) * 16].decode("ascii", "replace").strip()
+        if label == "EDF Annotations" or label == "BDF Annotations":
+            continue
+        try:
+            pmin, pmax, dmin, dmax = (float(field(ranges, k + j * n_signals)) for j in range(4))
+        except ValueError:
+            raise RecordingError(path, f"channel {label!r}: physical/digital range fields are "
+                                 "not numbers (corrupt header)") from None
+        if dmin >= dmax or pmin == pmax:
+            raise RecordingError(
+                path, f"channel {label!r}: header range digital [{dmin:g}, {dmax:g}], physical "
+                f"[{pmin:g}, {pmax:g}] cannot scale samples to volts (an empty range); fix the "
+                "header, or read the file with MNE, drop the channel and pass the Raw to "
+                "neuript (Recording.from_mne)")
 
 
 # --------------------------------------------------------------------------------------------

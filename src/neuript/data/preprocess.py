@@ -156,6 +156,7 @@ def reject_windows(
     flat_std_uv: float | None,
     *,
     clipped: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
 ) -> Rejection:
     """Flag windows with NaN, clipping, a flat channel or an excessive amplitude.
 
@@ -169,6 +170,9 @@ def reject_windows(
         Reject if any channel's std is below this (µV); None disables.
     clipped : ndarray, shape (N,), bool | None
         Windows already known to overlap clipped samples (see :func:`clipped_samples`).
+    flat : ndarray, shape (N,), bool | None
+        Windows where a recorded electrode is flat before the montage derivation (see
+        :func:`flat_electrode_windows`); counted as ``"flat"``.
 
     Returns
     -------
@@ -184,6 +188,8 @@ def reject_windows(
     safe = np.where(np.isfinite(windows_uv), windows_uv, 0.0) if not finite.all() else windows_uv
     if flat_std_uv is not None:
         reasons["flat"] = (safe.std(axis=2) < flat_std_uv).any(axis=1)
+    if flat is not None:
+        reasons["flat"] |= np.asarray(flat, dtype=bool).reshape(n)
     if reject_abs_uv is not None:
         reasons["amplitude"] = (np.abs(safe) > reject_abs_uv).any(axis=(1, 2))
     keep = np.ones(n, dtype=bool)
@@ -193,6 +199,50 @@ def reject_windows(
         counts[reason] = int(hit.sum())
         keep &= ~hit
     return Rejection(keep, counts)
+
+
+def flat_electrode_windows(rec: Recording, matrix: np.ndarray, starts: np.ndarray, window: int,
+                           sfreq_hz: float, flat_std_uv: float) -> np.ndarray:
+    """(N,) True where an electrode the montage uses is flat inside a window, before derivation.
+
+    A bipolar pair with one dead electrode is the other electrode's signal, so the flat test on
+    derived channels never sees it. This test runs on the recorded electrodes at their own
+    rate, unfiltered (centred, µV): a band-pass only removes power, so an electrode flat here
+    is flat after filtering too.
+
+    Parameters
+    ----------
+    rec : Recording
+        Source electrodes (E, T_src) in volts.
+    matrix : ndarray, shape (C, E)
+        The channel map; electrodes with a non-zero column are checked.
+    starts : ndarray, shape (N,), int64
+        Window starts at ``sfreq_hz`` (the preprocessed rate).
+    window : int
+        Window length in samples at ``sfreq_hz``.
+    sfreq_hz : float
+        The preprocessed rate.
+    flat_std_uv : float
+        Threshold on each electrode's std within the window (µV).
+    """
+    used = np.flatnonzero(np.abs(matrix).sum(axis=0) > 0)
+    if used.size == 0 or starts.size == 0:
+        return np.zeros(starts.size, dtype=bool)
+    ratio = rec.sfreq_hz / sfreq_hz
+    n_src = rec.data.shape[1]
+    lo = np.clip(np.floor(starts * ratio).astype(np.int64), 0, n_src)
+    hi = np.clip(np.ceil((starts + window) * ratio).astype(np.int64), 0, n_src)
+    n = np.maximum(hi - lo, 1)  # (N,)
+    flat = np.zeros(starts.size, dtype=bool)
+    for e in used:  # one electrode at a time: memory O(T_src), not O(E · T_src)
+        x = np.nan_to_num(rec.data[e] * 1e6)  # (T_src,) µV; NaN windows fail the NaN test
+        x -= x.mean()
+        c1 = np.concatenate([[0.0], np.cumsum(x)])
+        c2 = np.concatenate([[0.0], np.cumsum(x * x)])
+        mean = (c1[hi] - c1[lo]) / n
+        var = np.maximum((c2[hi] - c2[lo]) / n - mean * mean, 0.0)
+        flat |= np.sqrt(var) < flat_std_uv
+    return flat
 
 
 def clipped_samples(data: np.ndarray, min_run: int = CLIP_MIN_RUN) -> np.ndarray:
@@ -525,7 +575,13 @@ def prepare_recording(
     windows, starts = make_windows(inner, window, stride)
     starts = starts + trim
     clipped = _window_flags(cont.clipped, starts, window) if cont.clipped is not None else None
-    rejection = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv, clipped=clipped)
+    flat_src = None
+    if cfg.flat_std_uv is not None and windows.shape[0]:
+        flat_src = flat_electrode_windows(rec, channel_map_for(
+            rec, cfg.montage if target is None else target, on_unknown).matrix,
+            starts, window, cont.sfreq_hz, cfg.flat_std_uv)
+    rejection = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv, clipped=clipped,
+                               flat=flat_src)
     skipped = None if windows.shape[0] else "no full window after trimming the edges"
     return PreparedRecording(
         windows=windows[rejection.keep],

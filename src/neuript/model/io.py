@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 import neuript
 from neuript.config import InputContract, MaskConfig, ModelConfig, from_dict, to_dict
-from neuript.errors import ContractError, NeuriptError
+from neuript.errors import ContractError, NeuriptError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,7 @@ def read_config(directory: str | os.PathLike, expected_kind: str | None = None) 
         raise ContractError(
             f"{path}: not a neuript checkpoint (expected {CONFIG_NAME} and {WEIGHTS_NAME})"
         )
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ContractError(f"{cfg_path}: cannot read checkpoint config ({err})") from err
+    config = read_json(cfg_path, "checkpoint config", ContractError)
     kind = config.get("kind")
     if expected_kind is not None and kind != expected_kind:
         raise ContractError(

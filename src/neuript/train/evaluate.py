@@ -21,13 +21,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from neuript import __version__
 from neuript.config import InputContract, from_dict, to_dict
 from neuript.data.tasks.base import TaskWindows
-from neuript.errors import ContractError, NeuriptError
+from neuript.errors import ContractError, NeuriptError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
             f"{model_dir}: not a model directory (expected {CONFIG_NAME} and {WEIGHTS_NAME}; "
             "a fine-tuning run keeps them in RUN/seed_<s>/model)"
         )
-    return json.loads(path.read_text())
+    return read_json(path, "model config", ContractError)
 
 
 def contract_of(config: dict[str, Any]) -> InputContract:
@@ -188,13 +188,17 @@ def load_classifier(model_dir: str | Path) -> LoadedClassifier:
     kind = config.get("kind", "")
     if kind == "baseline":
         from neuript.baselines import build
+        from neuript.model.io import load_state, read_weights
 
-        args = config["extra"]["baseline"]
-        model = build(args["name"], n_channels=args["n_channels"], n_samples=args["n_samples"],
-                      n_classes=args["n_classes"], sfreq_hz=args["sfreq_hz"])
-        state = load_file(str(Path(model_dir) / WEIGHTS_NAME))
-        result = model.load_state_dict(state, strict=True)
-        del result
+        try:
+            args = config["extra"]["baseline"]
+            model = build(args["name"], n_channels=args["n_channels"],
+                          n_samples=args["n_samples"], n_classes=args["n_classes"],
+                          sfreq_hz=args["sfreq_hz"])
+        except (KeyError, TypeError) as err:
+            raise ContractError(f"{Path(model_dir) / CONFIG_NAME}: baseline build arguments "
+                                f"missing or malformed ({type(err).__name__}: {err})") from err
+        load_state(model, read_weights(model_dir), source=Path(model_dir) / WEIGHTS_NAME)
     elif kind == "classifier":
         from neuript.model.neuript import NeurIPTClassifier
 

@@ -242,6 +242,11 @@ def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> Tas
                           **cfg.task_options)
     if cfg.subjects_per_split is not None:
         task = subset_subjects(task, cfg.subjects_per_split)
+    if task.n_classes < 2:
+        source = cfg.manifest or cfg.bids_root or cfg.task
+        raise NeuriptError(f"task {task.name!r} ({source}): one class only "
+                           f"({list(task.class_names)}); fine-tuning needs two or more (add "
+                           "rows of another label to the manifest)")
     for split in ("train", "val", "test"):
         counts = np.bincount(task.labels[task.indices(split)], minlength=task.n_classes)
         if counts.sum() == 0:

@@ -19,14 +19,13 @@ Matching rules (documented in docs/pretraining.md):
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from neuript.errors import NeuriptError
+from neuript.errors import NeuriptError, read_json
 
 PATH_KEY_PARTS = 3
 """Trailing path components that identify a recording across machines."""
@@ -70,10 +69,7 @@ def corpus_provenance(root: str | Path, sources: Iterable[str],
 def checkpoint_provenance(checkpoint_dir: str | Path) -> dict[str, Any] | None:
     """The provenance block a checkpoint folder records (None if it records none)."""
     path = Path(checkpoint_dir) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise NeuriptError(f"{path}: cannot read the checkpoint config ({err})") from err
+    config = read_json(path, "checkpoint config")
     return config.get("extra", {}).get("provenance")
 
 

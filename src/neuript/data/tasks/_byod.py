@@ -45,6 +45,7 @@ class Problem:
         ``segment_outside``, ``short_segment``, ``event_not_found``, ``event_outside``,
         ``one_subject_class``, ``class_imbalance``, ``sfreq_mix``, ``channels_dropped``,
         ``no_common_channels``, ``bad_split``, ``split_conflict``, ``subject_in_splits``,
+        ``one_class``, ``label_conflict``, ``duplicate_row``,
         ``unknown_label``, ``bad_row``, ``empty``.
     message : str
         What is wrong and what to do.
@@ -57,7 +58,9 @@ class Problem:
     message: str
     severity: Severity = "error"
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # messages of NeuriptErrors already start with the file
+        if self.message.startswith(f"{self.where}:"):
+            return self.message
         return f"{self.where}: {self.message}"
 
 
@@ -256,6 +259,13 @@ def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list
                 f"class {label!r} has windows from one subject only "
                 f"({next(iter(subjects[label]))}); a subject-wise split cannot test it", "warning"))
     filled = {k: v for k, v in per_label.items() if v}
+    if len(filled) == 1:
+        (only,) = filled
+        problems.append(Problem(
+            rows_text(rows[only]), "one_class",
+            f"only class {only!r} has windows; fine-tuning needs at least two classes (add rows "
+            "of another label)", "warning"))
+    problems += _overlap_problems(units)
     if len(filled) >= 2 and max(filled.values()) > IMBALANCE_LIMIT * min(filled.values()):
         big, small = max(filled, key=filled.get), min(filled, key=filled.get)
         problems.append(Problem(
@@ -267,6 +277,46 @@ def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list
         problems.append(Problem("task", "sfreq_mix",
                                 f"sampling rates differ ({', '.join(f'{r:g}' for r in rates)} Hz); "
                                 "all are resampled to the target rate", "warning"))
+    return problems
+
+
+def _spans(unit: Unit) -> list[tuple[float, float]]:
+    """[start, stop) seconds each cut of a unit covers (an event: its duration, or its onset)."""
+    end = unit.recording.duration_s
+    return [(cut.start_s, max(end if cut.stop_s is None else cut.stop_s, cut.start_s + 1e-9))
+            for cut in unit.cuts]
+
+
+def _overlap_problems(units: Sequence[Unit]) -> list[Problem]:
+    """Rows that give the same samples of one file: a duplicate, or one stretch with two labels.
+
+    Either leaks: a duplicate doubles its windows (and may put copies in two splits when the
+    row carries another subject or split); two labels on one stretch train on contradictions.
+    """
+    by_file: dict[str, list[Unit]] = {}
+    for unit in units:
+        by_file.setdefault(unit.recording.source, []).append(unit)
+    problems = []
+    for source, group in by_file.items():
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                hit = [(ca.label, cb.label) for ca, sa in zip(a.cuts, _spans(a))
+                       for cb, sb in zip(b.cuts, _spans(b))
+                       if sa[0] < sb[1] and sb[0] < sa[1]]
+                if not hit:
+                    continue
+                la, lb = hit[0]
+                if la != lb:
+                    problems.append(Problem(
+                        f"{a.where}, {b.where}", "label_conflict",
+                        f"{source}: the same samples are labelled {la!r} and {lb!r}; keep one "
+                        "row per stretch of a recording (or give the rows disjoint start_s / "
+                        "stop_s)"))
+                else:
+                    problems.append(Problem(
+                        f"{a.where}, {b.where}", "duplicate_row",
+                        f"{source}: both rows give the same samples (label {la!r}), which "
+                        "would count those windows twice; remove the duplicate row"))
     return problems
 
 
