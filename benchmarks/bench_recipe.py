@@ -198,7 +198,7 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
     if variant.compression is not None:
         spec["compression"] = variant.compression
     if "init" in variant.overrides:  # a rebuilt checkpoint invalidates its cells
-        from neuript.train.finetune import resolve_init_dir
+        from neuript.model_folder import resolve_init_dir
 
         weights = resolve_init_dir(variant.overrides["init"]) / "model.safetensors"
         spec["init_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]

@@ -118,7 +118,7 @@ def model_dir(tmp_path_factory) -> Path:
     from neuript.data.preprocess import preprocess_continuous
     from neuript.model.neuript import NeurIPTClassifier
     from neuript.model.presets import preset
-    from neuript.train.evaluate import save_classifier
+    from neuript.model_folder import save_classifier
 
     cfg = PreprocessConfig(window_s=5.0)
     cont = preprocess_continuous(read_recording(eegmat_dir() / RECORDING), cfg)

@@ -33,7 +33,7 @@ def model_dir(tmp_path_factory):
     from neuript.data.tasks import TASKS
     from neuript.model.neuript import NeurIPTClassifier
     from neuript.model.presets import preset
-    from neuript.train.evaluate import save_classifier
+    from neuript.model_folder import save_classifier
 
     pre = TASKS["mental_arithmetic"].preprocess
     cont = preprocess_continuous(read_recording(eegmat_dir() / RECORDING), pre)

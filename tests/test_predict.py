@@ -15,8 +15,9 @@ from neuript.config import InputContract, override, to_dict
 from neuript.data.io import read_recording
 from neuript.data.montage import pooling_groups
 from neuript.errors import ContractError
+from neuript.model_folder import load_classifier, save_classifier
 from neuript.predict import run_embed, run_predict
-from neuript.train.evaluate import load_classifier, predict_batches, save_classifier
+from neuript.train.evaluate import predict_batches
 
 RECORDING = "Subject33_2.edf"
 

@@ -123,7 +123,7 @@ def test_adaptation_reads_training_windows_only(task, tmp_path, monkeypatch):
 
     from safetensors.torch import load_file
 
-    from neuript.train.evaluate import load_classifier
+    from neuript.model_folder import load_classifier
 
     tuned = dict(load_classifier(result.per_seed[0]["model_dir"]).model.named_parameters())
     adapted_w = load_file(str(seed_dir / "adapted" / "model.safetensors"))

@@ -19,8 +19,8 @@ import torch
 from _finetune_data import MICRO, eegmat_dir
 from neuript.config import InputContract, override, to_dict
 from neuript.data.io import read_recording
+from neuript.model_folder import load_classifier, save_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s, offline_equivalent
-from neuript.train.evaluate import load_classifier, save_classifier
 
 pytest.importorskip("mne_lsl")
 

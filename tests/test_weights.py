@@ -13,8 +13,8 @@ import torch
 from neuript.data.io import guess_subject_session
 from neuript.errors import NeuriptError
 from neuript.model.neuript import NeurIPTClassifier, NeurIPTPretrain
+from neuript.model_folder import resolve_init_dir
 from neuript.paths import data_root
-from neuript.train.finetune import resolve_init_dir
 from neuript.train.provenance import check_overlap, checkpoint_provenance
 from neuript.weights import WEIGHTS_DIR, bundled_checkpoint
 

@@ -71,17 +71,15 @@ def _ort() -> Any:
 
 def graph_shapes(model_dir: str | os.PathLike) -> tuple[int, int, int]:
     """(C, T, G) of a fine-tuned model folder, from its input contract and pooling groups."""
-    from neuript.model.io import read_config
+    from neuript.model_folder import read_model_folder
 
-    config = read_config(model_dir)
-    contract, extra = config.get("contract", {}), config.get("extra", {})
-    channels = contract.get("channels") or extra.get("ch_names") or []
+    folder = read_model_folder(model_dir)
+    channels = folder.contract.channels or folder.info.ch_names
     if not channels:
         raise ContractError(f"{model_dir}: the model has no fixed channel list, so its ONNX graph "
                             "has no channel count; export a model trained on a named montage")
-    n_samples = int(round(float(contract["window_s"]) * float(contract["sfreq_hz"])))
-    n_groups = len(extra.get("group_names") or [])
-    return len(channels), n_samples, max(n_groups, 1)
+    n_samples = int(round(folder.contract.window_s * folder.contract.sfreq_hz))
+    return len(channels), n_samples, max(len(folder.info.group_names), 1)
 
 
 def _session(path: Path, threads: int | None) -> Any:
@@ -128,7 +126,7 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
     """
     from neuript.model.export import export_onnx
     from neuript.model.io import WEIGHTS_NAME
-    from neuript.train.evaluate import load_classifier
+    from neuript.model_folder import load_classifier
 
     model_dir = Path(model_dir)
     loaded = load_classifier(model_dir)
@@ -165,21 +163,20 @@ def check_batch(model_dir: str | os.PathLike, c: int, t: int, g: int,
                 seed: int = 0) -> dict[str, np.ndarray]:
     """Two random windows with the folder's positions and groups, as ONNX inputs."""
     from neuript.data.montage import channel_position
-    from neuript.model.io import read_config
+    from neuript.model_folder import read_model_folder
 
-    config = read_config(model_dir)
-    extra = config.get("extra", {})
-    names = list(config.get("contract", {}).get("channels") or [])
+    folder = read_model_folder(model_dir)
+    names = list(folder.contract.channels)
     rng = np.random.default_rng(seed)
     try:
         pos = np.stack([channel_position(n) for n in names]).astype(np.float32)
     except (NeuriptError, KeyError, ValueError):
         pos = rng.normal(0.0, 0.05, (c, 3)).astype(np.float32)
     groups = np.zeros((g, c), dtype=bool)
-    if extra.get("group_names") and len(names) == c:
+    if folder.info.group_names and len(names) == c:
         from neuript.data.montage import pooling_groups
 
-        groups = pooling_groups(names, pos, extra.get("scheme", "functional")).mask
+        groups = pooling_groups(names, pos, folder.info.scheme).mask
     else:
         groups[:] = True
     return {

@@ -327,7 +327,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> InspectReport:
 def _weights_problems(folder: Path) -> list[Problem]:
     """A model folder's weights must load into the model its config describes."""
     from neuript.model.io import WEIGHTS_NAME, read_config
-    from neuript.train.evaluate import load_classifier
+    from neuript.model_folder import load_classifier
 
     if not (folder / WEIGHTS_NAME).is_file():
         return [Problem(str(folder), "bad_checkpoint", f"config.json without {WEIGHTS_NAME}")]

@@ -190,8 +190,8 @@ def build_module(
         In training mode; ``module(x)`` with ``x`` (B, C, T) returns logits (B, K).
     """
     from neuript.data.montage import pooling_groups
-    from neuript.train.evaluate import contract_of, read_model_config
-    from neuript.train.finetune import FinetuneRunConfig, resolve_init_dir
+    from neuript.model_folder import contract_of, read_model_config, resolve_init_dir
+    from neuript.train.finetune import FinetuneRunConfig
     from neuript.train.finetune_seed import neuript_model_config
 
     names, positions = channel_layout(n_chans, chs_info, ch_names)

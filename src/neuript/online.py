@@ -39,8 +39,9 @@ from neuript.config import PreprocessConfig
 from neuript.data.filters import resample_factor
 from neuript.data.recording import Recording
 from neuript.errors import NeuriptError
+from neuript.model_folder import LoadedClassifier, load_classifier
 from neuript.predict import model_continuous, model_groups, preprocess_of
-from neuript.train.evaluate import LoadedClassifier, load_classifier, predict_batches
+from neuript.train.evaluate import predict_batches
 
 
 class RingSlice(NamedTuple):
@@ -170,7 +171,7 @@ class OnlineModel:
         cont = self._continuous(np.zeros((len(self.ch_names), self.need)))
         self.positions = torch.from_numpy(np.asarray(cont.positions, np.float32))
         self.group_mask = torch.from_numpy(model_groups(cont, loaded))
-        self.class_names = list(loaded.extra.get("class_names") or [])
+        self.class_names = list(loaded.info.class_names)
         proba = self.predict(np.zeros((len(self.ch_names), self.need)))
         if not self.class_names:
             self.class_names = [str(k) for k in range(proba.size)]

@@ -23,10 +23,11 @@ import pandas as pd
 import torch
 
 from neuript.batch import Batch
-from neuript.config import InputContract, PreprocessConfig, from_dict
+from neuript.config import InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
-from neuript.train.evaluate import LoadedClassifier, load_classifier, predict_batches
+from neuript.model_folder import LoadedClassifier, load_classifier
+from neuript.train.evaluate import predict_batches
 from neuript.train.evaluate import resolve_device as _resolve_device
 
 if TYPE_CHECKING:
@@ -137,12 +138,7 @@ class EmbeddingResult(NamedTuple):
 # --------------------------------------------------------------------------------------------
 def preprocess_of(loaded: LoadedClassifier) -> PreprocessConfig:
     """The training preprocessing stored with the model (or one rebuilt from its contract)."""
-    if "preprocess" in loaded.extra:
-        return from_dict(PreprocessConfig, loaded.extra["preprocess"])
-    c = loaded.contract
-    return PreprocessConfig(sfreq_hz=c.sfreq_hz, l_freq_hz=c.l_freq_hz, h_freq_hz=c.h_freq_hz,
-                            window_s=c.window_s, compression=c.compression, alaw_a=c.alaw_a,
-                            montage=c.montage if c.montage in ("tcp", "monopolar") else "as_is")
+    return loaded.info.preprocessing(loaded.contract)
 
 
 def missing_channels(rec: Recording, channels: tuple[str, ...]) -> list[str]:
@@ -231,8 +227,8 @@ def model_groups(cont: Continuous, loaded: LoadedClassifier) -> np.ndarray:
     from neuript.data.montage import pooling_groups
 
     groups = pooling_groups(list(cont.ch_names), np.asarray(cont.positions),
-                            loaded.extra.get("scheme", "functional"))
-    expected = tuple(loaded.extra.get("group_names", groups.names))
+                            loaded.info.scheme)
+    expected = loaded.info.group_names or tuple(groups.names)
     if tuple(groups.names) != expected:
         raise ContractError(
             f"{cont.source}: pooling groups {list(groups.names)} differ from the model's "
@@ -353,8 +349,7 @@ def run_predict(
     else:
         dev = _resolve_device(device)
         proba = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev).proba
-    class_names = list(loaded.extra.get("class_names") or
-                       [str(k) for k in range(proba.shape[1])])
+    class_names = list(loaded.info.class_names)
     if len(class_names) != proba.shape[1]:
         raise NeuriptError(f"{model_dir}: {len(class_names)} class names for "
                            f"{proba.shape[1]} outputs")

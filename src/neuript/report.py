@@ -259,11 +259,13 @@ def _lobe_section(run_dir: Path, per_seed: list[dict[str, Any]],
     model_dir = row.get("model_dir")
     if not occlusion or not model_dir or not (Path(model_dir) / "config.json").is_file():
         return []
-    extra = json.loads((Path(model_dir) / "config.json").read_text()).get("extra", {})
+    from neuript.model_folder import read_model_folder
+
+    info = read_model_folder(model_dir).info
     lobes = occlusion["lobes"]
     try:
         plot_lobe_topomap({name: v["drop"] for name, v in lobes.items()},
-                          list(extra["ch_names"]), extra.get("scheme", "functional"),
+                          list(info.ch_names), info.scheme,
                           run_dir / "lobes.png")
         figures.append((f"Per-lobe occlusion drop (seed {row['seed']})", "lobes.png"))
     except Exception as err:  # a figure must never sink a finished run

@@ -166,7 +166,7 @@ class NeurIPTClassifier(EpochsClassifierBase):
         self : NeurIPTClassifier
         """
         from neuript.data.montage import pooling_groups
-        from neuript.train.evaluate import load_classifier
+        from neuript.model_folder import load_classifier
         from neuript.train.finetune import run_finetune
         from neuript.train.finetune_seed import neuript_model_config
 
@@ -183,7 +183,7 @@ class NeurIPTClassifier(EpochsClassifierBase):
         self._set_fitted_input(task)
         self.model_ = loaded.model
         self.group_mask_ = pooling_groups(list(task.ch_names), task.positions,
-                                          loaded.extra.get("scheme", "functional")).mask
+                                          loaded.info.scheme).mask
         self.best_epoch_, self.val_metrics_ = int(row["best_epoch"]), dict(row["val"])
         self.model_dir_ = Path(row["model_dir"]) if self.out_dir is not None else None
         return self

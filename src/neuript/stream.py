@@ -34,9 +34,9 @@ import torch
 
 from neuript.data.recording import UNIT_SCALE_TO_VOLTS
 from neuript.errors import NeuriptError, StreamError, check_option
+from neuript.model_folder import load_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s
 from neuript.predict import preprocess_of
-from neuript.train.evaluate import load_classifier
 
 log = logging.getLogger(__name__)
 

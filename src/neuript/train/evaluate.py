@@ -1,59 +1,27 @@
-"""Evaluate a fine-tuned classifier on a task split, and the classifier checkpoint I/O it needs.
+"""Evaluate a fine-tuned classifier on a task split: batched predictions, metrics, CSV.
 
-A fine-tuned model directory (``RUN/seed_<s>/model``) holds ``model.safetensors`` and
-``config.json`` with the input contract and an ``extra`` block (class names, pooling groups, the
-task's preprocessing). NeurIPT classifiers use their own ``save_pretrained``; the convolutional
-baselines are written here in the same layout (``kind = "baseline"``), so one loader serves
-evaluation, prediction and embedding.
+Model folders are read and written by :mod:`neuript.model_folder` (one typed contract for
+every command); this module only runs a loaded model over a task.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from neuript import __version__
-from neuript.config import InputContract, from_dict, to_dict
+from neuript.config import InputContract
 from neuript.data.tasks.base import TaskWindows
-from neuript.errors import ContractError, NeuriptError, read_json
+from neuript.errors import ContractError, NeuriptError
+from neuript.model_folder import LoadedClassifier, load_classifier
 
 log = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
-
-class LoadedClassifier(NamedTuple):
-    """A classifier read back from a model directory.
-
-    Attributes
-    ----------
-    model : nn.Module
-        In eval mode, on the CPU; ``forward(signals, positions, channel_mask, group_mask)``.
-    contract : InputContract
-        What the model expects of its input (channels, rate, band, window, compression).
-    extra : dict
-        ``class_names``, ``group_names``, ``scheme``, ``preprocess``, ``task``, ``model_kind``.
-    kind : str
-        ``"classifier"`` (NeurIPT) or ``"baseline"``.
-    """
-
-    model: nn.Module
-    contract: InputContract
-    extra: dict[str, Any]
-    kind: str
 
 
 class Predictions(NamedTuple):
@@ -97,119 +65,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-# --------------------------------------------------------------------------------------------
-# checkpoint I/O
-# --------------------------------------------------------------------------------------------
-def _write_dir_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp_dir)`` then move the folder to ``out_dir`` (replacing an older one)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        write(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
-def save_classifier(
-    model: nn.Module, out_dir: str | Path, contract: InputContract, extra: dict[str, Any]
-) -> Path:
-    """Write a fine-tuned classifier so :func:`load_classifier` can read it back.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A ``NeurIPTClassifier`` (saved with its own ``save_pretrained``) or a baseline built by
-        ``neuript.baselines.build`` (``extra["baseline"]`` must hold its build arguments).
-    out_dir : path-like
-        Target folder (written atomically).
-    contract : InputContract
-        The input contract of the training data.
-    extra : dict
-        JSON-ready metadata; see :class:`LoadedClassifier`.
-
-    Returns
-    -------
-    out_dir : Path
-    """
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(out_dir, contract, extra)
-        return Path(out_dir)
-    if "baseline" not in extra:
-        raise NeuriptError("save_classifier: a baseline needs extra['baseline'] (build arguments)")
-
-    def write(tmp: Path) -> None:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME))
-        body = {"kind": "baseline", "contract": to_dict(contract), "extra": extra,
-                "neuript_version": __version__}
-        (tmp / CONFIG_NAME).write_text(json.dumps(body, indent=2))
-
-    return _write_dir_atomically(Path(out_dir), write)
-
-
-def read_model_config(model_dir: str | Path) -> dict[str, Any]:
-    """Read ``config.json`` of a model directory, with a clear error when it is not one."""
-    path = Path(model_dir) / CONFIG_NAME
-    if not path.is_file() or not (Path(model_dir) / WEIGHTS_NAME).is_file():
-        raise ContractError(
-            f"{model_dir}: not a model directory (expected {CONFIG_NAME} and {WEIGHTS_NAME}; "
-            "a fine-tuning run keeps them in RUN/seed_<s>/model)"
-        )
-    return read_json(path, "model config", ContractError)
-
-
-def contract_of(config: dict[str, Any]) -> InputContract:
-    """The :class:`InputContract` stored in a model ``config.json``."""
-    return from_dict(InputContract, config.get("contract", {}))
-
-
-def load_classifier(model_dir: str | Path) -> LoadedClassifier:
-    """Read a classifier written by :func:`save_classifier` (NeurIPT or baseline).
-
-    Parameters
-    ----------
-    model_dir : path-like
-        A folder with ``config.json`` and ``model.safetensors``.
-
-    Returns
-    -------
-    loaded : LoadedClassifier
-        The model in eval mode on the CPU, its contract and its metadata.
-    """
-    config = read_model_config(model_dir)
-    kind = config.get("kind", "")
-    if kind == "baseline":
-        from neuript.baselines import build
-        from neuript.model.io import load_state, read_weights
-
-        try:
-            args = config["extra"]["baseline"]
-            model = build(args["name"], n_channels=args["n_channels"],
-                          n_samples=args["n_samples"], n_classes=args["n_classes"],
-                          sfreq_hz=args["sfreq_hz"])
-        except (KeyError, TypeError) as err:
-            raise ContractError(f"{Path(model_dir) / CONFIG_NAME}: baseline build arguments "
-                                f"missing or malformed ({type(err).__name__}: {err})") from err
-        load_state(model, read_weights(model_dir), source=Path(model_dir) / WEIGHTS_NAME)
-    elif kind == "classifier":
-        from neuript.model.neuript import NeurIPTClassifier
-
-        model, _ = NeurIPTClassifier.from_pretrained(model_dir)
-    else:
-        raise ContractError(
-            f"{model_dir}: config.json kind {kind!r} is not a fine-tuned classifier "
-            "(expected 'classifier' or 'baseline'; a pretraining checkpoint cannot predict)"
-        )
-    model.eval()
-    return LoadedClassifier(model, contract_of(config), dict(config.get("extra", {})), kind)
 
 
 def check_task_contract(loaded: LoadedClassifier, task: TaskWindows, model_dir: Any) -> None:
@@ -352,12 +207,12 @@ def run_evaluate(
     if len(task.indices(split)) == 0:
         raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
     overlap = None
-    if loaded.extra.get("init", "scratch") != "scratch":
+    if loaded.info.init != "scratch":
         from neuript.train.provenance import check_overlap
 
-        overlap = check_overlap(loaded.extra.get("pretraining_provenance"), task,
-                                str(loaded.extra["init"]), allow=allow_overlap, split=split)
-    scheme = loaded.extra.get("scheme", "functional")
+        overlap = check_overlap(loaded.info.pretraining_provenance, task,
+                                loaded.info.init, allow=allow_overlap, split=split)
+    scheme = loaded.info.scheme
     loader = make_task_loader(task, split, batch_size=batch_size, shuffle=False, seed=0,
                               scheme=scheme)
     dev = resolve_device(device)
@@ -366,7 +221,7 @@ def run_evaluate(
     metrics = classification_metrics(preds.labels, preds.proba, task.n_classes)
     path = None
     if out is not None:
-        class_names = tuple(loaded.extra.get("class_names", task.class_names))
+        class_names = loaded.info.class_names
         path = write_predictions_csv(out, task, preds, class_names)
     log.info("evaluate %s on %s/%s: %s", model_dir, task.name, split, metrics)
     return EvalResult({k: float(v) for k, v in metrics.items()}, len(preds.proba), path, overlap)

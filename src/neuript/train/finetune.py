@@ -36,7 +36,7 @@ from neuript.config import (
 )
 from neuript.data.tasks.base import TaskWindows
 from neuript.errors import ContractError, NeuriptError, check_option
-from neuript.train.evaluate import contract_of, read_model_config
+from neuript.model_folder import contract_of, read_model_config, resolve_init_dir
 from neuript.train.finetune_seed import fit_bandpower_seed, fit_torch_seed
 from neuript.train.provenance import check_overlap, checkpoint_provenance
 
@@ -255,26 +255,6 @@ def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> Tas
             missing = [task.class_names[k] for k in np.flatnonzero(counts == 0)]
             raise NeuriptError(f"task {task.name!r}: no training windows of class {missing}")
     return task
-
-
-def resolve_init_dir(init: str) -> Path:
-    """Find the checkpoint folder of ``init``: a shipped name (``neuript-small``,
-    :mod:`neuript.weights`), a run dir with ``pretrained/``, or the folder itself."""
-    from neuript.weights import NAMES, bundled_checkpoint
-
-    if (shipped := bundled_checkpoint(init)) is not None:
-        return shipped
-    if init in NAMES and not Path(init).exists():
-        raise ContractError(f"init={init!r}: the shipped checkpoint is missing from this "
-                            "installation (rebuild it: python -m benchmarks.build_checkpoint)")
-    root = Path(init).expanduser()
-    for candidate in (root, root / "pretrained"):
-        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
-            return candidate
-    raise ContractError(
-        f"init={init!r}: no checkpoint found (expected config.json + model.safetensors in it or "
-        "in its pretrained/ folder)"
-    )
 
 
 def check_init_contract(init_dir: Path, preprocess: PreprocessConfig) -> InputContract:

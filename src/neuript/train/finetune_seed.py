@@ -19,13 +19,8 @@ from torch import Tensor, nn
 
 from neuript.config import InputContract, ModelConfig, from_dict, override, to_dict
 from neuript.data.tasks.base import TaskWindows
-from neuript.train.evaluate import (
-    Predictions,
-    predict_batches,
-    read_model_config,
-    save_classifier,
-    write_predictions_csv,
-)
+from neuript.model_folder import read_model_config, resolve_init_dir, save_classifier
+from neuript.train.evaluate import Predictions, predict_batches, write_predictions_csv
 
 if TYPE_CHECKING:
     from neuript.train.finetune import FinetuneRunConfig
@@ -39,7 +34,6 @@ log = logging.getLogger(__name__)
 def neuript_model_config(cfg: FinetuneRunConfig) -> ModelConfig:
     """The classifier's ModelConfig: the init checkpoint's (or the preset), plus overrides."""
     from neuript.model.presets import preset
-    from neuript.train.finetune import resolve_init_dir
 
     if cfg.init == "scratch":
         model_cfg = preset(cfg.preset)
@@ -56,7 +50,6 @@ def adapt_into(model: nn.Module, cfg: FinetuneRunConfig, task: TaskWindows, seed
     task's training windows, then load the adapted encoder into ``model``."""
     from neuript.config import OptimConfig
     from neuript.train.adapt import adapt_encoder
-    from neuript.train.finetune import resolve_init_dir
 
     init_dir = None if cfg.init == "scratch" else resolve_init_dir(cfg.init)
     result = adapt_encoder(task, init_dir, neuript_model_config(cfg), seed_dir / "adapted",
@@ -72,7 +65,6 @@ def build_model(
     """A fresh classifier for ``task`` (NeurIPT with optional encoder init, or a baseline)."""
     if cfg.model == "neuript":
         from neuript.model.neuript import NeurIPTClassifier
-        from neuript.train.finetune import resolve_init_dir
 
         model = NeurIPTClassifier(neuript_model_config(cfg), task.n_classes, group_names,
                                   aux_weight=cfg.aux_weight)
@@ -353,7 +345,6 @@ def fit_torch_seed(
         "best_epoch": selector.best_epoch, "init": cfg.init, "adapt_steps": cfg.adapt_steps,
     }
     if cfg.model == "neuript" and cfg.init != "scratch":
-        from neuript.train.finetune import resolve_init_dir
         from neuript.train.provenance import checkpoint_provenance
 
         extra["pretraining_provenance"] = checkpoint_provenance(resolve_init_dir(cfg.init))

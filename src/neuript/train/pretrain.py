@@ -105,8 +105,7 @@ class PretrainRunConfig:
         """The ``init`` checkpoint's model config, else ``model``, else the preset's."""
         if self.init is not None:
             from neuript.config import from_dict
-            from neuript.train.evaluate import read_model_config
-            from neuript.train.finetune import resolve_init_dir
+            from neuript.model_folder import read_model_config, resolve_init_dir
 
             return from_dict(ModelConfig, read_model_config(resolve_init_dir(self.init))["model"])
         if self.model is not None:

@@ -178,7 +178,8 @@ def run_probe(init: str | os.PathLike, task: TaskWindows, *, scheme: str = "func
     result : ProbeResult
     """
     from neuript.data.montage import pooling_groups
-    from neuript.train.finetune import FinetuneRunConfig, check_init_contract, resolve_init_dir
+    from neuript.model_folder import resolve_init_dir
+    from neuript.train.finetune import FinetuneRunConfig, check_init_contract
     from neuript.train.finetune_seed import build_model
     from neuript.train.provenance import check_overlap, checkpoint_provenance
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Literal, NamedTuple
@@ -294,8 +295,9 @@ def _overlap_problems(units: Sequence[Unit]) -> list[Problem]:
     row carries another subject or split); two labels on one stretch train on contradictions.
     """
     by_file: dict[str, list[Unit]] = {}
-    for unit in units:
-        by_file.setdefault(unit.recording.source, []).append(unit)
+    for unit in units:  # items built from arrays or Epochs have names, not files: not compared
+        if os.path.isfile(unit.recording.source):
+            by_file.setdefault(unit.recording.source, []).append(unit)
     problems = []
     for source, group in by_file.items():
         for i, a in enumerate(group):
