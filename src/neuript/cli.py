@@ -408,6 +408,23 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     print(describe_task(task))
 
 
+def cmd_config(args: argparse.Namespace) -> None:
+    """List, print or regenerate the YAML presets of configs/ (``config_files``)."""
+    from neuript.config_files import FILES, render, write_all
+    from neuript.paths import REPO_ROOT
+
+    if args.action == "list":
+        for name, spec in FILES.items():
+            print(f"{name}: {spec.header}")
+    elif args.action == "dump":
+        if not args.name:
+            raise NeuriptError(f"config dump needs a name: one of {', '.join(FILES)}")
+        print(render(args.name), end="")
+    else:
+        for path in write_all(args.name or REPO_ROOT / "configs"):
+            print(path)
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     """Total and activated parameters of the fine-tuning encoder on the 20-channel TCP montage."""
     import numpy as np
@@ -602,6 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help=_doc(cmd_info))
     p.add_argument("--preset", default="paper")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("config", help=_doc(cmd_config))
+    p.add_argument("action", choices=("list", "dump", "write"),
+                   help="list the committed presets, print one, or regenerate them all")
+    p.add_argument("name", nargs="?", help="dump: a file name (e.g. pretrain_small.yaml); "
+                   "write: the folder (default configs/)")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("inspect", help=_doc(cmd_inspect))
     p.add_argument("path", nargs="?", help="a recording, BIDS folder, run or checkpoint folder")
