@@ -303,11 +303,6 @@ class MaskConfig:
         if self.loss_p <= 0:
             raise NeuriptError(f"MaskConfig.loss_p must be > 0, got {self.loss_p!r}")
 
-    @property
-    def keep_unchanged(self) -> float:
-        """Share of masked tokens left as they are (the BERT 10%)."""
-        return 1.0 - self.replace_mask - self.replace_random
-
 
 @dataclass(frozen=True)
 class AugmentConfig:

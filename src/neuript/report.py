@@ -95,13 +95,6 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path | N
     return path
 
 
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Confusion matrix (K, K): row = true class, column = predicted class."""
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    return matrix
-
-
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> Path:
     """Draw a confusion matrix with counts and row-normalised shares."""
     plt = _pyplot()
@@ -232,7 +225,10 @@ def write_report(run_dir: str | Path) -> Path:
     pairs = [_read_predictions(p) for row in per_seed
              if (p := run_dir / f"seed_{row['seed']}" / "test_predictions.csv").is_file()]
     if pairs:
-        matrix = sum(confusion_counts(t, p, len(class_names)) for t, p in pairs)
+        from sklearn.metrics import confusion_matrix
+
+        labels = list(range(len(class_names)))  # row = true class, column = predicted class
+        matrix = sum(confusion_matrix(t, p, labels=labels) for t, p in pairs)
         plot_confusion(matrix, class_names, run_dir / "confusion.png")
         figures.append(("Test confusion matrix (summed over seeds)", "confusion.png"))
     lobe_note = _lobe_section(run_dir, per_seed, figures)

@@ -36,7 +36,6 @@ rejected windows.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -644,7 +643,3 @@ def epochs_at(
     windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))  # (N_valid, C, W)
     return Epochs(windows, kept, valid)
 
-
-def with_config(cfg: PreprocessConfig, **changes: Any) -> PreprocessConfig:
-    """A copy of ``cfg`` with fields changed (validated again)."""
-    return dataclasses.replace(cfg, **changes)

@@ -276,7 +276,3 @@ def balanced_class_weights(counts: Tensor) -> Tensor:
     weights[present] = counts.sum() / (present.sum() * counts[present])
     return weights.to(torch.float32)
 
-
-def probabilities(logits: Tensor) -> Tensor:
-    """Class probabilities for metrics: softmax over the K logits (also for K = 2)."""
-    return logits.softmax(dim=-1)

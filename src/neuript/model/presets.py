@@ -3,8 +3,8 @@
 ``paper``  the published model: d = 768, six blocks, experts (0, 0, 2, 4, 4, 6), about 73.5 M
            activated parameters in the fine-tuning model (embedding + encoder + IILP head).
 ``small``  sized to fine-tune MentalArithmetic (20 channels × 320 samples, about 1,300 training
-           windows) on a 2-core CPU in well under a minute per epoch and to infer a window in
-           about 10 ms: d = 32, two heads of 16, dense SwiGLU hidden 64, routed experts hidden 32,
+           windows) on a 2-core CPU in minutes and to infer a window quickly: d = 32, two
+           heads of 16, dense SwiGLU hidden 64, routed experts hidden 32,
            shared expert hidden 64, the paper's six blocks and PMoE layout (experts
            0, 0, 2, 4, 4, 6), and merges (4, 2, 1, 2, 1, 1) (the same total of 16, so the same
            window lengths work). Why: one token per sample makes block 0 the cost centre
@@ -12,9 +12,7 @@
            puts its time attention on 80 tokens (each still built from its four samples by the
            merge projection) and cuts the token-block count from 11,600 to 4,400 per window; halving
            the width quarters every projection. Forward cost falls from about 2.0 GFLOP to about
-           0.26 GFLOP per window; measured on this machine (quiet, batch 32, 1 / 2 threads)
-           inference went from 89 / 57 to 11 / 6.4 ms per window and training from about
-           5 / 7 to 33 / 56 windows/s (MentalArithmetic: under a minute per epoch). Two heads of
+           0.26 GFLOP per window (timings: benchmarks/results/speed.md). Two heads of
            16 rather than eight of 4: head width 4 wastes the matmul units and the fused
            attention's per-head overhead grows with H.
            The embedding level (level 0) stays at full resolution: one token per sample, with
@@ -23,9 +21,9 @@
            (``pool_stats="mean_logstd"``), chosen by the fine-tuning recipe study
            (docs/recipe.md, benchmarks/results/recipe.md).
            The pretraining decoder is strided (``decoder_stride=8``: each decoder token predicts 8
-           samples, 125 ms at 64 Hz) **[ours]**, which made a full AAMP step about 4.8x faster
-           than the paper's one-token-per-sample decoder on this machine (docs/pretraining.md,
-           benchmarks/results/speed.md); the encoder and classifier are unchanged by it.
+           samples, 125 ms at 64 Hz) **[ours]**, several times faster per AAMP step than the
+           paper's one-token-per-sample decoder (measured in benchmarks/results/
+           pretrain_speed.md); the encoder and classifier are unchanged by it.
 ``tiny``   for tests: d = 32, three blocks, experts (0, 2, 3) so dense, even-E and odd-E MoE
            layers are all exercised.
 """

@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 
 ModelKind = Literal["neuript", "eegnet", "shallowconvnet", "bandpower_lr"]
 MODEL_KINDS: tuple[str, ...] = ("neuript", "eegnet", "shallowconvnet", "bandpower_lr")
-METRIC_KEYS: tuple[str, ...] = (
-    "balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "auc_pr",
-)
 
 
 @dataclass(frozen=True)
