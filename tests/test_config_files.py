@@ -55,3 +55,17 @@ def test_cli_dump_prints_the_file(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["config", "dump", "nope.yaml"])
     assert exit_info.value.code == 2 and "prepare_tcp.yaml" in capsys.readouterr().err
+
+
+def test_option_sets_come_from_the_literal_type_hints():
+    """Every Literal field is checked, with the allowed values read from its annotation."""
+    from neuript.config import MoEConfig, ModelConfig, TrainConfig
+    from neuript.errors import NeuriptError
+    from neuript.train.finetune import FinetuneRunConfig
+
+    for cls, field, allowed in ((ModelConfig, "pool_stats", "'mean', 'mean_logstd'"),
+                                (MoEConfig, "gate", "'renorm', 'softmax'"),
+                                (TrainConfig, "precision", "'fp32', 'bf16'"),
+                                (FinetuneRunConfig, "scheme", "'functional', 'hemisphere'")):
+        with pytest.raises(NeuriptError, match=f"{cls.__name__}.{field} must be one of {allowed}"):
+            cls(**{field: "bogus"})

@@ -63,6 +63,7 @@ class PreprocessConfig:
     """The modified A-law's A (NEURIPT_SPEC §1)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.sfreq_hz <= 0:
             raise NeuriptError(f"PreprocessConfig.sfreq_hz must be > 0, got {self.sfreq_hz!r}")
         if self.window_s <= 0:
@@ -80,10 +81,6 @@ class PreprocessConfig:
                 f"PreprocessConfig.h_freq_hz={self.h_freq_hz} must be below Nyquist "
                 f"({self.sfreq_hz / 2} Hz at sfreq_hz={self.sfreq_hz})"
             )
-        check_option(
-            "PreprocessConfig.montage", self.montage, ("tcp", "monopolar", "as_is", "auto")
-        )
-        check_option("PreprocessConfig.compression", self.compression, ("alaw", "none"))
         if not 0 < self.alaw_a < 1:
             raise NeuriptError(f"PreprocessConfig.alaw_a must be in (0, 1), got {self.alaw_a!r}")
 
@@ -182,12 +179,11 @@ class MoEConfig:
     """Weight of the load-balance loss E·Σ f_e·P_e."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if any(e < 0 for e in self.experts_per_block):
             raise NeuriptError(
                 f"MoEConfig.experts_per_block must be >= 0: {self.experts_per_block}"
             )
-        check_option("MoEConfig.gate", self.gate, ("renorm", "softmax"))
-        check_option("MoEConfig.capacity", self.capacity, ("none", "n_over_e"))
 
     def k_for(self, n_experts: int) -> int:
         """Experts per token for a layer with ``n_experts`` routed experts."""
@@ -236,6 +232,7 @@ class ModelConfig:
     and the log standard deviation (a log-power feature; see docs/recipe.md)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.d_model % self.n_heads:
             raise NeuriptError(
                 f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}"
@@ -252,11 +249,6 @@ class ModelConfig:
                                f"total segment merge {math.prod(self.merge_factors)}")
         if any(m < 1 for m in self.merge_factors):
             raise NeuriptError(f"ModelConfig.merge_factors must be >= 1: {self.merge_factors}")
-        check_option("ModelConfig.spatial_code", self.spatial_code, typing.get_args(SpatialCode))
-        check_option("ModelConfig.head", self.head, ("linear", "mlp"))
-        check_option("ModelConfig.head_norm", self.head_norm, ("none", "batch", "layer"))
-        check_option("ModelConfig.pool_stats", self.pool_stats, ("mean", "mean_logstd"))
-        check_option("ModelConfig.merge_norm", self.merge_norm, ("layer", "none"))
 
     @property
     def depth(self) -> int:
@@ -290,7 +282,7 @@ class MaskConfig:
     """Exponent p of the ℓp reconstruction loss on masked positions."""
 
     def __post_init__(self) -> None:
-        check_option("MaskConfig.strategy", self.strategy, ("aamp", "random"))
+        check_literals(self)
         if not self.ratios or any(not 0.0 < r < 1.0 for r in self.ratios):
             raise NeuriptError(f"MaskConfig.ratios must be in (0, 1), got {self.ratios!r}")
         if self.replace_mask < 0 or self.replace_random < 0 or (
@@ -321,6 +313,7 @@ class AugmentConfig:
     """Each window is rolled in time by up to ± this many seconds (circular); 0 disables."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if not 0.0 <= self.scale_range < 1.0:
             raise NeuriptError(
                 f"AugmentConfig.scale_range must be in [0, 1), got {self.scale_range!r}"
@@ -362,6 +355,7 @@ class OptimConfig:
     """One-cycle: share of steps spent warming up."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.lr <= 0:
             raise NeuriptError(f"OptimConfig.lr must be > 0, got {self.lr!r}")
         if not 0 < self.pct_start < 1:
@@ -402,11 +396,11 @@ class TrainConfig:
     """torch CPU threads; None leaves torch's default."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.batch_size < 1 or self.grad_accum < 1:
             raise NeuriptError("TrainConfig.batch_size and grad_accum must be >= 1")
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
             raise NeuriptError("TrainConfig needs one of epochs, max_steps or max_minutes")
-        check_option("TrainConfig.precision", self.precision, ("fp32", "bf16"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,6 +410,34 @@ T = TypeVar("T")
 
 
 @functools.cache
+def _literal_values(tp: Any) -> tuple[Any, ...]:
+    """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation; else ()."""
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        values = tuple(v for a in args for v in _literal_values(a))
+        return values + ((None,) if type(None) in args and values else ())
+    return ()
+
+
+@functools.cache
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, allowed) for f in dataclasses.fields(cls)
+                 if (allowed := _literal_values(hints[f.name])))
+
+
+def check_literals(cfg: Any) -> None:
+    """Refuse any field of dataclass ``cfg`` whose value is not one its ``Literal`` type allows.
+
+    The option sets live once, in the type hints; the error names ``Class.field``, the value and
+    every allowed one (:func:`~neuript.errors.check_option`).
+    """
+    for name, allowed in _literal_fields(type(cfg)):
+        check_option(f"{type(cfg).__name__}.{name}", getattr(cfg, name), allowed)
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The one-line attribute docstring of every field of config class ``cls`` (by name).
 

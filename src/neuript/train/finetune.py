@@ -32,10 +32,11 @@ from neuript.config import (
     PoolingScheme,
     PreprocessConfig,
     TrainConfig,
+    check_literals,
     to_dict,
 )
 from neuript.data.tasks.base import TaskWindows
-from neuript.errors import ContractError, NeuriptError, check_option
+from neuript.errors import ContractError, NeuriptError
 from neuript.model_folder import contract_of, read_model_config, resolve_init_dir
 from neuript.train.finetune_seed import fit_bandpower_seed, fit_torch_seed
 from neuript.train.provenance import check_overlap, checkpoint_provenance
@@ -133,18 +134,12 @@ class FinetuneRunConfig:
     """Write REPORT.md and figures at the end."""
 
     def __post_init__(self) -> None:
-        check_option("FinetuneRunConfig.model", self.model, MODEL_KINDS)
-        check_option("FinetuneRunConfig.loss", self.loss, ("balanced_bce", "ce"))
-        check_option("FinetuneRunConfig.class_weight", self.class_weight, ("balanced", "none"))
-        check_option("FinetuneRunConfig.mode", self.mode, ("full", "linear_probe"))
-        check_option("FinetuneRunConfig.head_init", self.head_init, ("random", "linear_probe"))
+        check_literals(self)
         if self.head_lr_scale <= 0 or not 0 < self.layer_decay <= 1:
             raise NeuriptError(
                 "FinetuneRunConfig: head_lr_scale must be > 0 and layer_decay in (0, 1]; got "
                 f"{self.head_lr_scale!r} and {self.layer_decay!r}"
             )
-        check_option("FinetuneRunConfig.head", self.head, ("linear", "mlp"))
-        check_option("FinetuneRunConfig.split", self.split, ("subject", "column"))
         if self.manifest is not None and self.bids_root is not None:
             raise NeuriptError("FinetuneRunConfig: give manifest or bids_root, not both; got "
                                f"{self.manifest!r} and {self.bids_root!r}")
