@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -44,12 +45,25 @@ def _step_fn(net, batch):
     return StepOutput(out.loss, {"aux_loss": float(out.aux_loss.detach())}, len(batch))
 
 
-def train_replica(env: DistEnv, corpus: str, batch_size: int) -> tuple[dict, list[list[int]]]:
-    """Train STEPS steps on this rank's share; return the weights and the windows per step."""
+class Replica(NamedTuple):
+    """What one process of :func:`train_replica` ends with."""
+
+    weights: dict
+    """Full weights after training (under FSDP gathered to rank 0; empty on other ranks)."""
+    seen: list[list[int]]
+    """Window ids of each micro-batch this rank trained on."""
+    records: list[dict]
+    """The log records (means over ranks), on rank 0."""
+
+
+def train_replica(env: DistEnv, corpus: str, batch_size: int, strategy: str = "ddp",
+                  grad_clip: float | None = None) -> Replica:
+    """Train STEPS steps on this rank's share (``grad_clip`` None: OptimConfig's default)."""
     from neuript.data.loader import make_corpus_loader
     from neuript.data.store import WindowStore
     from neuript.model.neuript import NeurIPTPretrain
     from neuript.model.presets import preset
+    from neuript.train.checkpoint import full_model_state
     from neuript.train.distributed import wrap_model
     from neuript.train.loop import (
         LogSink,
@@ -63,7 +77,7 @@ def train_replica(env: DistEnv, corpus: str, batch_size: int) -> tuple[dict, lis
     torch.manual_seed(0)
     cfg = override(preset("tiny"), {"dropout": 0.0, "moe.noise_std": 0.0})
     mask = MaskConfig(ratios=(0.5,), replace_mask=1.0, replace_random=0.0)
-    model = wrap_model(NeurIPTPretrain(cfg, mask, aux_weight=0.0), env, strategy="ddp")
+    model = wrap_model(NeurIPTPretrain(cfg, mask, aux_weight=0.0), env, strategy=strategy)
     optim = OptimConfig(lr=1e-2)
     # SGD, not AdamW: Adam moves every element by about ±lr whatever its gradient's size, so
     # elements whose gradient is ~0 flip with rounding-level differences between the 1- and
@@ -80,11 +94,14 @@ def train_replica(env: DistEnv, corpus: str, batch_size: int) -> tuple[dict, lis
             seen.append(batch.window_ids.tolist())
             yield batch
 
+    sink = LogSink(None, enabled=env.is_main)
     run_steps(model, batches, opt, sched, _step_fn, dist=env,
-              train_cfg=TrainConfig(batch_size=batch_size, grad_accum=ACCUM, max_steps=STEPS),
-              state=TrainState(), log_sink=LogSink(None, enabled=env.is_main),
-              stop=StopCondition(max_steps=STEPS), grad_clip=optim.grad_clip)
-    return {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}, seen
+              train_cfg=TrainConfig(batch_size=batch_size, grad_accum=ACCUM, max_steps=STEPS,
+                                    log_every=1),
+              state=TrainState(), log_sink=sink, stop=StopCondition(max_steps=STEPS),
+              grad_clip=optim.grad_clip if grad_clip is None else grad_clip)
+    weights = {k: v.detach().clone() for k, v in full_model_state(model).items()}
+    return Replica(weights, seen, sink.records)
 
 
 def _worker(rank: int, world_size: int, port: int, corpus: str, out: str) -> None:
@@ -93,7 +110,7 @@ def _worker(rank: int, world_size: int, port: int, corpus: str, out: str) -> Non
     env = setup("cpu")
     try:
         mean = all_reduce_mean(torch.tensor([float(rank)]))
-        weights, seen = train_replica(env, corpus, B)
+        weights, seen, _ = train_replica(env, corpus, B)
         torch.save({"weights": weights, "seen": seen, "mean": mean}, f"{out}.{rank}")
     finally:
         from neuript.train.distributed import teardown
@@ -112,7 +129,7 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path_factory, tmp
     out = str(tmp_path / "rank")
     mp.spawn(_worker, args=(2, _free_port(), corpus, out), nprocs=2, join=True)
     ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
-    single, seen_single = train_replica(DistEnv(), corpus, 2 * B)
+    single, seen_single, _ = train_replica(DistEnv(), corpus, 2 * B)
 
     assert [float(r["mean"]) for r in ranks] == [0.5, 0.5]  # all_reduce_mean of ranks 0, 1
     # the same global batches: rank 0 and rank 1 halves make up the 1-process batch

@@ -7,9 +7,11 @@ training code passes around explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -193,8 +195,9 @@ def wrap_model(
         The process's place in the job.
     strategy : {'none', 'ddp', 'fsdp'}
         ``'ddp'`` replicates the model (the default; a no-op with one process); ``'fsdp'``
-        shards parameters with ``torch.distributed.fsdp.fully_shard`` (meant for the paper size
-        on GPUs; with one process it falls back to no wrapping).
+        shards parameters with ``torch.distributed.fsdp.fully_shard``, one unit per encoder
+        block and decoder layer (meant for the paper size on GPUs; it also runs on CPU with
+        gloo; with one process it falls back to no wrapping).
     compile : bool
         Apply ``torch.compile`` to the (wrapped) model.
 
@@ -214,10 +217,52 @@ def wrap_model(
     elif env.is_distributed and strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        blocks = getattr(model, "encoder", None)
-        for sub in getattr(blocks, "blocks", []):
-            fully_shard(sub)
+        for block in _shard_units(model):
+            fully_shard(block)  # one all-gather per block; the rest goes with the root
         fully_shard(model)
     if compile:
         model = torch.compile(model)
     return model
+
+
+def _shard_units(model: nn.Module) -> list[nn.Module]:
+    """The encoder blocks and decoder layers: FSDP's units of all-gather and resharding."""
+    units: list[nn.Module] = []
+    for owner, name in (("encoder", "blocks"), ("decoder", "layers")):
+        units += list(getattr(getattr(model, owner, None), name, []))
+    return units
+
+
+@contextlib.contextmanager
+def gradient_sync(model: nn.Module, enabled: bool) -> Iterator[None]:
+    """Reduce gradients across ranks in this backward only if ``enabled``.
+
+    Gradient accumulation calls it with ``enabled=False`` on all but the last micro-batch:
+    DDP's ``no_sync()``, FSDP's ``set_requires_gradient_sync(False)``; a no-op with one process.
+    """
+    inner = unwrap(model)
+    if enabled or not (is_fsdp(inner) or hasattr(model, "no_sync")):
+        yield
+    elif is_fsdp(inner):
+        inner.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            inner.set_requires_gradient_sync(True)
+    else:
+        with model.no_sync():
+            yield
+
+
+def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
+    """Clip the global gradient norm to ``max_norm``; return the norm before clipping.
+
+    Under FSDP the parameters are sharded ``DTensor`` s: the norm of the local shards is reduced
+    over ranks first (``full_tensor``), so every rank clips by, and returns, the global norm.
+    """
+    params = [p for p in model.parameters() if p.grad is not None]
+    total = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if hasattr(total, "full_tensor"):  # a DTensor: partial norms per rank
+        total = total.full_tensor()
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return float(total)

@@ -1,9 +1,9 @@
 """The one training loop shared by pretraining and fine-tuning (the MAE ``engine`` idea).
 
 Only the loss differs between uses: a ``step_fn(model, batch) -> StepOutput`` computes it. The
-loop owns everything else: gradient accumulation (DDP ``no_sync`` on all but the last
-micro-batch), clipping, bf16 autocast, the one-cycle schedule, stopping by steps, epochs or wall
-time, a progress bar, JSONL/TensorBoard logs, and hooks for checkpoints and validation.
+loop owns everything else: gradient accumulation (no gradient sync across ranks on all but the
+last micro-batch), clipping, bf16 autocast, the one-cycle schedule, stopping by steps, epochs or
+wall time, a progress bar, JSONL/TensorBoard logs, and hooks for checkpoints and validation.
 
 Exact resume: the data order must be a pure function of ``(seed, epoch)`` (``make_batches``), the
 loop skips the micro-batches an interrupted epoch already consumed, and batches are fetched with
@@ -12,11 +12,11 @@ the global torch RNG forked, so the loader never perturbs the training RNG strea
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +33,8 @@ from neuript.train.distributed import (
     DistEnv,
     all_reduce_mean,
     broadcast_flag,
-    is_fsdp,
+    clip_grad_norm,
+    gradient_sync,
     unwrap,
 )
 
@@ -201,15 +202,21 @@ class OneCycle:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int, last_step: int = 0
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """One-cycle LR (NEURIPT_SPEC §6): peak ``cfg.lr`` after ``pct_start`` of ``total_steps``.
 
     The optimizer's groups must have been built with ``lr=cfg.lr`` (:func:`build_optimizer`).
+    ``last_step > 0`` lays the schedule out for a run that has already taken that many steps
+    (a resume whose step budget changed): each group's LR is set to its value at ``last_step``
+    of the new schedule, from the peak (``initial_lr``) an earlier scheduler recorded.
     """
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         OneCycle(total_steps, cfg.pct_start, cfg.div_factor, cfg.final_div_factor),
+        last_epoch=last_step - 1,
     )
 
 
@@ -227,21 +234,31 @@ class LogSink:
         False on non-main ranks: nothing is written.
     name : str
         File stem of the JSONL log.
+    after_step : int | None
+        The step the run continues from: records of an existing log past it (written by an
+        interrupted attempt after its last checkpoint) are dropped, and so are TensorBoard
+        events, so every step is logged once (0: start the log afresh). None appends to
+        whatever the log holds.
     """
 
-    def __init__(self, run_dir: str | Path | None, enabled: bool = True, name: str = "log") -> None:
+    def __init__(self, run_dir: str | Path | None, enabled: bool = True, name: str = "log",
+                 after_step: int | None = None) -> None:
         self.enabled = enabled
         self.records: list[dict[str, Any]] = []
         self.path = None if run_dir is None else Path(run_dir) / f"{name}.jsonl"
         self._tb = None
         if enabled and self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if after_step is not None:
+                _truncate_log(self.path, after_step)
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard not installed: JSONL only
                 SummaryWriter = None  # noqa: N806
             if SummaryWriter is not None:
-                self._tb = SummaryWriter(log_dir=str(self.path.parent / "tensorboard"))
+                purge = None if after_step is None else after_step + 1
+                self._tb = SummaryWriter(log_dir=str(self.path.parent / "tensorboard"),
+                                         purge_step=purge)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (must hold ``step``); numbers go to TensorBoard as scalars."""
@@ -260,6 +277,27 @@ class LogSink:
         """Flush and close TensorBoard."""
         if self._tb is not None:
             self._tb.close()
+
+
+def _truncate_log(path: Path, after_step: int) -> None:
+    """Keep the records of JSONL log ``path`` up to ``after_step`` (and drop a torn last line)."""
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            step = json.loads(line)["step"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            step = None  # torn by a kill mid-write
+        if isinstance(step, int) and step <= after_step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(tmp, path)
+        log.info("%s: dropped %d record(s) past step %d", path, dropped, after_step)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,12 +319,6 @@ def _micro_batches(batches: Iterable[Batch], skip: int) -> Iterator[Batch]:
         yield batch
 
 
-def _sync_context(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
-    if sync or not hasattr(model, "no_sync") or is_fsdp(model):
-        return contextlib.nullcontext()
-    return model.no_sync()
-
-
 def _optimizer_step(
     model: nn.Module,
     chunk: list[Batch],
@@ -303,7 +335,7 @@ def _optimizer_step(
     total, logs, n_windows = 0.0, {}, 0
     for i, batch in enumerate(chunk):
         batch = batch.to(dist.device, non_blocking=True)
-        with _sync_context(model, i == len(chunk) - 1):
+        with gradient_sync(model, i == len(chunk) - 1):
             with autocast:
                 out = step_fn(model, batch)
             (out.loss.float() / len(chunk)).backward()  # backward outside autocast
@@ -312,7 +344,7 @@ def _optimizer_step(
             logs[key] = logs.get(key, 0.0) + float(value) / len(chunk)
         n_windows += out.n_windows
     if grad_clip is not None:
-        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
+        logs["grad_norm"] = clip_grad_norm(model, grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     inner = unwrap(model)

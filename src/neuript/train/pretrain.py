@@ -33,7 +33,13 @@ from neuript.config import (
     to_dict,
 )
 from neuript.errors import NeuriptError, check_option
-from neuript.train.checkpoint import latest_checkpoint, load_train_state, save_train_state
+from neuript.train.checkpoint import (
+    full_model_state,
+    latest_checkpoint,
+    load_train_state,
+    remove_stale_temporaries,
+    save_train_state,
+)
 from neuript.train.distributed import (
     DistEnv,
     all_reduce_sum,
@@ -56,6 +62,7 @@ from neuript.train.loop import (
     planned_steps,
     run_steps,
 )
+from neuript.train.resume import ResumePoint, check_resume, corpus_identity
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +99,8 @@ class PretrainRunConfig:
     strategy: Literal["ddp", "fsdp"] = "ddp"
     """Data parallelism: replicated (DDP) or sharded (FSDP, for the paper size on GPUs)."""
     resume: bool = False
-    """Continue from the newest checkpoint in ``out``."""
+    """Continue from the newest intact checkpoint in ``out`` (same corpus, model, masking and
+    optimiser settings; the step budget may change, see ``neuript.train.resume``)."""
 
     def __post_init__(self) -> None:
         check_option("PretrainRunConfig.strategy", self.strategy, ("ddp", "fsdp"))
@@ -149,8 +157,9 @@ def run_pretrain(cfg: PretrainRunConfig) -> PretrainResult:
     Raises
     ------
     NeuriptError
-        Missing corpus, a run folder holding checkpoints without ``resume``, windows whose length
-        does not divide by the model's total segment merge, or bad config values.
+        Missing corpus, a run folder holding checkpoints without ``resume``, a resume whose
+        corpus or settings differ from its checkpoint's, no intact checkpoint to resume, windows
+        whose length does not divide by the model's total segment merge, or bad config values.
     """
     owns_group = not (tdist.is_available() and tdist.is_initialized())
     env = setup(cfg.train.device)
@@ -161,16 +170,23 @@ def run_pretrain(cfg: PretrainRunConfig) -> PretrainResult:
             teardown()
 
 
-def _prepare_run_dir(cfg: PretrainRunConfig, env: DistEnv) -> Path:
+def _prepare_run_dir(cfg: PretrainRunConfig, env: DistEnv,
+                     corpus: dict[str, Any]) -> tuple[Path, ResumePoint | None]:
+    """Check the run folder, then (rank 0) write ``config.json`` and clear stale temporaries.
+
+    Every check comes first, so a refused run or resume leaves the folder as it was.
+    """
     run_dir = Path(cfg.out)
     if not cfg.resume and latest_checkpoint(run_dir) is not None:
         raise NeuriptError(f"{run_dir}: holds checkpoints of an earlier run; pass --resume to "
                            "continue it or choose another --out")
+    point = check_resume(run_dir, to_dict(cfg), corpus) if cfg.resume else None
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     barrier()
-    return run_dir
+    return run_dir, point
 
 
 def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
@@ -183,7 +199,8 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
     store = WindowStore(cfg.corpus)  # checks first: a refused run overwrites nothing
     model_cfg = cfg.model_config()
     _check_window(store.config.window_samples, model_cfg, cfg.corpus)
-    run_dir = _prepare_run_dir(cfg, env)
+    corpus = corpus_identity(store.root, len(store))
+    run_dir, resume_point = _prepare_run_dir(cfg, env, corpus)
     seed_everything(rank_seed(cfg.train.seed, env))
     split = split_by_subject(store.subjects, cfg.val_fraction, cfg.train.seed)
     log.info("corpus %s: %d train / %d validation windows", cfg.corpus, len(split.train),
@@ -217,12 +234,10 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
     scheduler = build_scheduler(optimizer, cfg.optim, total)
     mask_gen = torch.Generator(device=env.device).manual_seed(rank_seed(cfg.train.seed, env))
     generators = {"mask": mask_gen}
-    state = TrainState()
-    if cfg.resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        state = load_train_state(ckpt, model, optimizer, scheduler, env=env,
-                                 generators=generators).state
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, state.step,
-                 state.epoch, state.batch_in_epoch)
+    state, resumed = TrainState(), None
+    if resume_point is not None:
+        state, scheduler, resumed = _resume(resume_point, model, optimizer, scheduler, cfg.optim,
+                                            total, env=env, generators=generators)
 
     def step_fn(net: nn.Module, batch: Batch) -> StepOutput:
         out = net(batch.signals, batch.positions, batch.channel_mask, generator=mask_gen)
@@ -236,7 +251,9 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
         return validation_loss(model, loader(split.val, 0, False), env=env, seed=cfg.train.seed,
                                max_batches=cfg.val_batches, precision=cfg.train.precision)
 
-    sink = LogSink(run_dir, enabled=env.is_main)
+    sink = LogSink(run_dir, enabled=env.is_main, after_step=state.step)
+    if resumed is not None:
+        sink.write(resumed)
     config = to_dict(cfg)
 
     saved_at = {"step": -1}
@@ -244,7 +261,8 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
     def checkpoint(st: TrainState) -> None:
         if saved_at["step"] != st.step:
             save_train_state(run_dir, st, model, optimizer, scheduler, env=env,
-                             generators=generators, config=config, keep_last=cfg.train.keep_last)
+                             generators=generators, config=config, corpus=corpus,
+                             keep_last=cfg.train.keep_last)
             saved_at["step"] = st.step
 
     def on_step(st: TrainState) -> None:
@@ -272,6 +290,29 @@ def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
     return PretrainResult(run_dir, result.state.step, result.last_loss, val_loss, out_dir)
 
 
+def _resume(point: ResumePoint, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LambdaLR, optim: OptimConfig, total: int, *,
+            env: DistEnv, generators: dict[str, torch.Generator],
+            ) -> tuple[TrainState, torch.optim.lr_scheduler.LambdaLR, dict[str, Any]]:
+    """Load the checkpoint; with a new step budget, lay the schedule out over ``total`` steps.
+
+    Returns the restored state, the scheduler to train with and the ``log.jsonl`` record of the
+    resume (checkpoint, overrides, LR before and after re-planning).
+    """
+    state = load_train_state(point.checkpoint, model, optimizer, scheduler, env=env,
+                             generators=generators).state
+    record: dict[str, Any] = {"step": state.step, "resumed_from": point.checkpoint.path.name}
+    log.info("resumed from %s at step %d (epoch %d, batch %d)", point.checkpoint.path,
+             state.step, state.epoch, state.batch_in_epoch)
+    if point.overrides:
+        lr_before = optimizer.param_groups[0]["lr"]
+        scheduler = build_scheduler(optimizer, optim, total, last_step=state.step)
+        record.update(overrides=point.overrides, schedule_steps=total, lr_before=lr_before,
+                      lr_after=optimizer.param_groups[0]["lr"])
+        log.info("one-cycle schedule re-planned over %d steps from step %d", total, state.step)
+    return state, scheduler, record
+
+
 def _check_window(n_samples: int, model_cfg: ModelConfig, corpus: str) -> None:
     if n_samples % model_cfg.total_merge:
         raise NeuriptError(
@@ -284,12 +325,12 @@ def _save_encoder(model: nn.Module, plain: nn.Module, cfg: PretrainRunConfig, st
                   out_dir: Path, env: DistEnv) -> None:
     """Write ``save_pretrained`` on rank 0 (gathering FSDP shards into a plain copy first)."""
     from neuript.model.neuript import NeurIPTPretrain
-    from neuript.train.checkpoint import _model_state
 
     if is_fsdp(model):
-        full = _model_state(model)  # collective
-        plain = NeurIPTPretrain(cfg.model_config(), cfg.mask, aux_weight=cfg.aux_weight)
-        plain.load_state_dict(full)
+        full = full_model_state(model)  # collective: the full weights land on rank 0 only
+        if env.is_main:
+            plain = NeurIPTPretrain(cfg.model_config(), cfg.mask, aux_weight=cfg.aux_weight)
+            plain.load_state_dict(full)
     if env.is_main:
         channels = sorted({name for m in store.montages for name in m.ch_names})
         contract = InputContract.from_preprocess(store.config, channels=tuple(channels))
