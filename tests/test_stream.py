@@ -108,17 +108,40 @@ def test_online_windows_stay_close_to_whole_recording_windows(model_dir):
     assert np.median(rel) < 0.05 and np.max(rel) < 0.15, (np.median(rel), np.max(rel))
 
 
-def test_streamed_predictions_equal_the_offline_equivalent(model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def onnx_model_dir(model_dir):
+    """The same folder with its ONNX export (``neuript export``)."""
+    pytest.importorskip("onnxruntime")
+    from neuript.deploy import export_model_dir
+
+    export_model_dir(model_dir)
+    return model_dir
+
+
+def test_onnx_engine_gives_the_torch_probabilities(onnx_model_dir):
+    rec = read_recording(eegmat_dir() / RECORDING)
+    kw = {"step_s": 5.0, "margin_s": MARGIN_S}
+    torch_rows = offline_equivalent(rec, onnx_model_dir, engine="torch", **kw)
+    onnx_rows = offline_equivalent(rec, onnx_model_dir, engine="onnx", **kw)
+    assert len(onnx_rows) == len(torch_rows) >= 10
+    np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
+                               torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_streamed_predictions_equal_the_offline_equivalent(engine, request, tmp_path):
     """Replay on loopback; same windows → same probabilities; CSV, summary and outlet agree."""
     from mne_lsl.lsl import StreamInlet, resolve_streams
 
     from neuript.stream import StreamConfig, run_stream
 
+    model_dir = request.getfixturevalue("onnx_model_dir" if engine == "onnx" else "model_dir")
     name = f"neuript-test-{uuid.uuid4().hex[:12]}"
     outlet = f"{name}-proba"
     cfg = StreamConfig(stream_name=name, step_s=STEP_S, margin_s=MARGIN_S,
                        max_predictions=N_PREDICTIONS, duration_s=40.0, timeout_s=10.0,
-                       csv=str(tmp_path / "online.csv"), outlet=outlet, threads=1)
+                       csv=str(tmp_path / "online.csv"), outlet=outlet, threads=1,
+                       engine=engine)
     path = eegmat_dir() / RECORDING
     player = _player(path, name)
     results: dict = {}
@@ -146,7 +169,8 @@ def test_streamed_predictions_equal_the_offline_equivalent(model_dir, tmp_path):
     assert result.summary["channels"] == list(rec.ch_names)  # ECG and A2-A1 set aside
     offset = _offset(rec.data, result.buffer)
     offline = offline_equivalent(rec, model_dir, step_s=STEP_S, margin_s=MARGIN_S,
-                                 end_samples=offset + rows["end_sample"].to_numpy())
+                                 end_samples=offset + rows["end_sample"].to_numpy(),
+                                 engine=engine)
     np.testing.assert_allclose(rows[["p_rest", "p_task"]].to_numpy(dtype=float),
                                offline[["p_rest", "p_task"]].to_numpy(), atol=1e-6)
     assert list(rows["predicted"]) == list(offline["predicted"])

@@ -210,13 +210,23 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
     Prints the summary as JSON, then a table per input (files found, read and skipped by reason;
     windows kept and rejected by reason; hours), and fails (exit 2) when no file was usable or no
-    window was kept. The corpus folder is left as it is.
+    window was kept. The corpus folder is left as it is. With ``--merge`` the inputs are the
+    folders of ``--shard i/n`` runs, assembled into ``--out`` (``data.merge.merge_corpus``).
     """
     from neuript.config import PreprocessConfig
     from neuript.data.prepare_report import check_usable, prepare_table
     from neuript.data.store import prepare_corpus
     from neuript.paths import data_root
 
+    if args.merge:
+        from neuript.data.merge import merge_corpus
+
+        body = show_config({"merge": args.inputs, "out": args.out})
+        summary = merge_corpus(args.inputs, args.out)
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+        print(prepare_table(summary), flush=True)
+        save_config(body, Path(args.out) / "neuript_prepare.merge.json")
+        return
     cfg = build_config(PreprocessConfig, args, {}, base=lambda data: {**PREPARE_DEFAULTS, **data})
     root = data_root(args.data_root)
     inputs = [p if Path(p).exists() or Path(p).is_absolute() else str(root / p)
@@ -375,7 +385,7 @@ def cmd_stream(args: argparse.Namespace) -> None:
                        step_s=args.step_s, margin_s=args.margin_s, duration_s=args.duration_s,
                        max_predictions=args.max_predictions, timeout_s=args.timeout_s,
                        stall_s=args.stall_s, unit=args.unit, ch_names=names, csv=args.csv,
-                       outlet=args.outlet, threads=args.threads)
+                       outlet=args.outlet, threads=args.threads, engine=args.engine)
     body = show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)})
     result = run_stream(args.model_dir, cfg)
     save_config(body, _side_file(args.csv, ".config.json"))
@@ -470,7 +480,8 @@ def _pretrain_parser(sub: Any) -> None:
     p.add_argument("--init", help="continue pretraining from a checkpoint (neuript-small, a run "
                    "or checkpoint folder); its model config replaces --preset")
     p.add_argument("--resume", action="store_const", const=True, help="continue the newest "
-                   "checkpoint in --out")
+                   "intact checkpoint in --out (same corpus and settings; only --max-steps, "
+                   "--epochs and --max-minutes may change)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-minutes", type=float)
@@ -548,6 +559,8 @@ def _stream_parser(sub: Any) -> None:
     p.add_argument("--outlet", help="publish the class probabilities on an LSL outlet of this "
                    "name (type Probabilities, one float32 channel per class)")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="PyTorch, or the folder's ONNX export (run `neuript export` first)")
     p.set_defaults(func=cmd_stream)
 
 
@@ -567,7 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "not found as given)")
     p.add_argument("--out", required=True, help="corpus folder")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--shard", help="i/n: process only the i-th of n slices of the files")
+    p.add_argument("--shard", help="i/n: process only the i-th of n slices of the files (its "
+                   "fragment; the last shard in a shared --out assembles the corpus)")
+    p.add_argument("--merge", action="store_true", help="the inputs are --shard run folders "
+                   "(one per host, or one shared): verify them and assemble one corpus in --out")
     p.add_argument("--on-unknown", choices=("raise", "drop"), default="drop")
     _common(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)

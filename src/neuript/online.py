@@ -43,6 +43,9 @@ from neuript.model_folder import LoadedClassifier, load_classifier
 from neuript.predict import model_continuous, model_groups, preprocess_of
 from neuript.train.evaluate import predict_batches
 
+ENGINES: tuple[str, ...] = ("torch", "onnx")
+"""How a window is classified: the PyTorch model or its ONNX export (ONNX Runtime)."""
+
 
 class RingSlice(NamedTuple):
     """Samples ``start:stop`` of a :class:`RingBuffer` (copies).
@@ -140,18 +143,34 @@ class OnlineModel:
     source : str
         Named in errors (a file path or ``lsl:<stream>``).
     model_dir : Any
-        Named in errors.
+        The model folder (named in errors; the ONNX engine reads its export there).
+    engine : {"torch", "onnx"}
+        Run the PyTorch model, or the folder's ONNX export with ONNX Runtime (as
+        ``neuript predict --engine onnx``; export first with ``neuript export``).
+    threads : int | None
+        ONNX Runtime threads (the torch engine uses PyTorch's setting).
 
     Raises
     ------
     ContractError
-        The channels lack electrodes the model needs (named in the message).
+        The channels lack electrodes the model needs (named in the message), or the ONNX
+        export is missing or stale.
     """
 
     def __init__(self, loaded: LoadedClassifier, ch_names: tuple[str, ...], sfreq_hz: float, *,
                  margin_s: float | None = None, source: str = "<stream>",
-                 model_dir: Any = None) -> None:
+                 model_dir: Any = None, engine: str = "torch",
+                 threads: int | None = None) -> None:
+        from neuript.errors import check_option
+
+        check_option("engine", engine, ENGINES)
         self.loaded, self.pre = loaded, preprocess_of(loaded)
+        self.engine = engine
+        self._onnx = None
+        if engine == "onnx":
+            from neuript.deploy import OnnxClassifier
+
+            self._onnx = OnnxClassifier(model_dir, threads=threads)
         self.ch_names, self.sfreq_hz = tuple(ch_names), float(sfreq_hz)
         self.source, self.model_dir = source, model_dir
         self.window_s = float(loaded.contract.window_s)
@@ -219,6 +238,12 @@ class OnlineModel:
         window = self.window_uv(context_v)  # (C_model, T) µV
         if self.pre.compression == "alaw":
             window = alaw(window, self.pre.alaw_a)
+        if self._onnx is not None:
+            from scipy.special import softmax
+
+            logits = self._onnx.logits(np.ascontiguousarray(window, np.float32)[None],
+                                       self.positions.numpy(), self.group_mask.numpy())
+            return softmax(logits[0].astype(np.float64))
         signals = torch.from_numpy(np.ascontiguousarray(window, np.float32))[None]  # (1, C, T)
         c = signals.shape[1]
         batch = Batch(signals=signals, positions=self.positions.expand(1, c, 3),
@@ -247,6 +272,7 @@ def offline_equivalent(
     step_s: float | None = None,
     margin_s: float | None = None,
     end_samples: Any = None,
+    engine: str = "torch",
 ) -> pd.DataFrame:
     """The predictions a live stream of ``recording`` gives, computed from the file.
 
@@ -260,6 +286,8 @@ def offline_equivalent(
     end_samples : sequence of int | None
         Window ends (exclusive, in samples of the recording); None: ``need + k·step`` up to the
         end of the file, the ends of a stream that starts at the first sample and keeps up.
+    engine : {"torch", "onnx"}
+        As in :class:`OnlineModel`.
 
     Returns
     -------
@@ -271,7 +299,7 @@ def offline_equivalent(
     rec = recording if isinstance(recording, Recording) else read_recording(recording)
     loaded = load_classifier(model_dir)
     model = OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, margin_s=margin_s,
-                        source=rec.source, model_dir=model_dir)
+                        source=rec.source, model_dir=model_dir, engine=engine)
     step = int(round((step_s or model.window_s) * rec.sfreq_hz))
     ends = (list(range(model.need, rec.n_samples + 1, step)) if end_samples is None
             else [int(e) for e in end_samples])

@@ -80,7 +80,10 @@ class StreamConfig:
     outlet: str | None = None
     """Name of an LSL outlet publishing the probabilities (type ``Probabilities``)."""
     threads: int | None = None
-    """PyTorch threads during the session (restored after); None leaves PyTorch's setting."""
+    """PyTorch (or ONNX Runtime) threads during the session (PyTorch's restored after); None
+    leaves the library's setting."""
+    engine: Literal["torch", "onnx"] = "torch"
+    """Classify with the PyTorch model, or with the folder's ONNX export (``neuript export``)."""
     poll_s: float = 0.002
     """Sleep between polls of the inlet when nothing is due (s)."""
 
@@ -99,6 +102,7 @@ class StreamConfig:
         if self.threads is not None and self.threads < 1:
             raise NeuriptError(f"StreamConfig.threads must be >= 1, got {self.threads!r}")
         check_option("StreamConfig.unit", self.unit, UNITS)
+        check_option("StreamConfig.engine", self.engine, ("torch", "onnx"))
 
 
 class StreamResult(NamedTuple):
@@ -269,7 +273,8 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
         picks, names, scale = _eeg_channels(stream, cfg)
         sfreq = float(stream.info["sfreq"])
         model = OnlineModel(loaded, names, sfreq, margin_s=margin_s,
-                            source=f"lsl:{stream.name}", model_dir=model_dir)
+                            source=f"lsl:{stream.name}", model_dir=model_dir,
+                            engine=cfg.engine, threads=cfg.threads)
         step = int(round(step_s * sfreq))
         ring = RingBuffer(len(names), model.need + step + int(sfreq))
         sinks = _Sinks(cfg, model, stream.name)

@@ -3,22 +3,38 @@
 Layout of a corpus folder ``out_dir``::
 
     config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"}
-    parts/<key>.json       one per source file: the commit record (windows, or why it was skipped)
+    parts/<key>.json       one per source file: the commit record (windows, or why it was
+                           skipped; the size and sha256 of its shard array)
     shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
     manifest.csv           one row per window (rebuilt from the parts at the end of every run)
     montages.json          montage id -> channel names + positions (metres, head frame)
     skipped.json           files that failed, with the reason
     summary.json           :class:`CorpusSummary`
+    manifest.shard-<i>-of-<n>.json, summary.shard-<i>-of-<n>.json   a shard run's fragment
+    .writer.<all|shard-i-of-n>.lock, .corpus.lock   held while a run writes (see data.locks)
 
 Every file is written to a temporary name and moved into place with :func:`os.replace`; a shard is
 in place before its part, and only parts feed the manifest. A run killed at any point (even
 ``kill -9``) therefore never leaves a half-written shard referenced, and the next run redoes only
-the files without a part, giving the same manifest as an uninterrupted run.
+the files without a part, giving the same manifest as an uninterrupted run. Its worker processes
+die with it (:func:`_die_with_parent`).
+
+Many writers. Each run holds a writer lock for its slice (``all`` without ``shard``; a second
+writer of the same slice is refused with one line; the lock of a dead process on this host is
+taken over) and checks or creates ``config.json`` under ``.corpus.lock``. A run without
+``shard`` writes the corpus files from every part in the folder, as always. A run with
+``shard=(i, n)`` writes only its parts and its fragment; the corpus files are assembled by
+:func:`neuript.data.merge.merge_corpus` (``neuript prepare --merge DIR [DIR ...] --out OUT``),
+which checks every fragment's configuration, input list and hashes first. A shard run that
+finds all n fragments in its folder runs that merge itself, so N machines writing into one
+shared folder end with the whole corpus; N machines writing one folder each merge at the end.
+Nothing else (``neuript_prepare.json`` included) is written before the checks have passed.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
 import glob
 import hashlib
 import importlib
@@ -28,6 +44,9 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
+import sys
+import threading
 import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +59,7 @@ import numpy as np
 
 from neuript.config import PreprocessConfig, from_dict, to_dict
 from neuript.data.io import READERS, read_recording
+from neuript.data.locks import hold_lock
 from neuript.data.preprocess import prepare_recording
 from neuript.data.recording import Events
 from neuript.errors import NeuriptError, check_option
@@ -108,9 +128,10 @@ class CorpusSummary:
     out_dir : str
         The corpus folder.
     files_done, files_skipped : int
-        Source files with windows in the corpus / files that failed (see ``skipped``).
+        Source files with at least one window in the corpus / files that failed (see
+        ``skipped``).
     hours : float
-        Hours of EEG read from the done files.
+        Hours of EEG read from the files read (``files_done`` and ``files_empty``).
     windows : int
         Windows kept.
     rejected : dict of str to int
@@ -138,6 +159,9 @@ class CorpusSummary:
         This run's inputs, one each (files of an earlier run with other inputs not included).
     inputs_total : InputReport | None
         All of this run's inputs together (a file found by two inputs counted once).
+    files_empty : int
+        Files read whose every window was rejected (in neither ``files_done`` nor
+        ``files_skipped``).
     """
 
     out_dir: str
@@ -158,6 +182,7 @@ class CorpusSummary:
     hours_per_cpu_minute: float
     inputs: list[InputReport] = field(default_factory=list)
     inputs_total: InputReport | None = None
+    files_empty: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -310,10 +335,10 @@ def find_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     return sorted({f for scan in scan_inputs(inputs) for f in scan.files}, key=str)
 
 
-def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> list[Path]:
-    """Keep every n-th file starting at i (``shard=(i, n)`` or ``"i/n"``); None keeps all."""
+def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """``(i, n)`` of ``shard=(i, n)`` or ``"i/n"`` (checked: n >= 1, 0 <= i < n); None stays."""
     if shard is None:
-        return list(files)
+        return None
     if isinstance(shard, str):
         parts = shard.split("/")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
@@ -322,7 +347,13 @@ def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> 
     i, n = shard
     if not (n >= 1 and 0 <= i < n):
         raise NeuriptError(f"shard (i, n) needs n >= 1 and 0 <= i < n, got {shard!r}")
-    return list(files[i::n])
+    return int(i), int(n)
+
+
+def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> list[Path]:
+    """Keep every n-th file starting at i (``shard=(i, n)`` or ``"i/n"``); None keeps all."""
+    ij = parse_shard(shard)
+    return list(files) if ij is None else list(files[ij[0]::ij[1]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,10 +399,14 @@ def _store_windows(prep: Any, events: Events, out_dir: Path, key: str,
         target.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.save(buf, windows)
-        _atomic_write(target, buf.getvalue())
+        data = buf.getvalue()
+        _atomic_write(target, data)
+        digest = {"shard_bytes": len(data), "shard_sha256": hashlib.sha256(data).hexdigest()}
+    else:
+        digest = {}
     starts = np.asarray(prep.starts, dtype=np.int64)
     return {
-        "status": "done", "duration_s": float(prep.duration_s),
+        **digest, "status": "done", "duration_s": float(prep.duration_s),
         "subject": prep.subject or _subject_from_path(prep.source),
         "session": prep.session or "", "montage_id": mid, "ch_names": list(prep.ch_names),
         "positions": positions.tolist(), "shard": shard,
@@ -390,23 +425,39 @@ def _subject_from_path(source: str) -> str:
 # --------------------------------------------------------------------------------------------
 # the corpus
 # --------------------------------------------------------------------------------------------
+def config_record(cfg: PreprocessConfig, on_unknown: str) -> dict[str, Any]:
+    """The body of ``config.json`` (JSON-normalised: tuples as lists)."""
+    return json.loads(json.dumps(
+        {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown}))
+
+
+def config_diffs(found: Mapping[str, Any], wanted: Mapping[str, Any],
+                 says: tuple[str, str] = ("corpus has", "run asks")) -> list[str]:
+    """``"window_s: corpus has 4.0, run asks 2.0"`` for each field two config records differ in.
+
+    ``says`` words the two sides (``found``'s, then ``wanted``'s).
+    """
+    if found == wanted:
+        return []
+    have, ask = found.get("preprocess", {}), wanted.get("preprocess", {})
+    diffs = [f"{k}: {says[0]} {have.get(k)!r}, {says[1]} {v!r}"
+             for k, v in ask.items() if have.get(k) != v]
+    if found.get("on_unknown") != wanted.get("on_unknown"):
+        diffs.append(f"on_unknown: {says[0]} {found.get('on_unknown')!r}, "
+                     f"{says[1]} {wanted.get('on_unknown')!r}")
+    return diffs or ["format version"]
+
+
 def _check_config(out_dir: Path, cfg: PreprocessConfig, on_unknown: str) -> None:
     """Write config.json, or refuse a folder built with a different configuration."""
-    wanted = {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown}
+    wanted = config_record(cfg, on_unknown)
     path = out_dir / "config.json"
     if path.exists():
-        found = json.loads(path.read_text())
-        if found != json.loads(json.dumps(wanted)):
-            diffs = [
-                f"{k}: corpus has {found.get('preprocess', {}).get(k)!r}, run asks {v!r}"
-                for k, v in to_dict(cfg).items() if found.get("preprocess", {}).get(k) != v
-            ]
-            if found.get("on_unknown") != on_unknown:
-                diffs.append(f"on_unknown: corpus has {found.get('on_unknown')!r}, "
-                             f"run asks {on_unknown!r}")
+        diffs = config_diffs(json.loads(path.read_text()), wanted)
+        if diffs:
             raise NeuriptError(
                 f"{path}: this corpus was built with a different configuration "
-                f"({'; '.join(diffs) or 'format version'}); use a new output folder"
+                f"({'; '.join(diffs)}); use a new output folder"
             )
     else:
         _atomic_json(path, wanted)
@@ -453,7 +504,10 @@ def prepare_corpus(
     workers : int
         Processes working on files in parallel (1: in this process).
     shard : (int, int) | str | None
-        ``(i, n)`` or ``"i/n"``: process every n-th file of the sorted list, from the i-th.
+        ``(i, n)`` or ``"i/n"``: process every n-th file of the sorted list, from the i-th, and
+        write this shard's fragment instead of the corpus files (see the module docstring);
+        the corpus is assembled once all n fragments are in the folder, or by
+        :func:`neuript.data.merge.merge_corpus`.
     on_unknown : {"raise", "drop"}
         Unknown channel names skip the file (``"raise"``) or are dropped from it (``"drop"``).
     progress : bool
@@ -462,18 +516,44 @@ def prepare_corpus(
     Returns
     -------
     summary : CorpusSummary
-        Also written to ``summary.json``.
+        Also written to ``summary.json`` (``summary.shard-<i>-of-<n>.json`` for a shard: its
+        files only).
+
+    Raises
+    ------
+    NeuriptError
+        A folder built with another configuration, or a live writer of the same shard (one
+        line each; nothing in the folder is changed).
     """
+    from neuript.data.merge import corpus_lock, shard_tag
+
     check_option("on_unknown", on_unknown, ("raise", "drop"))
     if workers < 1:
         raise NeuriptError(f"workers must be >= 1, got {workers!r}")
+    ij = parse_shard(shard)
+    scans = scan_inputs(inputs)  # a missing input is refused before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "all" if ij is None else shard_tag(ij)
+    what = "this corpus" if ij is None else f"shard {ij[0]}/{ij[1]} of this corpus"
+    with hold_lock(out / f".writer.{tag}.lock", what,
+                   "wait for it to finish, or give this run another --out or --shard"):
+        with corpus_lock(out, "config.json"):
+            _check_config(out, cfg, on_unknown)
+        return _prepare_locked(scans, out, cfg, workers, ij, on_unknown, progress)
+
+
+def _prepare_locked(scans: list[InputScan], out: Path, cfg: PreprocessConfig, workers: int,
+                    shard: tuple[int, int] | None, on_unknown: str,
+                    progress: bool) -> CorpusSummary:
+    """:func:`prepare_corpus` once its writer lock is held and config.json checked."""
+    from neuript.data.merge import corpus_lock, files_sha256, merge_if_complete, write_fragment
+
     _preload_modules()
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
-    _check_config(out, cfg, on_unknown)
-    scans = scan_inputs(inputs)
-    files = select_shard(sorted({f for scan in scans for f in scan.files}, key=str), shard)
+    (out / "parts").mkdir(exist_ok=True)
+    every = sorted({f for scan in scans for f in scan.files}, key=str)
+    files = select_shard(every, shard)
     parts = _load_parts(out)
     todo = [f for f in files if not _is_current(parts.get(str(f)), f)]
     todo.sort(key=lambda f: -f.stat().st_size)  # big files first: better load balance
@@ -483,9 +563,22 @@ def prepare_corpus(
     fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress))
     for part in fresh:
         parts[part["source"]] = part
-    elapsed = time.perf_counter() - t0
     reports = _input_reports(scans, files, shard, parts)
-    summary = _finish(out, parts, fresh, elapsed, workers, len(files) - len(todo), reports)
+    reused = len(files) - len(todo)
+    if shard is None:
+        with corpus_lock(out, "the corpus files"):
+            summary = _finish(out, parts, fresh, time.perf_counter() - t0, workers, reused,
+                              reports)
+    else:
+        mine = {str(f): parts[str(f)] for f in files}
+        summary = _finish(out, mine, fresh, time.perf_counter() - t0, workers, reused, reports,
+                          shard=shard)
+        fingerprint = files_sha256(every)
+        write_fragment(out, shard, config_record(cfg, on_unknown), fingerprint, len(every),
+                       [p["key"] for p in mine.values()])
+        if merge_if_complete(out, shard, fingerprint) is not None:
+            log.info("prepare: every shard of %d is done; %s assembled", shard[1],
+                     out / "manifest.csv")
     log.info("prepare: %d windows, %.2f h of EEG, %.1f h per core-minute", summary.windows,
              summary.hours, summary.hours_per_core_minute)
     from neuript.data.prepare_report import rejection_warnings
@@ -518,7 +611,8 @@ def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: s
     else:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_process_file, p, out, cfg, on_unknown) for p in todo]
             for future in as_completed(futures):
                 yield future.result()
@@ -526,12 +620,47 @@ def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: s
     bar.close()
 
 
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal a process gets when its parent dies."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when ``parent_pid`` dies, even by ``kill -9``.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (the kernel kills it at once). Elsewhere, or
+    if prctl fails, a daemon thread checks ``os.getppid()`` every second.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG,
+                                                            int(signal.SIGKILL)) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                         name="neuript-parent-watch").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process once its parent is no longer ``parent_pid``."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float,
-            workers: int, reused: int,
-            reports: tuple[list[InputReport], InputReport]) -> CorpusSummary:
-    """Write manifest.csv, montages.json, skipped.json and summary.json from the parts."""
+            workers: int, reused: int, reports: tuple[list[InputReport], InputReport], *,
+            shard: tuple[int, int] | None = None) -> CorpusSummary:
+    """Write manifest.csv, montages.json, skipped.json and summary.json from the parts.
+
+    With ``shard``, write only ``summary.shard-<i>-of-<n>.json`` (the merge writes the rest).
+    """
     ordered = [parts[s] for s in sorted(parts)]
     done = [p for p in ordered if p["status"] == "done"]
+    kept = [p for p in done if p["starts"]]
     montages: dict[str, dict[str, Any]] = {}
     rejected: dict[str, int] = {}
     text = io.StringIO()
@@ -551,14 +680,16 @@ def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float
             window_id += 1
     skipped = [{"file": p["source"], "reason": p["reason"]} for p in ordered
                if p["status"] != "done"]
-    _atomic_json(out / "montages.json", {
-        k: {"ch_names": v["ch_names"], "positions": v["positions"]} for k, v in montages.items()})
-    _atomic_json(out / "skipped.json", skipped)
-    _atomic_write(out / "manifest.csv", text.getvalue().encode())
+    if shard is None:
+        _atomic_json(out / "montages.json", {k: {"ch_names": v["ch_names"],
+                                                 "positions": v["positions"]}
+                                             for k, v in montages.items()})
+        _atomic_json(out / "skipped.json", skipped)
+        _atomic_write(out / "manifest.csv", text.getvalue().encode())
     hours_now = sum(p["duration_s"] for p in fresh) / 3600
     cpu_s = sum(p.get("cpu_s", 0.0) for p in fresh)
     summary = CorpusSummary(
-        out_dir=str(out), files_done=len(done), files_skipped=len(skipped),
+        out_dir=str(out), files_done=len(kept), files_skipped=len(skipped),
         hours=sum(p["duration_s"] for p in done) / 3600, windows=window_id,
         rejected=dict(sorted(rejected.items())),
         montages={k: {"ch_names": v["ch_names"], "n_files": v["n_files"],
@@ -567,9 +698,10 @@ def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float
         hours_processed=hours_now, elapsed_s=elapsed, workers=workers,
         hours_per_core_minute=hours_now / max(elapsed / 60 * workers, 1e-9),
         cpu_s=cpu_s, hours_per_cpu_minute=hours_now / max(cpu_s / 60, 1e-9),
-        inputs=reports[0], inputs_total=reports[1],
+        inputs=reports[0], inputs_total=reports[1], files_empty=len(done) - len(kept),
     )
-    _atomic_json(out / "summary.json", summary.to_dict())
+    name = "summary.json" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.json"
+    _atomic_json(out / name, summary.to_dict())
     return summary
 
 
@@ -670,6 +802,11 @@ class WindowStore:
         self.root = Path(root)
         manifest = self.root / "manifest.csv"
         if not manifest.exists():
+            shards = sorted(p.name for p in self.root.glob("manifest.shard-*-of-*.json"))
+            if shards:
+                raise NeuriptError(f"{self.root}: only shard fragments here ({', '.join(shards)})"
+                                   "; finish the other --shard runs or assemble them with "
+                                   "`neuript prepare --merge DIR ... --out DIR`")
             raise NeuriptError(f"{self.root}: no corpus here (manifest.csv is missing); "
                                "build one with prepare_corpus / `neuript prepare`")
         with manifest.open(newline="") as fh:
