@@ -59,7 +59,7 @@ def test_cli_dump_prints_the_file(capsys):
 
 def test_option_sets_come_from_the_literal_type_hints():
     """Every Literal field is checked, with the allowed values read from its annotation."""
-    from neuript.config import MoEConfig, ModelConfig, TrainConfig
+    from neuript.config import ModelConfig, MoEConfig, TrainConfig
     from neuript.errors import NeuriptError
     from neuript.train.finetune import FinetuneRunConfig
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import struct
+import sys
 from pathlib import Path
 
 import mne
@@ -11,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neuript.data.csv_layouts import ADHD_CHANNELS
 from neuript.data.io import (
-    ADHD_CHANNELS,
+    NAMED_READERS,
     READERS,
     guess_subject_session,
     read_annotations,
@@ -26,7 +29,16 @@ FIXTURES = ROOT / "fixtures"
 MNE_READERS = {
     ".edf": mne.io.read_raw_edf, ".bdf": mne.io.read_raw_bdf, ".gdf": mne.io.read_raw_gdf,
     ".vhdr": mne.io.read_raw_brainvision, ".set": mne.io.read_raw_eeglab,
+    ".cnt": mne.io.read_raw_ant,  # the fixture is ANT Neuro (RIFF); Neuroscan: see below
+    ".nxe": mne.io.read_raw_eximia, ".nedf": mne.io.read_raw_nedf,
+    ".lay": mne.io.read_raw_persyst,
 }
+NEEDS_PACKAGE = {".cnt": "antio", ".nedf": "defusedxml"}
+"""Formats whose MNE reader imports an optional package (pyproject's ``formats`` extra)."""
+NO_FIXTURE = {".fif", ".mff", ".eeg", ".cdt"}
+"""MNE formats without a real fixture here: their dispatch and refusals are tested."""
+NEURIPT_ONLY = {".csv", ".csv.gz", ".npy", ".txt", ".tsv", ".mat"}
+"""Read by neuript itself (Muse/ADHD layouts, numeric exports: tests/test_exports.py)."""
 FIXTURE_FILES = sorted(
     p for p in FIXTURES.rglob("*") if p.suffix in MNE_READERS and "Hypnogram" not in p.name
 )
@@ -42,6 +54,8 @@ def _mne_raw(path: Path) -> mne.io.BaseRaw:
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
 def test_fixture_matches_mne(path: Path) -> None:
+    if path.suffix in NEEDS_PACKAGE:
+        pytest.importorskip(NEEDS_PACKAGE[path.suffix])
     rec = read_recording(path)
     raw = _mne_raw(path)
     assert rec.n_channels + len(rec.excluded) == len(raw.ch_names)
@@ -56,7 +70,8 @@ def test_fixture_matches_mne(path: Path) -> None:
 
 def test_fixture_count_covers_every_format() -> None:
     assert {p.suffix for p in FIXTURE_FILES} == set(MNE_READERS)
-    assert set(MNE_READERS) <= set(READERS)
+    assert set(MNE_READERS) | NO_FIXTURE | NEURIPT_ONLY == set(READERS) | set(NAMED_READERS)
+    assert not set(READERS) & set(NAMED_READERS)
 
 
 def test_bdf_status_channel_becomes_events() -> None:
@@ -164,13 +179,15 @@ def test_name_based_types_and_edf_plus_annotations(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 # broken files: every one a RecordingError naming the file
 # ------------------------------------------------------------------------------------------
-def _raises(path: Path, match: str) -> None:
+def _raises(path: Path, match: str, **options: object) -> str:
     with pytest.raises(RecordingError, match=match) as err:
-        read_recording(path)
-    assert str(path) in str(err.value)
+        read_recording(path, reader_options=options)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+    return str(err.value)
 
 
-@pytest.mark.parametrize("suffix", [".edf", ".bdf", ".gdf", ".vhdr", ".set", ".csv", ".csv.gz"])
+@pytest.mark.parametrize("suffix", [".edf", ".bdf", ".gdf", ".vhdr", ".set", ".csv", ".csv.gz",
+                                    ".cnt", ".nedf", ".lay", ".cdt", ".eeg"])
 def test_empty_and_random_files(tmp_path: Path, suffix: str) -> None:
     empty = tmp_path / f"empty{suffix}"
     empty.write_bytes(b"")
@@ -333,3 +350,107 @@ def test_subject_session_layouts(tmp_path: Path) -> None:
     shutil.copy(EEGMAT, copy)
     rec = read_recording(copy, session="override")
     assert (rec.subject, rec.session) == ("Subject31", "override")
+
+
+# ------------------------------------------------------------------------------------------
+# formats that share a suffix, optional packages, reader options
+# ------------------------------------------------------------------------------------------
+ANT = FIXTURES / "ant" / "test_CA_208.cnt"
+
+
+def _neuroscan_cnt(path: Path, counts: np.ndarray, header_samples: int = 0) -> Path:
+    """A Neuroscan CNT (SETUP header, 75-byte channel blocks, int16 samples, empty event table).
+
+    ``header_samples=0`` is the case MNE cannot size by itself: it needs ``data_format``.
+    """
+    n_channels, n_samples = counts.shape
+    head = bytearray(900 + 75 * n_channels)
+    struct.pack_into("<H", head, 370, n_channels)
+    struct.pack_into("<H", head, 376, 250)  # Hz
+    struct.pack_into("<i", head, 864, header_samples)
+    struct.pack_into("<i", head, 886, len(head) + counts.size * 2)  # event table offset
+    for i, name in enumerate(["Fz", "Cz", "Pz"][:n_channels]):
+        block = 900 + 75 * i
+        head[block:block + len(name)] = name.encode()
+        struct.pack_into("<ff", head, block + 19, 0.1 * (i + 1), 0.1)  # 2-D position
+        struct.pack_into("<f", head, block + 59, 204.8)  # sensitivity: 1 count = 1 µV
+        struct.pack_into("<f", head, block + 71, 1.0)
+    samples = np.ascontiguousarray(counts.T, dtype="<i2").tobytes()
+    path.write_bytes(bytes(head) + samples + b"\x01" + bytes(8))
+    return path
+
+
+def test_neuroscan_cnt_needs_data_format_and_reads_with_it(tmp_path: Path) -> None:
+    """Issue 13 item 7: a CNT MNE cannot size was a multi-line dump with no way to pass it."""
+    counts = np.random.default_rng(4).integers(-500, 500, (3, 1000))
+    path = _neuroscan_cnt(tmp_path / "scan.cnt", counts)
+    message = _raises(path, r"could not be read as Neuroscan CNT by MNE \(RuntimeError: Could "
+                      r"not automatically compute .*\); pass the reader option data_format=")
+    assert "--reader-option data_format=int32" in message and "read_raw_ant" not in message
+    rec = read_recording(path, reader_options={"data_format": "int16"})
+    raw = mne.io.read_raw_cnt(path, data_format="int16", preload=True, verbose="error")
+    assert rec.ch_names == ("Fz", "Cz", "Pz") and rec.sfreq_hz == 250.0
+    np.testing.assert_array_equal(rec.data, raw.get_data())
+    np.testing.assert_allclose(rec.data, counts * 1e-6, rtol=1e-6)
+    _raises(path, r"ValueError: Invalid value for the 'data_format' parameter", data_format="x")
+
+
+def test_cnt_flavour_is_told_by_its_first_bytes(tmp_path: Path) -> None:
+    assert ANT.read_bytes()[:4] in (b"RIFF", b"RF64")
+    _raises(ANT, r"reader option\(s\) data_format not accepted by mne.io.read_raw_ant \(ANT "
+                 r"Neuro CNT\); accepted: eog, misc, bipolars", data_format="int16")
+    neuroscan = _neuroscan_cnt(tmp_path / "n.cnt", np.zeros((2, 10), int))
+    _raises(neuroscan, r"reader option\(s\) bipolars not accepted by mne.io.read_raw_cnt",
+            bipolars=["Fz-Cz"])
+
+
+def test_missing_optional_package_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "antio", None)  # import antio now fails
+    _raises(ANT, r"^.*: reading ANT Neuro CNT files needs the Python package 'antio', which is "
+                 r"not installed: pip install antio \(or pip install 'neuript\[formats\]'\)$")
+
+
+def test_unknown_reader_option_lists_the_accepted_ones() -> None:
+    _raises(EEGMAT, r"reader option\(s\) bogus, data_format not accepted by mne.io.read_raw_edf "
+                    r"\(EDF\); accepted: eog, misc, stim_channel, exclude, .*encoding",
+            bogus=1, data_format="int16")
+    rec = read_recording(EEGMAT, reader_options={"exclude": ["ECG ECG"]})  # reaches MNE
+    assert rec.excluded == {"EEG A2-A1": "ref"} and rec.n_channels == 19
+
+
+def test_brainvision_data_file_is_not_read_as_nihon_kohden(tmp_path: Path) -> None:
+    _raises(FIXTURES / "brainvision" / "test_NO.eeg",
+            r"the data file of the BrainVision recording test_NO.vhdr: read .*test_NO.vhdr instead")
+    for name in ("test_NO.vhdr", "test_NO.vmrk"):
+        shutil.copy(FIXTURES / "brainvision" / name, tmp_path / name.replace("test_NO", "other"))
+    shutil.copy(FIXTURES / "brainvision" / "test_NO.eeg", tmp_path / "TEST_NO.EEG")
+    _raises(tmp_path / "TEST_NO.EEG", "BrainVision recording other.vhdr")  # DataFile= names it
+    lone = tmp_path / "lone.EEG"
+    lone.write_bytes(np.random.default_rng(5).bytes(512))
+    _raises(lone, r"neither a Nihon Kohden .EEG file .* nor the data file of a BrainVision")
+    fake = tmp_path / "fake.EEG"
+    fake.write_bytes(b"EEG-9999Z V09.00" + bytes(600))
+    _raises(fake, r"could not be read as Nihon Kohden by MNE \(ValueError: Not a valid Nihon")
+
+
+def test_formats_without_fixture_dispatch(tmp_path: Path) -> None:
+    _raises(tmp_path / "missing.mff", r"no such folder \(an EGI .mff recording is a folder\)")
+    (tmp_path / "empty.mff").mkdir()
+    _raises(tmp_path / "empty.mff", r"could not be read as EGI MFF by MNE")
+    curry = tmp_path / "rec.cdt"
+    curry.write_bytes(b"\x00" * 64)
+    _raises(curry, r"could not be read as Curry by MNE \(FileNotFoundError: no corresponding "
+                   r"header file")
+    _raises(tmp_path / "missing.EEG", "no such file")
+
+
+def test_eximia_size_must_be_whole_samples(tmp_path: Path) -> None:
+    blob = (FIXTURES / "eximia" / "test_eximia.nxe").read_bytes()
+    cut = tmp_path / "cut.nxe"
+    cut.write_bytes(blob[:-3])
+    _raises(cut, rf"file size {len(blob) - 3} bytes is not whole 128-byte samples")
+
+
+def test_reader_prints_do_not_reach_stdout(capsys: pytest.CaptureFixture) -> None:
+    read_recording(next((FIXTURES / "persyst").glob("*.lay")))  # MNE prints a birth-date note
+    assert capsys.readouterr().out == ""

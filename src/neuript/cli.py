@@ -344,15 +344,48 @@ def cmd_probe(args: argparse.Namespace) -> None:
                       "n_features": result.n_features}, indent=2))
 
 
+READER_OPTION_HELP = ("KEY=VALUE option of the file's reader, repeatable (data_format=int32 for "
+                      "a Neuroscan CNT; sfreq=250, ch_names=Fp1,Fp2, unit=uV for a .npy/.txt "
+                      "export); see docs/byod.md")
+
+
+def reader_options(items: Sequence[str] | None) -> dict[str, Any] | None:
+    """``--reader-option KEY=VALUE`` flags → ``read_recording``'s reader options (None if none).
+
+    Values are read as :func:`parse_value` reads them (``250`` → int, ``Fp1,Fp2`` stays text).
+    """
+    if not items:
+        return None
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NeuriptError(f"--reader-option {item!r} must look like KEY=VALUE, e.g. "
+                               "data_format=int32")
+        options[key.strip()] = parse_value(value)
+    return options
+
+
+def _recording_input(args: argparse.Namespace) -> Any:
+    """The recording path, or the Recording read with ``--reader-option`` when given."""
+    options = reader_options(args.reader_option)
+    if options is None:
+        return args.recording
+    from neuript.data.io import read_recording
+
+    return read_recording(args.recording, reader_options=options)
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     """Classify every window of a recording (``predict.run_predict``)."""
     from neuript.predict import run_predict
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "format": args.format, "batch_size": args.batch_size, "device": args.device,
-                "engine": args.engine, "threads": args.threads}
+                "engine": args.engine, "threads": args.threads,
+                "reader_options": reader_options(args.reader_option)}
     body = show_config(settings)
-    result = run_predict(args.recording, args.model_dir, out=args.out, fmt=args.format,
+    result = run_predict(_recording_input(args), args.model_dir, out=args.out, fmt=args.format,
                          batch_size=args.batch_size, device=args.device, engine=args.engine,
                          threads=args.threads)
     save_config(body, _side_file(args.out, ".config.json"))
@@ -367,9 +400,10 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from neuript.predict import run_embed
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
-                "batch_size": args.batch_size, "device": args.device}
+                "batch_size": args.batch_size, "device": args.device,
+                "reader_options": reader_options(args.reader_option)}
     body = show_config(settings)
-    result = run_embed(args.recording, args.model_dir, out=args.out,
+    result = run_embed(_recording_input(args), args.model_dir, out=args.out,
                        batch_size=args.batch_size, device=args.device)
     save_config(body, _side_file(args.out, ".config.json"))
     print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
@@ -459,6 +493,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from neuript.inspect import run_inspect
 
     options = {} if args.window_s is None else {"window_s": args.window_s}
+    options["reader_options"] = reader_options(args.reader_option)
     report = run_inspect(args.path, manifest=args.manifest, **options)
     return 0 if report.ok else 1
 
@@ -521,6 +556,8 @@ def _finetune_parser(sub: Any) -> None:
 def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
     p = sub.add_parser(name, help=_doc(func))
     p.add_argument("recording", help="recording file (EDF, BDF, GDF, FIF, BrainVision, …)")
+    p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
+                   help=READER_OPTION_HELP)
     p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
     p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
     if fmt:
@@ -647,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a recording, BIDS folder, run or checkpoint folder")
     p.add_argument("--manifest", help="a CSV/TSV manifest with path and label columns")
     p.add_argument("--window-s", type=float, help="window length to check (s)")
+    p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
+                   help=READER_OPTION_HELP)
     p.set_defaults(func=cmd_inspect)
     return parser
 

@@ -227,19 +227,21 @@ def report_units(
 
 
 def inspect_recording(
-    path: str | os.PathLike, *, window_s: float = 4.0, on_unknown: str = "raise"
+    path: str | os.PathLike, *, window_s: float = 4.0, on_unknown: str = "raise",
+    reader_options: dict[str, Any] | None = None,
 ) -> InspectReport:
     """Inspect one recording file: channels recognised and dropped, rate, length, windows.
 
     Unknown channel names are errors with ``on_unknown="raise"`` (the builders' default),
-    warnings with ``"drop"``.
+    warnings with ``"drop"``. ``reader_options`` go to
+    :func:`~neuript.data.io.read_recording` (``sfreq``/``ch_names`` of a numeric export …).
     """
     from neuript.data.io import read_recording
 
     try:
-        rec = read_recording(path)
+        rec = read_recording(path, reader_options=reader_options)
     except RecordingError as err:
-        kind = "missing_file" if not Path(path).is_file() else "unreadable"
+        kind = "missing_file" if not Path(path).exists() else "unreadable"
         return InspectReport(str(path), "recording", window_s,
                              problems=[Problem(str(path), kind, str(err))])
     unit = Unit(rec, rec.subject or Path(path).stem, (), str(path), label=None)
@@ -372,10 +374,13 @@ def run_inspect(
         func: Any = inspect_manifest
     elif (target / "dataset_description.json").is_file():
         func = inspect_bids
-    elif target.is_dir():
+    elif target.is_dir() and target.suffix.lower() != ".mff":  # an EGI .mff is a recording
         func = inspect_checkpoint
     else:
         func = inspect_recording
+    if options.get("reader_options") and func is not inspect_recording:
+        raise NeuriptError(f"inspect {target}: reader options apply to one recording file; "
+                           "give a manifest's rows theirs in its reader_options column")
     report = func(target, **_accepted(func, options))
     (out or sys.stdout).write(report.to_text())
     return report

@@ -1,6 +1,9 @@
 """Reading recordings from files: the only module that calls MNE's readers.
 
-:func:`read_recording` dispatches on the file suffix through :data:`READERS` and returns a
+:func:`read_recording` dispatches on the file suffix through :data:`READERS` (suffixes that make
+a file a recording) and :data:`NAMED_READERS` (suffixes read only when the file is named: Nihon
+Kohden ``.eeg``, numeric exports of :mod:`neuript.data.exports`), passes its ``reader_options``
+to the chosen reader (refusing keys it does not take), and returns a
 :class:`~neuript.data.recording.Recording` in **volts** holding only EEG channels. Channels that are
 not EEG (ECG, EOG, EMG, respiration, stim/status, AUX, ear-reference differences such as
 ``"EEG A2-A1"``) are set aside in ``Recording.excluded`` with their type and logged. MNE's type is
@@ -10,12 +13,14 @@ aside the same way (type ``"bad"``), and custom electrodes keep the positions th
 (:mod:`neuript.data.mne_bridge` states both rules; it also converts Raw and Epochs objects).
 
 Every failure (empty, truncated or wrongly sized file, random bytes, unknown suffix or CSV
-layout, NaN/inf, zero samples, broken timestamps) raises :class:`~neuript.errors.RecordingError`
-naming the file and the problem; the underlying exception is logged at DEBUG level, not chained.
+layout, NaN/inf, zero samples, broken timestamps, a missing optional package, a reader option
+missing or not accepted) raises one line, a :class:`~neuript.errors.RecordingError` naming the
+file and the problem; the underlying exception is logged at DEBUG level, not chained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -23,33 +28,21 @@ import logging
 import os
 import re
 import warnings
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neuript.data.csv_layouts import read_csv_layout
+from neuript.data.edf_header import check_edf_header
+from neuript.data.exports import ExportKind, read_export
 from neuript.data.mne_bridge import custom_positions
 from neuript.data.montage import channel_kind
 from neuript.data.recording import UNIT_SCALE_TO_VOLTS, Events, Recording
 from neuript.errors import RecordingError
 
 log = logging.getLogger(__name__)
-
-MUSE_COLUMNS: tuple[str, ...] = ("timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX")
-MUSE_SFREQ_HZ = 256.0
-MUSE_RATE_TOL = 0.02
-"""Muse: the rate over the whole file (rows / time span) must be within 2 % of 256 Hz (the nominal
-rate is used)."""
-MUSE_MAX_GAP_S = 1.0
-"""Muse: a step between two timestamps longer than this, forward or back, is a broken recording;
-shorter backward or repeated steps (LSL jitter) are accepted with a warning."""
-ADHD_CHANNELS: tuple[str, ...] = (
-    "Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
-    "F7", "F8", "T7", "T8", "P7", "P8", "Fz", "Cz", "Pz",
-)
-ADHD_SFREQ_HZ = 128.0
 
 SUBJECT_PATTERNS: tuple[tuple[str, str], ...] = (
     # (regex on the path relative to nothing, "what the groups mean")
@@ -85,141 +78,156 @@ def guess_subject_session(path: str | os.PathLike) -> tuple[str | None, str | No
 
 
 # --------------------------------------------------------------------------------------------
-# EDF/BDF header check (MNE only warns on truncation and infers from the file size)
+# MNE readers and their options
 # --------------------------------------------------------------------------------------------
-def _check_edf_header(path: Path, bytes_per_sample: int) -> None:
-    """Raise unless an EDF/BDF file's size is exactly what its header implies.
+FIXED_MNE_ARGUMENTS: frozenset[str] = frozenset({"preload", "verbose"})
+"""Arguments of the ``mne.io.read_raw_*`` readers that neuript sets itself (besides the file)."""
+EXTRAS_HINT = "pip install 'neuript[formats]'"
+"""How to install every optional package a reader may need (pyproject's ``formats`` extra)."""
+EXIMIA_FRAME_BYTES = 64 * 2
+"""eXimia ``.nxe`` files have no header: 64 channels of int16 per sample, 1450 Hz."""
 
-    The fixed header gives the header size (offset 184, 8 characters), the number of data
-    records (offset 236, 8 characters; -1 means unknown) and of signals (offset 252, 4
-    characters); the signal headers give each signal's samples per record. The file must hold
-    ``header bytes + n_records × record bytes`` (2 bytes per sample in EDF, 3 in BDF); with an
-    unknown record count, a whole number of records. MNE itself only warns on a short file and
-    silently reads a long one (e.g. after a text-mode copy turned LF into CR LF) as garbage.
+
+def mne_reader_options(reader: str) -> tuple[str, ...]:
+    """The reader options ``mne.io.<reader>`` accepts, read from its signature.
+
+    The file argument and :data:`FIXED_MNE_ARGUMENTS` are left out: for ``read_raw_cnt``,
+    ``eog, misc, ecg, emg, data_format, date_format, recompute_n_samples, header``.
     """
-    size = path.stat().st_size
-    if size == 0:
-        raise RecordingError(path, "file is empty (0 bytes)")
-    with open(path, "rb") as fh:
-        head = fh.read(256)
-        try:
-            header_bytes = int(head[184:192].decode("ascii").strip())
-            n_records = int(head[236:244].decode("ascii").strip())
-            n_signals = int(head[252:256].decode("ascii").strip())
-        except (UnicodeDecodeError, ValueError):
-            problem = "not an EDF/BDF file: the fixed header is unreadable"
-            raise RecordingError(path, problem) from None
-        if len(head) < 256 or n_signals < 1 or header_bytes != 256 * (n_signals + 1):
-            raise RecordingError(
-                path,
-                f"not a valid EDF/BDF header: {n_signals} signals but header size {header_bytes} "
-                f"(expected 256 * (signals + 1)), file size {size}",
-            )
-        labels = fh.read(n_signals * 16)
-        fh.seek(256 + n_signals * 104)
-        ranges = fh.read(n_signals * 32)  # physical min, max, digital min, max (8 chars each)
-        fh.seek(256 + n_signals * 216)
-        spr_field = fh.read(n_signals * 8)
-    _check_edf_ranges(path, labels, ranges, n_signals)
-    try:
-        fields = [spr_field[i * 8:(i + 1) * 8] for i in range(n_signals)]
-        per_record = sum(int(f.decode("ascii")) for f in fields)
-    except (UnicodeDecodeError, ValueError):
-        raise RecordingError(path, "header truncated or corrupt (samples per record)") from None
-    if size < header_bytes:
-        raise RecordingError(path, f"truncated: header is {header_bytes} bytes, file is {size}")
-    if n_records == 0:
-        raise RecordingError(path, "zero data records: the recording has no samples")
-    if n_records < -1 or per_record < 1:
-        raise RecordingError(
-            path, f"corrupt header: {n_records} data records of {per_record} samples"
-        )
-    record_bytes = per_record * bytes_per_sample
-    if n_records == -1:  # unknown count: the data must be whole records
-        if (size - header_bytes) % record_bytes:
-            raise RecordingError(
-                path,
-                f"file size {size} bytes is not the {header_bytes}-byte header plus whole "
-                f"{record_bytes}-byte records (record count unknown): a truncated download or "
-                "a text-mode copy (LF → CR LF)? Re-download it or copy it in binary mode",
-            )
-        return
-    expected = header_bytes + n_records * record_bytes
-    if size != expected:
-        extra = size - expected
-        cause = (
-            "truncated (an interrupted download or copy?)" if extra < 0 else
-            f"{extra} extra bytes, {extra // record_bytes} whole records more than the header's "
-            "record count (a writer that did not update the header?)" if extra % record_bytes == 0
-            else f"{extra} extra bytes (a text-mode copy that turned LF into CR LF?)"
-        )
-        raise RecordingError(
-            path,
-            f"file size {size} bytes but the header says {expected} ({header_bytes} header + "
-            f"{n_records} records × {record_bytes} bytes): {cause}; re-download it or copy it "
-            "in binary mode",
-        )
+    import inspect
 
-
-def _check_edf_ranges(path: Path, labels: bytes, ranges: bytes, n_signals: int) -> None:
-    """Raise if a signal's physical or digital range is empty or unreadable.
-
-    Samples become physical values by ``phys_min + (d - dig_min) * (phys_max - phys_min) /
-    (dig_max - dig_min)``: equal digital limits divide by zero (MNE warns and reads about 1 V),
-    equal physical limits make the channel a constant. Neither is a recording.
-    """
-    def field(block: bytes, k: int) -> str:
-        return block[k * 8:(k + 1) * 8].decode("ascii", "replace").strip()
-
-    for k in range(n_signals):
-        label = labels[k * 16:(k + 1) * 16].decode("ascii", "replace").strip()
-        if label == "EDF Annotations" or label == "BDF Annotations":
-            continue
-        try:
-            pmin, pmax, dmin, dmax = (float(field(ranges, k + j * n_signals)) for j in range(4))
-        except ValueError:
-            raise RecordingError(path, f"channel {label!r}: physical/digital range fields are "
-                                 "not numbers (corrupt header)") from None
-        if dmin >= dmax or pmin == pmax:
-            raise RecordingError(
-                path, f"channel {label!r}: header range digital [{dmin:g}, {dmax:g}], physical "
-                f"[{pmin:g}, {pmax:g}] cannot scale samples to volts (an empty range); fix the "
-                "header, or read the file with MNE, drop the channel and pass the Raw to "
-                "neuript (Recording.from_mne)")
-
-
-# --------------------------------------------------------------------------------------------
-# MNE readers
-# --------------------------------------------------------------------------------------------
-def _read_with_mne(path: Path, reader: str, fmt: str) -> Recording:
-    """Read ``path`` with ``mne.io.<reader>`` and convert it to a Recording."""
-    if path.stat().st_size == 0:
-        raise RecordingError(path, "file is empty (0 bytes)")
-    if fmt in ("EDF", "BDF"):
-        _check_edf_header(path, 2 if fmt == "EDF" else 3)
     import mne
 
-    kwargs: dict[str, Any] = {"preload": True, "verbose": "error"}
-    with warnings.catch_warnings(record=True) as caught:
+    params = list(inspect.signature(getattr(mne.io, reader)).parameters)
+    return tuple(p for p in params[1:] if p not in FIXED_MNE_ARGUMENTS)
+
+
+def _check_mne_options(path: Path, reader: str, fmt: str, options: Mapping[str, Any]) -> None:
+    accepted = mne_reader_options(reader)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise RecordingError(path, f"reader option(s) {', '.join(unknown)} not accepted by "
+                             f"mne.io.{reader} ({fmt}); accepted: {', '.join(accepted)}")
+
+
+def _mne_failure(err: Exception, fmt: str) -> str:
+    """One line for an MNE reader's exception (some embed a traceback or install advice)."""
+    text = str(err)
+    package = re.search(r"the module ([A-Za-z_][\w.]*)\S* is needed", text)
+    if package:
+        name = package.group(1)
+        return (f"reading {fmt} files needs the Python package {name!r}, which is not "
+                f"installed: pip install {name} (or {EXTRAS_HINT})")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    inner = [line for line in lines if re.match(r"\w+(Error|Exception): ", line)]
+    detail = inner[-1] if inner else f"{type(err).__name__}: {' '.join(lines)}"
+    if len(detail) > 400:
+        detail = detail[:400] + " …"
+    problem = f"could not be read as {fmt} by MNE ({detail})"
+    if fmt == "Neuroscan CNT" and "data_format" in detail:
+        problem += ("; pass the reader option data_format='int16' or 'int32' (the amplifier's "
+                    "sample width): --reader-option data_format=int32 on the command line, "
+                    "reader_options {\"data_format\": \"int32\"} in a manifest")
+    return problem
+
+
+def _call_reader(path: Path, reader: str, fmt: str, kwargs: dict[str, Any]) -> Any:
+    import mne
+
+    func = getattr(mne.io, reader)
+    try:
+        return func(path, **kwargs)
+    except Exception as err:
+        # EDF+ annotations that are not UTF-8 (seen in EEGMMIDB R01/R02): MNE asks for
+        # latin-1; that one documented case is read again, nothing else is retried.
+        if fmt not in ("EDF", "BDF") or "latin1" not in str(err) or "encoding" in kwargs:
+            raise
+        log.warning("%s: annotations are not UTF-8; decoding them as latin-1", path)
+        return func(path, encoding="latin1", **kwargs)
+
+
+def _read_with_mne(
+    path: Path, options: Mapping[str, Any], *, reader: str, fmt: str
+) -> Recording:
+    """Read ``path`` with ``mne.io.<reader>`` (``options`` as keyword arguments)."""
+    if fmt in ("EDF", "BDF"):
+        check_edf_header(path, 2 if fmt == "EDF" else 3)
+    if fmt == "eXimia" and path.stat().st_size % EXIMIA_FRAME_BYTES:
+        raise RecordingError(path, f"file size {path.stat().st_size} bytes is not whole "
+                             f"{EXIMIA_FRAME_BYTES}-byte samples (64 channels × int16): "
+                             "truncated, or not an eXimia .nxe file")
+    _check_mne_options(path, reader, fmt, options)
+    kwargs: dict[str, Any] = {**options, "preload": True, "verbose": "error"}
+    printed = io.StringIO()  # a few readers print (Persyst: birth dates); stdout stays clean
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         warnings.simplefilter("always")
         try:
-            try:
-                raw = getattr(mne.io, reader)(path, **kwargs)
-            except Exception as err:
-                # EDF+ annotations that are not UTF-8 (seen in EEGMMIDB R01/R02): MNE asks for
-                # latin-1; that one documented case is read again, nothing else is retried.
-                if fmt not in ("EDF", "BDF") or "latin1" not in str(err):
-                    raise
-                log.warning("%s: annotations are not UTF-8; decoding them as latin-1", path)
-                raw = getattr(mne.io, reader)(path, encoding="latin1", **kwargs)
+            raw = _call_reader(path, reader, fmt, kwargs)
         except Exception as err:  # boundary: every MNE failure becomes one RecordingError
             log.debug("MNE %s failed on %s", reader, path, exc_info=True)
-            raise RecordingError(
-                path, f"could not be read as {fmt} by MNE ({type(err).__name__}: {err})"
-            ) from None
+            raise RecordingError(path, _mne_failure(err, fmt)) from None
+    for line in filter(None, map(str.strip, printed.getvalue().splitlines())):
+        log.info("%s: mne.io.%s printed: %s", path, reader, line)
     for warning in caught:
         log.warning("%s: %s", path, warning.message)
     return _from_raw(raw, path)
+
+
+def _read_cnt(path: Path, options: Mapping[str, Any]) -> Recording:
+    """``.cnt``: ANT Neuro (a RIFF/RF64 container) or Neuroscan, told apart by the first bytes."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic in (b"RIFF", b"RF64"):
+        return _read_with_mne(path, options, reader="read_raw_ant", fmt="ANT Neuro CNT")
+    return _read_with_mne(path, options, reader="read_raw_cnt", fmt="Neuroscan CNT")
+
+
+def brainvision_header_of(path: Path) -> Path | None:
+    """The BrainVision header (``.vhdr``) whose data file ``path`` is, or None.
+
+    A ``.vhdr`` beside it with the same stem, or one in its folder whose ``DataFile=`` line
+    names it (any letter case).
+    """
+    for suffix in (".vhdr", ".VHDR"):
+        if path.with_suffix(suffix).is_file():
+            return path.with_suffix(suffix)
+    for header in sorted(path.parent.glob("*.[vV][hH][dD][rR]")):
+        try:
+            with open(header, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(8192)
+        except OSError:
+            continue
+        found = re.search(r"^\s*DataFile\s*=\s*(.+?)\s*$", text, re.MULTILINE | re.IGNORECASE)
+        if found and Path(found.group(1)).name.lower() == path.name.lower():
+            return header
+    return None
+
+
+def _read_nihon_or_refuse(path: Path, options: Mapping[str, Any]) -> Recording:
+    """``.eeg``: Nihon Kohden, unless it is the data file of a BrainVision header."""
+    header = brainvision_header_of(path)
+    if header is not None:
+        raise RecordingError(path, f"the data file of the BrainVision recording {header.name}: "
+                             f"read {header} instead")
+    with open(path, "rb") as fh:
+        device = fh.read(16)  # e.g. b"EEG-1200A V01.00"
+    if not (device.isascii() and device.decode("ascii").isprintable()):
+        raise RecordingError(path, "neither a Nihon Kohden .EEG file (which starts with a device "
+                             "name such as 'EEG-1200A V01.00') nor the data file of a "
+                             "BrainVision recording (no .vhdr beside it names it)")
+    return _read_with_mne(path, options, reader="read_raw_nihon", fmt="Nihon Kohden")
+
+
+def _read_export(path: Path, options: Mapping[str, Any], *, kind: ExportKind) -> Recording:
+    """A numeric export (:mod:`neuript.data.exports`): names typed as :func:`_from_raw` does."""
+    export = read_export(path, kind, options)
+    kinds = [channel_kind(name) for name in export.ch_names]
+    keep = [i for i, kind_ in enumerate(kinds) if kind_ == "eeg"]
+    excluded = {export.ch_names[i]: k for i, k in enumerate(kinds) if k != "eeg"}
+    if excluded:
+        log.info("%s: set aside non-EEG channels %s", path, excluded)
+    return _finish(path, export.data_v[keep], export.sfreq_hz,
+                   [export.ch_names[i] for i in keep], Events(), excluded)
 
 
 def _stim_events(codes: np.ndarray, sfreq_hz: float) -> tuple[np.ndarray, np.ndarray]:
@@ -353,149 +361,57 @@ def _finish(
 
 
 # --------------------------------------------------------------------------------------------
-# CSV layouts
+# registry and entry point
 # --------------------------------------------------------------------------------------------
-def _gunzip(blob: bytes) -> bytes:
-    """Every member of a gzip stream, each inflated by one C call (no chunked Python reads)."""
-    parts = []
-    while blob:
-        inflater = zlib.decompressobj(wbits=31)
-        parts.append(inflater.decompress(blob))
-        if not inflater.eof:
-            raise EOFError("compressed file ended before the end-of-stream marker")
-        blob = inflater.unused_data
-    return b"".join(parts)
+def _read_csv(path: Path, options: Mapping[str, Any]) -> Recording:
+    """The Muse or ADHD layout by header; with reader options, a plain numeric table."""
+    if options:
+        return _read_export(path, options, kind="text")
+    layout = read_csv_layout(path)
+    events = Events()
+    if layout.markers is not None:
+        onset, codes = _stim_events(layout.markers, layout.sfreq_hz)
+        events = Events(onset, np.zeros_like(onset), codes.astype(str))
+    return _finish(path, layout.data_v, layout.sfreq_hz, list(layout.ch_names), events,
+                   layout.excluded)
 
 
-def _csv_text(path: Path) -> tuple[list[str], bytes]:
-    """The header fields and the whole CSV text (bytes, decompressed when ``.gz``)."""
-    try:
-        blob = path.read_bytes()
-        if path.name.lower().endswith(".gz"):
-            blob = _gunzip(blob)
-        end = blob.find(b"\n")
-        line = (blob if end < 0 else blob[:end]).decode("utf-8", errors="strict")
-    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:
-        raise RecordingError(path, f"cannot read as (gzipped) CSV text: {err}") from None
-    return ([c.strip() for c in line.strip().split(",")] if line.strip() else []), blob
+Reader = Callable[[Path, Mapping[str, Any]], Recording]
 
 
-def _read_table(path: Path, text: bytes) -> np.ndarray:
-    """The numeric body of a CSV (pandas' C parser), shape (rows, columns), float64.
-
-    Column types are inferred with the NA filter off (the fast path: numbers only); when a
-    column is not numeric the text is parsed again with NA handling so that empty or ``nan``
-    cells become NaN (reported by :func:`_finish`) and only true text is refused here.
-    """
-    import pandas as pd
-
-    def parse(**kwargs: Any) -> Any:
-        try:
-            return pd.read_csv(io.BytesIO(text), engine="c", low_memory=False, **kwargs)
-        except (ValueError, OSError, EOFError, pd.errors.ParserError) as err:
-            problem = f"CSV body is not numeric or is corrupt ({err})"
-            raise RecordingError(path, problem) from None
-
-    frame = parse(na_filter=False)
-    if len(frame) == 0:
-        raise RecordingError(path, "zero-length recording (header only, no rows)")
-    if not all(kind in "iuf" for kind in frame.dtypes.map(lambda d: d.kind)):
-        frame = parse(dtype=np.float64)
-    return frame.to_numpy(dtype=np.float64)
+def _mne(reader: str, fmt: str) -> Reader:
+    return functools.partial(_read_with_mne, reader=reader, fmt=fmt)
 
 
-def _muse_rate(path: Path, stamps: np.ndarray) -> float:
-    """Check Muse (LSL) timestamps and return the sampling rate: the nominal 256 Hz.
-
-    LSL stamps jitter: they may repeat or step back by tens of ms. Such steps (up to
-    :data:`MUSE_MAX_GAP_S`) are accepted with one warning giving their count and the largest;
-    samples are taken at the nominal rate. Refused: non-finite stamps, a jump forward or back
-    longer than :data:`MUSE_MAX_GAP_S`, or an overall rate more than :data:`MUSE_RATE_TOL` off
-    256 Hz (rows over time span: the stamps of the bundled files are rounded to 1 ms, so the
-    median step, 4 ms, would say 250 Hz). Rows are counted from 0, the header not included (file
-    line = row + 2).
-    """
-    bad = np.flatnonzero(~np.isfinite(stamps))
-    if bad.size:
-        raise RecordingError(
-            path, f"{bad.size} non-finite (NaN/inf) timestamp(s), the first at row {bad[0]}; "
-            "drop those rows or fill in their timestamps",
-        )
-    steps = np.diff(stamps)  # steps[i]: from row i to row i + 1
-    jumps = np.flatnonzero(np.abs(steps) > MUSE_MAX_GAP_S)
-    if jumps.size:
-        first = int(jumps[0])
-        raise RecordingError(
-            path, f"inconsistent sampling: {jumps.size} timestamp jump(s) longer than "
-            f"{MUSE_MAX_GAP_S:g} s, the first {steps[first]:+.2f} s at row {first + 1} "
-            f"({stamps[first] - stamps[0]:.1f} s into the file); split the file there or leave "
-            "it out of the inputs",
-        )
-    span = stamps[-1] - stamps[0]
-    rate = (len(stamps) - 1) / span if span > 0 else 0.0
-    if abs(rate / MUSE_SFREQ_HZ - 1) > MUSE_RATE_TOL:
-        raise RecordingError(
-            path, f"inconsistent sampling: timestamps give {rate:.2f} Hz, expected the Muse "
-            f"{MUSE_SFREQ_HZ:g} Hz within {MUSE_RATE_TOL:.0%}",
-        )
-    irregular = np.flatnonzero(steps <= 0)
-    if irregular.size:
-        log.warning(
-            "%s: %d timestamp(s) repeat or step backwards (largest step back %.3f s, first at "
-            "row %d); samples are taken at the nominal %g Hz", path, irregular.size,
-            -float(steps[irregular].min()), irregular[0] + 1, MUSE_SFREQ_HZ,
-        )
-    return MUSE_SFREQ_HZ
-
-
-def _read_muse(path: Path, header: list[str], text: bytes) -> Recording:
-    table = _read_table(path, text)
-    if table.shape[0] < 2:
-        raise RecordingError(path, "too few rows to derive a sampling rate (need >= 2)")
-    sfreq = _muse_rate(path, table[:, 0])
-    eeg = np.ascontiguousarray(table[:, 1:5].T)
-    eeg *= 1e-6  # µV → V
-    onset, codes = _stim_events(table[:, 6], sfreq)
-    events = Events(onset, np.zeros_like(onset), codes.astype(str))
-    excluded = {header[5]: "misc", header[6]: "stim"}
-    return _finish(path, eeg, sfreq, list(header[1:5]), events, excluded)
-
-
-def _read_adhd(path: Path, header: list[str], text: bytes) -> Recording:
-    table = _read_table(path, text)
-    data = np.ascontiguousarray(table.T)
-    data *= 1e-6  # µV → V
-    return _finish(path, data, ADHD_SFREQ_HZ, list(ADHD_CHANNELS), Events(), {})
-
-
-def _read_csv(path: Path) -> Recording:
-    """Dispatch on the CSV header: the Muse layout or the ADHD layout."""
-    if path.stat().st_size == 0:
-        raise RecordingError(path, "file is empty (0 bytes)")
-    header, text = _csv_text(path)
-    if tuple(header[:6]) == MUSE_COLUMNS and len(header) == 7 and header[6].startswith("Marker"):
-        return _read_muse(path, header, text)
-    if header == [str(i) for i in range(len(ADHD_CHANNELS))]:
-        return _read_adhd(path, header, text)
-    raise RecordingError(
-        path,
-        f"unknown CSV layout (header {header[:8]}); expected the Muse header "
-        f"{','.join(MUSE_COLUMNS)},Marker or the ADHD header 0..18",
-    )
-
-
-READERS: dict[str, Callable[[Path], Recording]] = {
-    ".edf": functools.partial(_read_with_mne, reader="read_raw_edf", fmt="EDF"),
-    ".bdf": functools.partial(_read_with_mne, reader="read_raw_bdf", fmt="BDF"),
-    ".gdf": functools.partial(_read_with_mne, reader="read_raw_gdf", fmt="GDF"),
-    ".fif": functools.partial(_read_with_mne, reader="read_raw_fif", fmt="FIF"),
-    ".vhdr": functools.partial(_read_with_mne, reader="read_raw_brainvision", fmt="BrainVision"),
-    ".set": functools.partial(_read_with_mne, reader="read_raw_eeglab", fmt="EEGLAB"),
-    ".cnt": functools.partial(_read_with_mne, reader="read_raw_cnt", fmt="Neuroscan CNT"),
+READERS: dict[str, Reader] = {
+    ".edf": _mne("read_raw_edf", "EDF"),
+    ".bdf": _mne("read_raw_bdf", "BDF"),
+    ".gdf": _mne("read_raw_gdf", "GDF"),
+    ".fif": _mne("read_raw_fif", "FIF"),
+    ".vhdr": _mne("read_raw_brainvision", "BrainVision"),
+    ".set": _mne("read_raw_eeglab", "EEGLAB"),
+    ".cnt": _read_cnt,  # ANT Neuro or Neuroscan, by the first bytes
+    ".nxe": _mne("read_raw_eximia", "eXimia"),
+    ".nedf": _mne("read_raw_nedf", "NEDF"),
+    ".lay": _mne("read_raw_persyst", "Persyst"),
+    ".mff": _mne("read_raw_egi", "EGI MFF"),  # a folder
+    ".cdt": _mne("read_raw_curry", "Curry"),
     ".csv": _read_csv,
     ".csv.gz": _read_csv,
 }
-"""File suffix (lower case) → reader returning a Recording without subject/session."""
+"""Suffix (lower case) → reader, for suffixes that alone make a file a recording: a folder scan
+(:func:`neuript.data.store.scan_inputs`) takes every file with one of them."""
+
+NAMED_READERS: dict[str, Reader] = {
+    ".eeg": _read_nihon_or_refuse,  # Nihon Kohden, unless a BrainVision .vhdr names the file
+    ".npy": functools.partial(_read_export, kind="npy"),
+    ".txt": functools.partial(_read_export, kind="text"),
+    ".tsv": functools.partial(_read_export, kind="text"),
+    ".mat": functools.partial(_read_export, kind="mat"),
+}
+"""Suffix → reader, for files read only when named: the suffix alone does not make a recording
+(a ``.eeg`` may be BrainVision data, a ``.txt``/``.tsv``/``.npy``/``.mat`` anything; numeric
+exports also need the reader options ``sfreq`` and ``ch_names``, :mod:`neuript.data.exports`)."""
 
 
 def file_suffix(path: str | os.PathLike) -> str:
@@ -507,17 +423,28 @@ def file_suffix(path: str | os.PathLike) -> str:
 
 
 def read_recording(
-    path: str | os.PathLike, *, subject: str | None = None, session: str | None = None
+    path: str | os.PathLike,
+    *,
+    subject: str | None = None,
+    session: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
 ) -> Recording:
     """Read one recording file.
 
     Parameters
     ----------
     path : path-like
-        An EDF/EDF+, BDF, GDF, FIF, BrainVision ``.vhdr``, EEGLAB ``.set``, Neuroscan ``.cnt``,
-        or a Muse / ADHD ``.csv(.gz)`` file.
+        Any suffix of :data:`READERS` or :data:`NAMED_READERS` (docs/byod.md has the table):
+        EDF/EDF+, BDF, GDF, FIF, BrainVision ``.vhdr``, EEGLAB ``.set``, ANT Neuro or Neuroscan
+        ``.cnt``, eXimia ``.nxe``, NEDF, Persyst ``.lay``, EGI ``.mff`` (a folder), Curry
+        ``.cdt``, Nihon Kohden ``.eeg``, Muse / ADHD ``.csv(.gz)``, and numeric exports
+        ``.npy``/``.txt``/``.tsv``/``.csv``/``.mat``.
     subject, session : str | None
         Override the identifiers guessed from the path (:func:`guess_subject_session`).
+    reader_options : mapping | None
+        Keyword arguments for the format's MNE reader (:func:`mne_reader_options`, e.g.
+        ``{"data_format": "int32"}`` for a Neuroscan CNT MNE cannot size), or ``sfreq``
+        (Hz), ``ch_names``, ``unit`` (default µV) for a numeric export. Unknown keys are refused.
 
     Returns
     -------
@@ -530,18 +457,21 @@ def read_recording(
     ------
     RecordingError
         Missing, empty, truncated or corrupt file, unsupported suffix, NaN/inf, zero samples,
-        inconsistent sampling.
+        inconsistent sampling, reader options missing or not accepted.
     """
     path = Path(path)
     suffix = file_suffix(path)
-    reader = READERS.get(suffix)
+    reader = READERS.get(suffix) or NAMED_READERS.get(suffix)
     if reader is None:
-        raise RecordingError(
-            path, f"unsupported file type {suffix or '(none)'!r}; supported: {sorted(READERS)}"
-        )
-    if not path.is_file():
+        raise RecordingError(path, f"unsupported file type {suffix or '(none)'!r}; supported: "
+                             f"{sorted({**READERS, **NAMED_READERS})}")
+    if suffix == ".mff" and not path.is_dir():
+        raise RecordingError(path, "no such folder (an EGI .mff recording is a folder)")
+    if suffix != ".mff" and not path.is_file():
         raise RecordingError(path, "no such file")
-    recording = reader(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise RecordingError(path, "file is empty (0 bytes)")
+    recording = reader(path, dict(reader_options or {}))
     guessed_subject, guessed_session = guess_subject_session(path)
     return _replace_ids(
         recording,

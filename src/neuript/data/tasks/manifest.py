@@ -26,6 +26,10 @@ Columns (header names, any order, case-insensitive; ``#`` lines are comments):
 ``split``
     ``train``/``val``/``test``: forces the row's subject into that split (``split="subject"``),
     or is the split itself (``split="column"``).
+``reader_options``
+    A JSON object of reader options for the row's file (:func:`~neuript.data.io.read_recording`),
+    e.g. ``{"data_format": "int32"}`` for a Neuroscan CNT or ``{"sfreq": 250, "ch_names":
+    ["Fp1", "Fp2"]}`` for a numeric export (in a CSV cell, quotes are doubled).
 
 Every problem names the manifest line (the header is line 1). :func:`plan_manifest` collects
 problems without raising (``neuript inspect`` uses it); :func:`build_manifest_task` raises on
@@ -57,7 +61,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "label", "subject")
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "session", "start_s", "stop_s", "event", "event_offset_s", "channels", "montage",
-    "positions", "split",
+    "positions", "split", "reader_options",
 )
 POSITIONS_SIDECAR = "positions.json"
 MONTAGE_WORDS: tuple[str, ...] = ("tcp", "monopolar", "as_is")
@@ -79,6 +83,7 @@ class ManifestRow(NamedTuple):
     target: str | tuple[str, ...] | None
     positions: dict[str, tuple[float, float, float]]
     split: str | None
+    reader_options: dict[str, Any]
 
 
 class ManifestPlan(NamedTuple):
@@ -176,6 +181,20 @@ def _target(cells: Mapping[str, str], where: str) -> str | tuple[str, ...] | Non
     return names
 
 
+def parse_reader_options(text: str, where: str) -> dict[str, Any]:
+    """A ``reader_options`` cell (JSON object text) → dict; empty → ``{}``."""
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        options = err
+    if not isinstance(options, dict):
+        raise NeuriptError(f"{where}: reader_options {text!r} must be a JSON object such as "
+                           '{"data_format": "int32"} (in a CSV cell, double the quotes)')
+    return options
+
+
 def _parse_row(cells: dict[str, str], line: int, where: str, folder: Path) -> ManifestRow:
     for column in ("path", "label"):
         if not cells.get(column):
@@ -198,6 +217,7 @@ def _parse_row(cells: dict[str, str], line: int, where: str, folder: Path) -> Ma
         event_offset_s=_float(cells.get("event_offset_s", ""), "event_offset_s", where) or 0.0,
         target=_target(cells, where),
         positions=parse_positions(cells.get("positions", ""), where), split=split,
+        reader_options=parse_reader_options(cells.get("reader_options", ""), where),
     )
 
 
@@ -283,17 +303,19 @@ def plan_manifest(
     units: list[Unit] = []
     for row in rows:
         extra = {**shared, **row.positions}
-        key = (str(row.path), row.subject, row.session, json.dumps(extra, sort_keys=True))
+        key = (str(row.path), row.subject, row.session, json.dumps(extra, sort_keys=True),
+               json.dumps(row.reader_options, sort_keys=True))
         if key not in cache:
             try:
-                rec = read_recording(row.path, subject=row.subject, session=row.session)
+                rec = read_recording(row.path, subject=row.subject, session=row.session,
+                                     reader_options=row.reader_options)
                 if extra:
                     rec = dataclasses.replace(rec, positions={
                         **(rec.positions or {}), **{k: np.asarray(v, float)
                                                     for k, v in extra.items()}})
                 cache[key] = rec
             except RecordingError as err:
-                kind = "missing_file" if not row.path.is_file() else "unreadable"
+                kind = "missing_file" if not row.path.exists() else "unreadable"
                 cache[key] = Problem(row.where, kind, str(err))
         got = cache[key]
         if isinstance(got, Problem):
