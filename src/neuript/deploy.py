@@ -15,7 +15,6 @@ whose per-operator overhead dominates at batch 1 (``benchmarks/results/speed.md`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from neuript.errors import ContractError, NeuriptError, read_json
+from neuript.files import sha256_file
 
 ONNX_NAME = "model.onnx"
 SIDECAR_NAME = "model.onnx.json"
@@ -52,13 +52,6 @@ class ExportResult(NamedTuple):
     n_groups: int
     max_abs_diff: float
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _ort() -> Any:
@@ -148,7 +141,7 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
         tmp.unlink(missing_ok=True)
         raise NeuriptError(f"{model_dir}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
                            f"(> {PARITY_ATOL}); the export was discarded")
-    sidecar = {"weights_sha256": _sha256(model_dir / WEIGHTS_NAME), "model_dir": str(model_dir),
+    sidecar = {"weights_sha256": sha256_file(model_dir / WEIGHTS_NAME), "model_dir": str(model_dir),
                "n_channels": c, "n_samples": t, "n_groups": g, "opset": opset,
                "max_abs_diff": diff, "inputs": list(INPUT_NAMES), "outputs": ["logits"]}
     side = path.with_name(path.name + ".json")
@@ -213,7 +206,7 @@ class OnnxClassifier:
             raise ContractError(f"{self.model_dir}: no ONNX export here; run "
                                 f"`neuript export {self.model_dir}` first")
         self.meta: dict[str, Any] = read_json(side, "ONNX export sidecar", ContractError)
-        if self.meta.get("weights_sha256") != _sha256(self.model_dir / WEIGHTS_NAME):
+        if self.meta.get("weights_sha256") != sha256_file(self.model_dir / WEIGHTS_NAME):
             raise ContractError(f"{path}: exported from other weights than "
                                 f"{self.model_dir / WEIGHTS_NAME} (the model changed since the "
                                 "export); run `neuript export` again")

@@ -39,6 +39,7 @@ from neuript.config import PreprocessConfig, from_dict
 from neuript.data import store
 from neuript.data.locks import hold_lock
 from neuript.errors import NeuriptError
+from neuript.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,6 @@ def files_sha256(files: Sequence[Path]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def corpus_lock(out: Path, what: str) -> AbstractContextManager[None]:
     """The lock of ``out``'s corpus-wide files (waits for another writer to finish with them)."""
@@ -78,7 +72,7 @@ def corpus_lock(out: Path, what: str) -> AbstractContextManager[None]:
 def write_fragment(out: Path, shard: tuple[int, int], config: Mapping[str, Any],
                    fingerprint: str, n_files: int, keys: Iterable[str]) -> Path:
     """Write shard ``(i, n)``'s fragment, listing the committed parts ``keys`` with their hash."""
-    parts = {k: _sha256_file(out / "parts" / f"{k}.json") for k in sorted(keys)}
+    parts = {k: sha256_file(out / "parts" / f"{k}.json") for k in sorted(keys)}
     path = out / f"manifest.{shard_tag(shard)}.json"
     store._atomic_json(path, {"format": store.FORMAT_VERSION, "shard": list(shard),
                               "config": dict(config), "files_sha256": fingerprint,
@@ -176,7 +170,7 @@ def _check_array(path: Path, part: dict, frag: Fragment) -> None:
         raise NeuriptError(f"{path}: its part has no shard_sha256 (written by an older neuript); "
                            f"{redo}")
     if not path.is_file() or path.stat().st_size != part["shard_bytes"] or (
-            _sha256_file(path) != part["shard_sha256"]):
+            sha256_file(path) != part["shard_sha256"]):
         raise NeuriptError(f"{path}: missing, or its bytes differ from the size and sha256 in "
                            f"its part (changed after the shard run); {redo}")
 

@@ -24,7 +24,6 @@ reads the full files back, so a checkpoint does not depend on the strategy or wo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from neuript.errors import NeuriptError
+from neuript.files import sha256_file
 from neuript.train.distributed import DistEnv, barrier, is_fsdp, unwrap
 from neuript.train.loop import TrainState
 
@@ -197,7 +197,7 @@ def save_train_state(
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "rng": rng, "world_size": env.world_size}, tmp / "state.pt")
     info = {"train_state": asdict(state), "world_size": env.world_size, "config": config,
-            "corpus": corpus, "sha256": {name: _sha256(tmp / name) for name in FILES}}
+            "corpus": corpus, "sha256": {name: sha256_file(tmp / name) for name in FILES}}
     (tmp / "train_state.json").write_text(json.dumps(info, indent=2, default=str))
     if final.exists():
         shutil.rmtree(final)
@@ -214,13 +214,6 @@ def _prune(root: Path, keep_last: int) -> None:
     for old in list_checkpoints(root.parent)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
@@ -295,7 +288,7 @@ def read_checkpoint(ckpt_dir: str | os.PathLike) -> CheckpointContents:
             raise CheckpointError(f"{path / 'train_state.json'}: unreadable "
                                   f"({_first_line(err)})") from err
     for name, digest in (info.get("sha256") or {}).items():
-        if (path / name).is_file() and _sha256(path / name) != digest:
+        if (path / name).is_file() and sha256_file(path / name) != digest:
             raise CheckpointError(f"{path / name}: truncated or corrupt (SHA-256 differs from "
                                   "the one recorded when it was saved)")
     try:
