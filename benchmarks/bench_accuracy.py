@@ -40,6 +40,7 @@ from benchmarks.common import (
     write_part,
 )
 from neuript.config import MaskConfig, OptimConfig, PreprocessConfig, TrainConfig
+from neuript.data.splits import fold_task, subject_folds
 from neuript.data.tasks.base import TaskWindows, manifest_hash
 
 log = logging.getLogger(__name__)
@@ -192,21 +193,6 @@ def finetune_row(opts: BenchOptions, task: TaskWindows, model: str, init: str,
             "per_seed_balanced_accuracy": [r["test"]["balanced_accuracy"] for r in result.per_seed],
             "date": now_iso(), "wall_s": round(time.perf_counter() - t0, 1),
             "machine": machine_info(), "run_dir": str(result.run_dir)}
-
-
-def subject_folds(subjects: np.ndarray, n_folds: int) -> list[list[str]]:
-    """Sorted unique subjects cut into ``n_folds`` contiguous folds."""
-    unique = sorted(set(np.asarray(subjects).astype(str).tolist()))
-    return [list(map(str, f)) for f in np.array_split(np.array(unique), n_folds)]
-
-
-def fold_task(task: TaskWindows, folds: list[list[str]], k: int) -> TaskWindows:
-    """Fold ``k`` as test, fold ``k + 1`` as validation, the rest as training."""
-    test, val = folds[k], folds[(k + 1) % len(folds)]
-    subjects = task.subjects.astype(str)
-    splits = np.where(np.isin(subjects, test), "test",
-                      np.where(np.isin(subjects, val), "val", "train"))
-    return replace(task, splits=splits)
 
 
 def cv_row(opts: BenchOptions, task: TaskWindows, model: str, init: str,

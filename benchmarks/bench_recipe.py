@@ -207,8 +207,8 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
 
 def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> dict[str, Any]:
     """Run one cell (or read it back from the cache); ``{"error": …}`` when it failed."""
-    from benchmarks.bench_accuracy import fold_task
     from neuript.config import to_dict
+    from neuript.data.splits import fold_task
     from neuript.train.finetune import run_finetune
 
     cfg = cell_config(opts, name, k, seed)
@@ -534,8 +534,8 @@ def write_store(opts: BenchOptions, cells: Mapping[str, list[dict[str, Any]]]) -
 
 def run(opts: BenchOptions) -> list[dict[str, Any]]:
     """Run the chosen variants' cells, then write recipe.json / .md from every cached cell."""
-    from benchmarks.bench_accuracy import subject_folds
     from benchmarks.common import write_part
+    from neuript.data.splits import subject_folds
     from neuript.data.tasks import build_task
 
     # Without --recipe-variants: the rows the conclusions rest on, not every screen (each

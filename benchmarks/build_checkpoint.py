@@ -115,9 +115,9 @@ def probe_encoder(init: str, task: Any, folds: list[list[str]], threads: int | N
     import numpy as np
     import torch
 
-    from benchmarks.bench_accuracy import fold_task
     from neuript.data.loader import make_task_loader
     from neuript.data.montage import pooling_groups
+    from neuript.data.splits import fold_task
     from neuript.train.finetune import FinetuneRunConfig
     from neuript.train.finetune_seed import build_model
     from neuript.train.probe import svm_probe, task_features
@@ -185,8 +185,8 @@ def _write(path: Path, text: str) -> None:
 def stage_card(work: Path, threads: int | None, package_dir: Path,
                out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
     """Ship the weights, probe every kept checkpoint and the random encoder, write the card."""
-    from benchmarks.bench_accuracy import subject_folds
     from benchmarks.common import write_part
+    from neuript.data.splits import subject_folds
     from neuript.data.tasks import build_task
 
     run_dir = work / "pretrain"

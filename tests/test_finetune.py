@@ -12,10 +12,11 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from _finetune_data import MICRO, reduced_task, thin
 from neuript.config import InputContract, OptimConfig, TrainConfig, from_dict, override, to_dict
+from neuript.data.splits import subset_subjects
 from neuript.errors import ContractError, NeuriptError
 from neuript.model_folder import load_classifier
 from neuript.train.evaluate import run_evaluate
-from neuript.train.finetune import FinetuneRunConfig, run_finetune, subset_subjects
+from neuript.train.finetune import FinetuneRunConfig, run_finetune
 
 METRIC_KEYS = {"balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "auc_pr"}
 

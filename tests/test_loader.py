@@ -7,14 +7,10 @@ import pytest
 import torch
 
 from neuript.config import PreprocessConfig
-from neuript.data.loader import (
-    MontageBatchSampler,
-    make_corpus_loader,
-    make_task_loader,
-    split_by_subject,
-)
+from neuript.data.loader import MontageBatchSampler, make_corpus_loader, make_task_loader
 from neuript.data.montage import pooling_groups
 from neuript.data.preprocess import alaw
+from neuript.data.splits import split_by_subject
 from neuript.data.store import WindowStore, prepare_corpus
 from neuript.data.tasks.base import TaskWindows
 from neuript.paths import data_root

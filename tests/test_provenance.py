@@ -15,9 +15,10 @@ import torch
 
 from _finetune_data import MICRO, reduced_task, thin
 from neuript.config import InputContract, OptimConfig, TrainConfig, override
+from neuript.data.splits import subset_subjects
 from neuript.errors import NeuriptError
 from neuript.train.evaluate import run_evaluate
-from neuript.train.finetune import FinetuneRunConfig, run_finetune, subset_subjects
+from neuript.train.finetune import FinetuneRunConfig, run_finetune
 from neuript.train.provenance import corpus_provenance, find_overlap, recording_key
 
 

@@ -15,8 +15,9 @@ import pytest
 from scipy.signal import resample_poly
 
 from neuript.data.montage import TCP_PAIRS
+from neuript.data.splits import stratified_subject_split
 from neuript.data.tasks import TASKS, build_task, describe_task, get_task, task_data_dir
-from neuript.data.tasks._common import cache_key, stratified_subject_split
+from neuript.data.tasks._common import cache_key
 from neuript.data.tasks.base import SPLITS, TaskSpec
 from neuript.errors import NeuriptError
 from neuript.paths import data_root

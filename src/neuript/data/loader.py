@@ -42,15 +42,6 @@ class WindowItem(NamedTuple):
     """Row of the window in its task or corpus."""
 
 
-class SubjectSplit(NamedTuple):
-    """Window indices of a subject-wise train/validation split."""
-
-    train: np.ndarray
-    """(N_train,) int64, sorted."""
-    val: np.ndarray
-    """(N_val,) int64, sorted."""
-
-
 # --------------------------------------------------------------------------------------------
 # datasets
 # --------------------------------------------------------------------------------------------
@@ -107,36 +98,6 @@ class CorpusDataset(Dataset):
     def __getitem__(self, k: int) -> WindowItem:
         i = int(self.indices[k])
         return WindowItem(self.store.window(i), int(self.store.montage_of[i]), NO_LABEL, i)
-
-
-def split_by_subject(subjects: Sequence[str] | np.ndarray, val_fraction: float,
-                     seed: int) -> SubjectSplit:
-    """Split windows into train/validation so that no subject is in both.
-
-    Parameters
-    ----------
-    subjects : array-like, shape (N,), str
-        Subject of each window (e.g. ``WindowStore.subjects``).
-    val_fraction : float
-        Share of subjects (not windows) sent to validation, in [0, 1).
-    seed : int
-        Seed of the subject shuffle.
-
-    Returns
-    -------
-    split : SubjectSplit
-        With at least one validation subject when ``val_fraction > 0`` and there are two or more.
-    """
-    if not 0 <= val_fraction < 1:
-        raise NeuriptError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    subjects = np.asarray(subjects).astype(str)
-    unique = np.unique(subjects)  # sorted: independent of window order
-    n_val = int(round(val_fraction * len(unique)))
-    if val_fraction > 0 and len(unique) > 1:
-        n_val = min(max(n_val, 1), len(unique) - 1)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    is_val = np.isin(subjects, unique[order[:n_val]])
-    return SubjectSplit(np.flatnonzero(~is_val), np.flatnonzero(is_val))
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from neuript.config import (
     check_literals,
     to_dict,
 )
+from neuript.data.splits import subset_subjects
 from neuript.data.tasks.base import TaskWindows
 from neuript.errors import ContractError, NeuriptError
 from neuript.model_folder import contract_of, read_model_config, resolve_init_dir
@@ -194,31 +195,6 @@ class FinetuneResult:
 # --------------------------------------------------------------------------------------------
 # task and contract
 # --------------------------------------------------------------------------------------------
-def subset_subjects(task: TaskWindows, n_per_split: int) -> TaskWindows:
-    """Keep the first ``n_per_split`` subjects (sorted by name) of every split.
-
-    Parameters
-    ----------
-    task : TaskWindows
-    n_per_split : int
-
-    Returns
-    -------
-    subset : TaskWindows
-        A new object; windows keep their order.
-    """
-    keep = np.zeros(len(task.labels), dtype=bool)
-    for split in ("train", "val", "test"):
-        idx = task.indices(split)
-        chosen = sorted(set(task.subjects[idx].tolist()))[:n_per_split]
-        keep[idx[np.isin(task.subjects[idx], chosen)]] = True
-    rows = np.flatnonzero(keep)
-    return replace(
-        task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
-        splits=task.splits[rows], sources=task.sources[rows], starts=task.starts[rows],
-    )
-
-
 def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> TaskWindows:
     """Build the configured task (or take ``task``), subset it, and check every split."""
     if task is None and (cfg.manifest is not None or cfg.bids_root is not None):

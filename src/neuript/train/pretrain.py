@@ -190,7 +190,8 @@ def _prepare_run_dir(cfg: PretrainRunConfig, env: DistEnv,
 
 
 def _run(cfg: PretrainRunConfig, env: DistEnv) -> PretrainResult:
-    from neuript.data.loader import make_corpus_loader, split_by_subject
+    from neuript.data.loader import make_corpus_loader
+    from neuript.data.splits import split_by_subject
     from neuript.data.store import WindowStore
     from neuript.model.neuript import NeurIPTPretrain
 

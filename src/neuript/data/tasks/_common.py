@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -205,79 +205,6 @@ def reject_part(part: Part, cfg: PreprocessConfig, clipped: np.ndarray | None = 
 # --------------------------------------------------------------------------------------------
 # splits
 # --------------------------------------------------------------------------------------------
-def split_by_ids(subjects: np.ndarray, ids: Mapping[str, Iterable[str]]) -> np.ndarray:
-    """Split of every window from a fixed subject list per split.
-
-    Parameters
-    ----------
-    subjects : ndarray, shape (N,), str
-        Subject of each window.
-    ids : mapping of split name to subject ids
-        ``{"train": [...], "val": [...], "test": [...]}``; a subject may appear once only.
-
-    Returns
-    -------
-    splits : ndarray, shape (N,), str
-        Split of each window. A subject in no list raises :class:`NeuriptError`.
-    """
-    split_of: dict[str, str] = {}
-    for split, members in ids.items():
-        if split not in SPLITS:
-            raise NeuriptError(f"split name must be one of {SPLITS}, got {split!r}")
-        for subject in members:
-            if subject in split_of:
-                raise NeuriptError(f"subject {subject!r} is listed in both "
-                                   f"{split_of[subject]!r} and {split!r}")
-            split_of[subject] = split
-    missing = sorted(set(subjects.tolist()) - set(split_of))
-    if missing:
-        raise NeuriptError(f"subjects {missing} have no split; known: {sorted(split_of)}")
-    return np.array([split_of[s] for s in subjects.tolist()], dtype=str)
-
-
-def stratified_subject_split(
-    subject_class: Mapping[str, int],
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
-) -> dict[str, str]:
-    """Seeded subject-level split, stratified by each subject's class.
-
-    Within each class the subjects are sorted, shuffled with ``numpy.random.default_rng(seed)``
-    and cut into ``round(f·n)`` validation and test subjects (at least one each when the class
-    has three or more subjects); the rest train.
-
-    Parameters
-    ----------
-    subject_class : mapping of str to int
-        Class of each subject (one label per subject, e.g. patient vs. control).
-    fractions : tuple of float
-        Train, validation and test shares; must sum to 1.
-    seed : int
-        Seed of the shuffle.
-
-    Returns
-    -------
-    split_of : dict of str to str
-        Subject → ``"train"``, ``"val"`` or ``"test"``.
-    """
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise NeuriptError(f"split fractions must be three shares summing to 1, got {fractions}")
-    rng = np.random.default_rng(seed)
-    split_of: dict[str, str] = {}
-    for cls in sorted(set(subject_class.values())):
-        members = sorted(s for s, c in subject_class.items() if c == cls)
-        order = [members[i] for i in rng.permutation(len(members))]
-        n = len(order)
-        n_val = int(round(fractions[1] * n))
-        n_test = int(round(fractions[2] * n))
-        if n >= 3:
-            n_val = max(n_val, 1) if fractions[1] > 0 else 0
-            n_test = max(n_test, 1) if fractions[2] > 0 else 0
-        for i, subject in enumerate(order):
-            split_of[subject] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
-    return split_of
-
-
 # --------------------------------------------------------------------------------------------
 # assembly
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ given as task options (:func:`subject_ids`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from neuript.config import PreprocessConfig
 from neuript.data.recording import Recording
-from neuript.data.tasks._common import Part, reject_part, stratified_subject_split
+from neuript.data.tasks._common import Part, reject_part
 from neuript.errors import NeuriptError
 
 log = logging.getLogger(__name__)
@@ -77,72 +77,6 @@ def epochs_part(
     return kept._replace(rejected={**part.rejected, **kept.rejected})
 
 
-def count_split(
-    subject_class: Mapping[str, int],
-    n_val: Mapping[int, int],
-    n_test: Mapping[int, int],
-    seed: int = 0,
-) -> dict[str, str]:
-    """Seeded subject split with a fixed number of validation and test subjects per class.
-
-    Within each class the subjects are sorted, shuffled with ``numpy.random.default_rng(seed)``
-    (one generator, classes in increasing order); the first ``n_val[c]`` go to validation, the
-    next ``n_test[c]`` to test and the rest train.
-
-    Parameters
-    ----------
-    subject_class : mapping of str to int
-        Class of each subject.
-    n_val, n_test : mapping of int to int
-        Validation / test subjects wanted per class (missing classes: 0).
-    seed : int
-        Seed of the shuffle.
-
-    Returns
-    -------
-    split_of : dict of str to str
-        Subject → ``"train"``, ``"val"`` or ``"test"``.
-    """
-    rng = np.random.default_rng(seed)
-    split_of: dict[str, str] = {}
-    for cls in sorted(set(subject_class.values())):
-        members = sorted(s for s, c in subject_class.items() if c == cls)
-        k_val, k_test = int(n_val.get(cls, 0)), int(n_test.get(cls, 0))
-        if k_val < 0 or k_test < 0 or k_val + k_test > len(members):
-            raise NeuriptError(
-                f"class {cls}: asked for {k_val} validation + {k_test} test subjects but only "
-                f"{len(members)} subjects are present ({members[:6]}…); lower the counts"
-            )
-        order = [members[i] for i in rng.permutation(len(members))]
-        for i, subject in enumerate(order):
-            split_of[subject] = "val" if i < k_val else "test" if i < k_val + k_test else "train"
-    return split_of
-
-
-def fraction_split(
-    subject_class: Mapping[str, int], fractions: Sequence[float], seed: int = 0
-) -> dict[str, str]:
-    """Seeded subject split by fractions, stratified by class (see ``stratified_subject_split``).
-
-    Parameters
-    ----------
-    subject_class : mapping of str to int
-        Stratum of each subject (class, cohort, or 0 for all).
-    fractions : sequence of float
-        Train, validation and test shares summing to 1.
-    seed : int
-        Seed of the shuffle.
-
-    Returns
-    -------
-    split_of : dict of str to str
-    """
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3:
-        raise NeuriptError(f"split fractions must be (train, val, test), got {fractions}")
-    return stratified_subject_split(subject_class, fractions, seed)  # type: ignore[arg-type]
-
-
 def subject_ids(
     option: str, values: Iterable[int | str], fmt: str
 ) -> tuple[str, ...]:
@@ -154,20 +88,6 @@ def subject_ids(
         except (TypeError, ValueError):
             raise NeuriptError(f"{option} must hold subject numbers, got {value!r}") from None
     return tuple(out)
-
-
-def train_val_test(
-    train: Iterable[str], val: Iterable[str], test: Iterable[str]
-) -> dict[str, str]:
-    """Subject → split from three explicit lists; a subject in two lists raises."""
-    split_of: dict[str, str] = {}
-    for split, members in (("train", train), ("val", val), ("test", test)):
-        for subject in members:
-            if subject in split_of:
-                raise NeuriptError(f"subject {subject!r} is listed in both "
-                                   f"{split_of[subject]!r} and {split!r}")
-            split_of[subject] = split
-    return split_of
 
 
 def require_dir(path: Path, expected: str) -> Path:
@@ -186,27 +106,3 @@ def tuh_root(data_dir: Path, expected: str) -> Path:
             raise NeuriptError(f"{root / split}: folder not found; expected {expected}")
     return root
 
-
-def tuh_split(
-    train_class: Mapping[str, int], eval_subjects: Iterable[str], val_fraction: float, seed: int
-) -> dict[str, str]:
-    """Official eval subjects → test; the train folder's subjects → train/val by fraction.
-
-    Parameters
-    ----------
-    train_class : mapping of str to int
-        Subjects of the ``train`` folder and their stratum (class).
-    eval_subjects : iterable of str
-        Subjects of the ``eval`` folder (must not be in ``train_class``).
-    val_fraction : float
-        Share of the training subjects that validate, in [0, 1).
-    seed : int
-        Seed of the shuffle (:func:`fraction_split`).
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise NeuriptError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    split_of = fraction_split(train_class, (1.0 - val_fraction, val_fraction, 0.0), seed)
-    for subject in eval_subjects:
-        assert subject not in split_of, subject
-        split_of[subject] = "test"
-    return split_of

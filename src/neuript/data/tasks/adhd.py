@@ -49,13 +49,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuript.config import PreprocessConfig
+from neuript.data.splits import stratified_subject_split
 from neuript.data.tasks._common import (
     Part,
     assemble,
     map_files,
     rejected_total,
     require_files,
-    stratified_subject_split,
     window_file,
 )
 from neuript.data.tasks.base import TaskSpec, TaskWindows

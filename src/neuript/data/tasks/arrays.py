@@ -23,6 +23,7 @@ import numpy as np
 
 from neuript.config import PreprocessConfig
 from neuript.data.recording import Recording
+from neuript.data.splits import stratified_subject_split
 from neuript.data.tasks._byod import (
     Cut,
     Problem,
@@ -35,7 +36,6 @@ from neuript.data.tasks._byod import (
     raise_errors,
     rows_text,
 )
-from neuript.data.tasks._common import stratified_subject_split
 from neuript.data.tasks.base import SPLITS, TaskWindows
 from neuript.errors import NeuriptError
 

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from neuript.config import PreprocessConfig
-
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+from neuript.data.splits import SPLITS
 
 
 @dataclass(frozen=True)

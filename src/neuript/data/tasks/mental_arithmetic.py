@@ -48,13 +48,13 @@ from pathlib import Path
 import numpy as np
 
 from neuript.config import PreprocessConfig
+from neuript.data.splits import split_by_ids
 from neuript.data.tasks._common import (
     Part,
     assemble,
     map_files,
     rejected_total,
     require_files,
-    split_by_ids,
     window_file,
 )
 from neuript.data.tasks.base import TaskSpec, TaskWindows

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuript.config import PreprocessConfig
+from neuript.data.splits import count_split
 from neuript.data.tasks._common import (
     Part,
     assemble,
@@ -42,7 +43,6 @@ from neuript.data.tasks._common import (
     require_files,
     window_file,
 )
-from neuript.data.tasks._paper import count_split
 from neuript.data.tasks.base import TaskSpec, TaskWindows
 from neuript.errors import NeuriptError
 

@@ -32,8 +32,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuript.config import PreprocessConfig
+from neuript.data.splits import tuh_split
 from neuript.data.tasks._common import Part, assemble, map_files, rejected_total, window_file
-from neuript.data.tasks._paper import tuh_root, tuh_split
+from neuript.data.tasks._paper import tuh_root
 from neuript.data.tasks.base import TaskSpec, TaskWindows
 from neuript.errors import NeuriptError
 
