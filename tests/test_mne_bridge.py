@@ -12,7 +12,7 @@ import torch
 from _finetune_data import MICRO, eegmat_dir
 from neuript.config import InputContract, override, to_dict
 from neuript.data.io import read_recording
-from neuript.data.mne_bridge import as_recording
+from neuript.data.mne_bridge import as_recording, head_to_package
 from neuript.data.recording import Recording
 from neuript.errors import ContractError, NeuriptError
 from neuript.predict import run_embed, run_predict
@@ -80,7 +80,23 @@ def test_montage_positions_kept_for_custom_electrodes_only():
                     on_missing="ignore")
     rec = Recording.from_mne(raw)
     assert set(rec.positions) == {"Probe"}  # "EEG Fp1" has a 10-05 name: the package's table
-    np.testing.assert_allclose(rec.positions["Probe"], PROBE_POS)
+    np.testing.assert_allclose(rec.positions["Probe"], head_to_package(np.array(PROBE_POS)))
+
+
+def test_montage_positions_land_in_the_package_frame():
+    """A standard electrode renamed to a custom name keeps exactly its table position."""
+    from neuript.data.montage import channel_position
+
+    names = ["Cz", "T7", "Fp1", "O2"]
+    raw = mne.io.RawArray(np.zeros((4, 100)), mne.create_info(names, 100.0, "eeg"),
+                          verbose="error")
+    raw.set_montage(mne.channels.make_standard_montage("colin27_1005"))
+    raw.rename_channels({n: f"X_{n}" for n in names})
+    rec = Recording.from_mne(raw)
+    for n in names:  # MNE's head frame sits 4-6 cm away from the table's frame
+        assert np.linalg.norm(raw.info["chs"][names.index(n)]["loc"][:3]
+                              - channel_position(n)) > 0.03
+        np.testing.assert_allclose(rec.positions[f"X_{n}"], channel_position(n), atol=1e-6)
 
 
 def test_predict_on_raw_equals_predict_on_its_file(model_dir):

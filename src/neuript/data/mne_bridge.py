@@ -10,11 +10,13 @@ Two rules apply to every MNE object, here and in :mod:`neuript.data.io`:
 - **Bad channels** (``info["bads"]``) are set aside like non-EEG channels
   (``Recording.excluded[name] == "bad"``) and named in a log line.
 - **Electrode positions**: a channel with a 10-05 name (after alias normalisation) keeps the
-  package's ``colin27_1005`` position, the head frame every model was trained in, whatever the
+  package's ``colin27_1005`` position, the frame every model was trained in, whatever the
   object's montage says. A channel without one (a custom electrode) takes ``loc[:3]`` of its
-  ``info["chs"]`` entry (metres, MNE's head frame), i.e. the montage set with
-  ``raw.set_montage``; without a finite, non-zero location it stays unknown (and is refused or
-  dropped later, as for any unknown name).
+  ``info["chs"]`` entry (metres), i.e. the montage set with ``raw.set_montage``, moved from
+  MNE's head frame (nasion / preauricular fiducials) into the package's frame with the
+  transform colin27's own fiducials define (:func:`head_to_package`), so a custom electrode
+  lands where the standard electrodes beside it are; without a finite, non-zero location it
+  stays unknown (and is refused or dropped later, as for any unknown name).
 
 MNE is imported lazily; nothing here imports it at module import time.
 """
@@ -22,6 +24,7 @@ MNE is imported lazily; nothing here imports it at module import time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -52,6 +55,32 @@ def is_mne_epochs(obj: Any) -> bool:
     return mne is not None and isinstance(obj, mne.BaseEpochs)
 
 
+@functools.cache
+def _package_from_head() -> np.ndarray:
+    """(4, 4) affine: MNE head frame → the package's colin27_1005 frame (metres)."""
+    import mne
+    from mne.channels.montage import compute_native_head_t
+
+    from neuript.data.montage import MONTAGE_NAME
+
+    mri_to_head = compute_native_head_t(mne.channels.make_standard_montage(MONTAGE_NAME))
+    return np.asarray(mne.transforms.invert_transform(mri_to_head)["trans"], dtype=np.float64)
+
+
+def head_to_package(points_m: np.ndarray) -> np.ndarray:
+    """Positions in MNE's head frame (…, 3) metres → the package's frame (…, 3) metres.
+
+    The package's 10-05 table is colin27_1005 as MNE stores it (its "mri" frame); MNE moves any
+    montage into a head frame built from the fiducials. The inverse of colin27's own
+    mri → head transform maps head-frame points back: a standard electrode set by
+    ``raw.set_montage`` returns exactly to its table position (tested), and a custom electrode
+    of another montage lands beside its neighbours instead of 4–6 cm off.
+    """
+    t = _package_from_head()
+    p = np.asarray(points_m, dtype=np.float64)
+    return p @ t[:3, :3].T + t[:3, 3]
+
+
 def custom_positions(
     chs: Sequence[Mapping[str, Any]], names: Iterable[str], source: str | os.PathLike = "<mne>"
 ) -> dict[str, np.ndarray] | None:
@@ -69,8 +98,9 @@ def custom_positions(
     Returns
     -------
     positions : dict of str to ndarray, shape (3,) | None
-        Raw name → ``loc[:3]`` (metres) for custom channels with a finite, non-zero location;
-        None when there is none. Channels with a 10-05 name are never included: they keep the
+        Raw name → ``loc[:3]`` (metres, moved from MNE's head frame into the package's with
+        :func:`head_to_package`) for custom channels with a finite, non-zero location; None
+        when there is none. Channels with a 10-05 name are never included: they keep the
         package's positions (see the module docstring).
     """
     wanted = set(names)
@@ -82,7 +112,7 @@ def custom_positions(
             continue
         loc = np.asarray(ch.get("loc", np.full(12, np.nan)), dtype=np.float64)[:3]
         if loc.shape == (3,) and np.isfinite(loc).all() and np.abs(loc).sum() > 0:
-            out[name] = loc.copy()
+            out[name] = head_to_package(loc)
             frames.add(int(ch.get("coord_frame", FIFFV_COORD_HEAD)))
     if frames - {FIFFV_COORD_HEAD}:
         log.warning("%s: custom electrode positions in coordinate frame(s) %s, used as MNE's "
