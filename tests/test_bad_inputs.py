@@ -218,9 +218,9 @@ ROWS: dict[str, Row] = {
     "manifest: duplicate row": Row(
         lambda tmp, model: ["inspect", "--manifest", str(duplicate_row(tmp))], 1,
         ("duplicate_row", "Subject02_2.edf")),
-    "manifest: one class (inspect warns)": Row(
-        lambda tmp, model: ["inspect", "--manifest", str(one_class(tmp))], 0,
-        ("WARNING [one_class]", "only class 'rest'")),
+    "manifest: one class (inspect refuses, as finetune does)": Row(
+        lambda tmp, model: ["inspect", "--manifest", str(one_class(tmp))], 1,
+        ("ERROR   [one_class]", "one_class.csv: one class only (['rest'])")),
     "manifest: one class (finetune)": Row(
         lambda tmp, model: ["finetune", "--manifest", str(one_class(tmp)), "--out",
                             str(tmp / "run"), "--max-steps", "1"], 2,

@@ -10,6 +10,7 @@ import pytest
 
 from _byod_data import cropped_copy, eegmat, eegmmidb, n_windows, read_raw
 from neuript.inspect import inspect_manifest, inspect_recording, run_inspect
+from test_bids_task import bids_root  # noqa: F401 (the BIDS fixture)
 
 SUBJECTS = ("Subject00", "Subject01", "Subject02")
 
@@ -135,3 +136,86 @@ def test_run_inspect_dispatches_recording_and_checkpoint(tmp_path):
                                                       "extra": {"class_names": ["a", "b"]}}))
     report = run_inspect(tmp_path, out=io.StringIO())
     assert report.kind == "checkpoint" and "config.json: kind = classifier" in report.notes
+
+
+def _column_manifest(folder, name, test_task_label="task"):
+    """Subject00/01/02 forced into train/val/test by a split column."""
+    lines = ["path,label,subject,split"]
+    for subject, split in zip(SUBJECTS, ("train", "val", "test")):
+        label = test_task_label if split == "test" else "task"
+        lines += [f"{subject}_1.edf,rest,{subject},{split}", f"{subject}_2.edf,{label},{subject},"
+                  f"{split}"]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_inspect_is_ok_exactly_when_finetune_builds_the_task(folder, capsys):
+    """Issue 13 item 11: the same settings give the same verdict and the same problem text."""
+    from neuript.cli import main
+    from neuript.errors import NeuriptError
+    from neuript.inspect import inspect_user_task
+    from neuript.train.finetune import FinetuneRunConfig, resolve_task
+
+    options = {"stride_s": 4.0, "on_unknown": "drop", "seed": 1}
+    good = _column_manifest(folder, "column_ok.csv")
+    bad = _column_manifest(folder, "column_bad.csv", test_task_label="sleep")  # no training one
+    for path in (good, bad):
+        cfg = FinetuneRunConfig(manifest=str(path), split="column", window_s=4.0,
+                                task_options=options)
+        report = inspect_user_task(manifest=cfg.manifest, window_s=cfg.window_s,
+                                   split=cfg.split, options=cfg.task_options)
+        if path is good:
+            assert report.ok, report.to_text()
+            assert report.splits == resolve_task(cfg).counts()  # the estimate is the build
+            continue
+        errors = [p for p in report.problems if p.severity == "error"]
+        assert [p.kind for p in errors] == ["split_missing_class"] and not report.ok
+        with pytest.raises(NeuriptError) as err:
+            resolve_task(cfg)
+        assert str(errors[0]) in str(err.value)
+        assert str(errors[0]) == "column_bad.csv: split 'train' has no window of ['sleep']"
+    with pytest.raises(SystemExit) as exit_info:  # the same flags on the command line
+        main(["inspect", "--manifest", str(bad), "--split", "column", "--window-s", "4",
+              "--stride-s", "4", "--on-unknown", "drop", "--set", "task_options.seed=1"])
+    assert exit_info.value.code == 1
+    assert "ERROR   [split_missing_class] column_bad.csv: split 'train'" in capsys.readouterr().out
+    main(["inspect", "--manifest", str(good), "--split", "column", "--montage", "tcp"])
+    assert "result: OK" in capsys.readouterr().out
+
+
+def test_a_split_column_is_not_advised_to_a_manifest_that_has_one(folder):
+    path = _column_manifest(folder, "two_splits.csv")
+    path.write_text(path.read_text().replace(",test", ",val"))
+    (problem,) = inspect_manifest(path).problems_of("empty_split")  # split="subject"
+    assert "split column forces 3" in problem.message and "--split column" in problem.message
+    assert "force splits with a split column" not in problem.message
+    without = inspect_manifest(_write(folder, "no_column.csv", _good_rows()), val_fraction=0.0)
+    (problem,) = without.problems_of("empty_split")  # no split column: one may be added
+    assert "val_fraction" in problem.message
+    assert "a split column (train/val/test)" in problem.message
+
+
+def test_repeated_warnings_are_one_line_per_kind(folder):
+    """Issue 13 item 13d: six rows with the same warning make one line with the count."""
+    rows = _good_rows() + ["odd.edf,rest,Subject03,,"]  # no Cz there: every other row loses it
+    report = inspect_manifest(_write(folder, "warns.csv", rows), on_unknown="drop")
+    assert len(report.problems_of("channels_dropped")) == 6
+    lines = [line for line in report.to_text().splitlines() if "[channels_dropped]" in line]
+    assert lines == ["  WARNING [channels_dropped] 6 times (warns.csv line 2, warns.csv line 3, "
+                     "warns.csv line 4 (+3 more)); first: warns.csv line 2: channels ['Cz'] are "
+                     "not in every recording and are dropped"]
+
+
+def test_inspect_of_a_bids_folder_counts_what_finetune_builds(bids_root):  # noqa: F811
+    """The BIDS path of inspect takes finetune's settings too (labels is a task option)."""
+    from neuript.train.finetune import FinetuneRunConfig, resolve_task
+
+    cfg = FinetuneRunConfig(bids_root=str(bids_root), window_s=4.0,
+                            task_options={"labels": ["rest", "task"], "seed": 2})
+    report = run_inspect(bids_root, window_s=cfg.window_s, task_options=cfg.task_options,
+                         out=io.StringIO())
+    assert report.kind == "bids" and report.ok, report.to_text()
+    assert report.splits == resolve_task(cfg).counts()
+    bad = run_inspect(bids_root, task_options={"labels": ["rest"]}, out=io.StringIO())
+    assert [p.kind for p in bad.problems if p.severity == "error"] == ["one_class"]

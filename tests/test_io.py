@@ -454,3 +454,15 @@ def test_eximia_size_must_be_whole_samples(tmp_path: Path) -> None:
 def test_reader_prints_do_not_reach_stdout(capsys: pytest.CaptureFixture) -> None:
     read_recording(next((FIXTURES / "persyst").glob("*.lay")))  # MNE prints a birth-date note
     assert capsys.readouterr().out == ""
+
+
+def test_reading_in_threads_leaves_stdout_alone() -> None:
+    """Task builders read files in a thread pool; sys.stdout must be the same object after."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = sys.stdout
+    paths = sorted((ROOT / "eegmat").glob("Subject0[0-3]_*.edf"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        recs = list(pool.map(read_recording, paths))
+    assert len(recs) == len(paths) == 8 and sys.stdout is before

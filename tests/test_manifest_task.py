@@ -91,6 +91,10 @@ def test_manifest_task_fine_tunes_end_to_end(eegmat_task, tmp_path):
     assert 0.0 <= metrics["per_seed"][0]["test"]["balanced_accuracy"] <= 1.0
     assert result.split_hash == eegmat_task.split_manifest()["hash"]
     assert (result.run_dir / "seed_0" / "model" / "model.safetensors").is_file()
+    config = json.loads((result.run_dir / "config.json").read_text())  # the task that ran
+    assert (config["task"], config["task_source"]) == ("labels", "python:labels")
+    extra = json.loads((result.run_dir / "seed_0" / "model" / "config.json").read_text())["extra"]
+    np.testing.assert_allclose(extra["positions"], eegmat_task.positions, atol=1e-6)
 
 
 def test_event_rows_lock_windows_to_annotations_with_split_column(tmp_path):
@@ -253,9 +257,128 @@ def test_cli_finetune_from_manifest_and_inspect_exit_codes(custom_channel_files,
           "--out", str(out), "--train.threads", "1", "--config", str(config)])
     metrics = json.loads((out / "metrics.json").read_text())
     assert [row["seed"] for row in metrics["per_seed"]] == [0, 1]
+    config = json.loads((out / "config.json").read_text())
+    assert (config["task"], config["task_source"]) == ("cli", f"manifest:{path}")
     assert json.loads((out / "split_manifest.json").read_text())["hash"] == metrics["split_hash"]
     path.write_text(_custom_manifest(folder))  # no positions: the unknown channel is an error
     with pytest.raises(SystemExit) as exit_info:
         main(["inspect", str(path)])
     assert exit_info.value.code == 1
     assert "[unknown_channel] cli.csv line 2" in capsys.readouterr().out
+
+
+def test_a_manifest_run_is_named_after_its_manifest(eegmat_manifest):
+    """Issue 13 item 13a: not the default registry task's name."""
+    from neuript.train.finetune import FinetuneRunConfig
+
+    assert FinetuneRunConfig(manifest=str(eegmat_manifest)).task == "labels"
+    assert FinetuneRunConfig(manifest=str(eegmat_manifest), task_options={"name": "mine"}).task \
+        == "mine"
+    assert FinetuneRunConfig(bids_root="/data/ds004504").task == "bids-ds004504"
+    assert FinetuneRunConfig().task == "mental_arithmetic"
+
+
+def test_positions_match_channel_names_however_the_file_decorates_them(custom_channel_files):
+    """Issue 13 item 13b: a position given for 'EarL' places 'EEG EarL' (and 'EEG X1-Cz')."""
+    from neuript.data.montage import build_channel_map, channel_position, pooling_groups
+    from neuript.report import plot_lobe_topomap
+
+    given = {"EarL": [-0.08, 0.0, -0.03], "X1": [0.0, -0.05, 0.08]}
+    cmap = build_channel_map(["EEG EarL", "EEG X1-Cz", "EEG Cz"], "monopolar",
+                             extra_positions=given)
+    assert cmap.names == ("EarL", "X1-Cz", "Cz")
+    np.testing.assert_allclose(cmap.positions[1], (np.array(given["X1"])
+                                                   + channel_position("Cz")) / 2)
+    path = custom_channel_files / "spelling.csv"  # the file says 'Xyz9', the cell 'XYZ9'
+    path.write_text(_custom_manifest(custom_channel_files, ",positions",
+                                     ',"XYZ9:0.0,0.01,0.09"'))
+    task = build_manifest_task(path, window_s=4.0)
+    k = task.ch_names.index("XYZ9")
+    np.testing.assert_allclose(task.positions[k], [0.0, 0.01, 0.09])
+    groups = pooling_groups(list(task.ch_names), task.positions, "functional")
+    out = plot_lobe_topomap(dict.fromkeys(groups.names, 0.1), list(task.ch_names),
+                            "functional", custom_channel_files / "lobes.png",
+                            positions=task.positions)  # the report's map: no position error
+    assert out.is_file()
+
+
+def test_contract_check_resolves_aliases_and_bipolar_channels():
+    """Issue 13 item 13c: T3 is T7 and a file's T3-T5 is T7-P7; only what is absent is missing."""
+    from neuript.data.recording import Recording
+    from neuript.predict import missing_channels
+
+    rec = Recording.from_array(np.zeros((4, 512)), 256.0, ["T3", "T5", "EEG FP1-F7", "O1"])
+    assert missing_channels(rec, ("T3", "T3-T5", "T7-P7", "Fp1-F7", "O1")) == []
+    assert missing_channels(rec, ("Fp1", "T7-P7", "Cz-Pz")) == ["Cz", "Fp1", "Pz"]
+    custom = Recording.from_array(np.zeros((2, 512)), 256.0, ["EEG EarL", "Cz"],
+                                  positions={"EarL": [-0.08, 0.0, -0.03]})
+    assert missing_channels(custom, ("EarL", "EarL-Cz")) == []
+
+
+def _array_items(unit: str = "uV", junk: bool = False):
+    """Three subjects x two labels of 20-s noise at 256 Hz (values of about 20 µV)."""
+    from neuript.data.recording import Recording
+
+    rng = np.random.default_rng(0)
+    names = ["Fp1", "Cz", "O1"] + (["Junk"] if junk else [])
+    return [(Recording.from_array(rng.normal(0.0, 20.0, (len(names), 256 * 20)), 256.0, names,
+                                  unit=unit), label, subject)
+            for subject in ("s1", "s2", "s3") for label in ("rest", "task")]
+
+
+def test_build_warnings_are_one_line_per_kind_with_count(caplog):
+    """Issue 13 item 13d: six items with an unknown channel log one line, not six."""
+    from neuript.data.tasks.arrays import build_array_task
+
+    with caplog.at_level("WARNING"):
+        build_array_task(_array_items(junk=True), window_s=4.0, on_unknown="drop")
+    lines = [r.getMessage() for r in caplog.records if "[unknown_channel]" in r.getMessage()]
+    assert lines == ["task 'arrays': [unknown_channel] 6 times (item 0, item 1, item 2 (+3 "
+                     "more)); first: item 0: channel(s) ['Junk'] have no known name or position "
+                     "and are not used"]
+
+
+def test_absurd_amplitudes_warn_with_the_unit_option(caplog, tmp_path):
+    """Issue 13 item 13e: µV numbers declared as mV give 20,000-µV windows: one warning."""
+    from neuript.data.tasks.arrays import build_array_task
+    from neuript.inspect import inspect_manifest
+
+    with caplog.at_level("WARNING"):
+        build_array_task(_array_items("uV"), window_s=4.0)
+    assert "absurd_amplitude" not in caplog.text
+    with caplog.at_level("WARNING"):
+        build_array_task(_array_items("mV"), window_s=4.0)
+    (line,) = [r.getMessage() for r in caplog.records if "absurd_amplitude" in r.getMessage()]
+    assert "[absurd_amplitude] item 0, item 1, item 2, item 3, item 4, item 5: 6 recording(s)" \
+        in line and "unit='V'" in line
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(0.0, 20.0, (3, 256 * 20)))
+    options = '"{""sfreq"": 256, ""ch_names"": ""Fp1,Cz,O1"", ""unit"": ""mV""}"'
+    lines = ["path,label,subject,reader_options"] + [
+        f"x.npy,{label},{s},{options}" for s in ("s1", "s2", "s3") for label in ("rest",)]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    (problem,) = inspect_manifest(tmp_path / "m.csv").problems_of("absurd_amplitude")
+    assert problem.severity == "warning" and problem.where.startswith("m.csv line 2")
+    assert "reader_options cell {\"unit\": \"V\"}" in problem.message
+
+
+def test_nested_preprocess_task_options_from_the_command_line(custom_channel_files):
+    """Issue 13 item 13f: --set task_options.preprocess.<field>=… reaches the builder."""
+    from neuript.cli import FINETUNE_FLAGS, build_config, build_parser
+    from neuript.data.tasks.manifest import build_user_task
+    from neuript.train.finetune import FinetuneRunConfig
+
+    path = custom_channel_files / "nested.csv"
+    path.write_text(_custom_manifest(custom_channel_files, ",positions",
+                                     ',"Xyz9:0.0,0.01,0.09"'))
+    args = build_parser().parse_args([
+        "finetune", "--manifest", str(path), "--set", "task_options.preprocess.h_freq_hz=20",
+        "--set", "task_options.preprocess.notch_hz=null", "--set", "task_options.stride_s=2"])
+    cfg = build_config(FinetuneRunConfig, args, FINETUNE_FLAGS)
+    task = build_user_task(manifest=cfg.manifest, options=cfg.task_options)
+    assert (task.preprocess.h_freq_hz, task.preprocess.notch_hz) == (20.0, None)
+    assert (task.preprocess.stride_s, task.preprocess.reject_abs_uv) == (2.0, None)  # recipe
+    with pytest.raises(NeuriptError, match=r"nested.csv: task option 'filter.low': only "
+                                           "preprocess takes dotted fields"):
+        build_user_task(manifest=path, options={"filter.low": 1})
+    with pytest.raises(NeuriptError, match=r"unknown field 'h_freq'"):
+        build_user_task(manifest=path, options={"preprocess": {"h_freq": 20}})

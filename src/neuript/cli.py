@@ -231,11 +231,14 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     root = data_root(args.data_root)
     inputs = [p if Path(p).exists() or Path(p).is_absolute() else str(root / p)
               for p in args.inputs]
+    options = reader_options(args.reader_option)
     settings = {"inputs": inputs, "out": args.out, "workers": args.workers, "shard": args.shard,
-                "on_unknown": args.on_unknown, "preprocess": dataclasses.asdict(cfg)}
+                "on_unknown": args.on_unknown, "reader_options": options,
+                "positions": args.positions, "preprocess": dataclasses.asdict(cfg)}
     body = show_config(settings)
     summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
-                             on_unknown=args.on_unknown)
+                             on_unknown=args.on_unknown, reader_options=options,
+                             positions=args.positions)
     print(json.dumps(summary.to_dict(), indent=2, default=str))
     print(prepare_table(summary), flush=True)
     check_usable(summary, cfg)
@@ -366,14 +369,21 @@ def reader_options(items: Sequence[str] | None) -> dict[str, Any] | None:
     return options
 
 
+POSITIONS_HELP = ("positions of electrodes without a 10-05 name: a CSV/TSV table name,x,y,z "
+                  "(metres; x_mm,y_mm,z_mm columns for mm) or a montage file MNE reads "
+                  "(.bvct, .elc, .sfp, …); see docs/byod.md")
+
+
 def _recording_input(args: argparse.Namespace) -> Any:
-    """The recording path, or the Recording read with ``--reader-option`` when given."""
+    """The recording path, or the Recording read with ``--reader-option``/``--positions``."""
     options = reader_options(args.reader_option)
-    if options is None:
+    if options is None and args.positions is None:
         return args.recording
     from neuript.data.io import read_recording
+    from neuript.data.positions import read_positions, with_positions
 
-    return read_recording(args.recording, reader_options=options)
+    rec = read_recording(args.recording, reader_options=options)
+    return rec if args.positions is None else with_positions(rec, read_positions(args.positions))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -383,7 +393,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "format": args.format, "batch_size": args.batch_size, "device": args.device,
                 "engine": args.engine, "threads": args.threads,
-                "reader_options": reader_options(args.reader_option)}
+                "reader_options": reader_options(args.reader_option), "positions": args.positions}
     body = show_config(settings)
     result = run_predict(_recording_input(args), args.model_dir, out=args.out, fmt=args.format,
                          batch_size=args.batch_size, device=args.device, engine=args.engine,
@@ -401,7 +411,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "batch_size": args.batch_size, "device": args.device,
-                "reader_options": reader_options(args.reader_option)}
+                "reader_options": reader_options(args.reader_option), "positions": args.positions}
     body = show_config(settings)
     result = run_embed(_recording_input(args), args.model_dir, out=args.out,
                        batch_size=args.batch_size, device=args.device)
@@ -488,13 +498,29 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"activated parameters: {count.activated:,} ({count.activated / 1e6:.1f} M)")
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    """Check a recording, manifest, BIDS folder or run before training (``neuript.inspect``)."""
-    from neuript.inspect import run_inspect
+INSPECT_FLAGS = {"manifest": "manifest", "bids_root": "bids_root", "events": "bids_events",
+                 "window_s": "window_s", "split": "split",
+                 "on_unknown": "task_options.on_unknown", "stride_s": "task_options.stride_s",
+                 "montage": "task_options.montage"}
+"""``inspect``'s flags → the :class:`FinetuneRunConfig` settings they set (as ``finetune``)."""
 
-    options = {} if args.window_s is None else {"window_s": args.window_s}
-    options["reader_options"] = reader_options(args.reader_option)
-    report = run_inspect(args.path, manifest=args.manifest, **options)
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Check a recording, manifest, BIDS folder or run before training (``neuript.inspect``).
+
+    A manifest or BIDS folder is checked with the settings ``finetune`` reads (``--config``,
+    ``--set``, the same flags, and ``--on-unknown``/``--stride-s``/``--montage`` for their task
+    options), so the report is OK exactly when ``finetune``'s task build would pass.
+    """
+    from neuript.inspect import run_inspect
+    from neuript.train.finetune import FinetuneRunConfig
+
+    cfg = build_config(FinetuneRunConfig, args, INSPECT_FLAGS)
+    report = run_inspect(args.path, manifest=cfg.manifest, bids_root=cfg.bids_root,
+                         bids_events=cfg.bids_events, window_s=cfg.window_s, split=cfg.split,
+                         task_options=cfg.task_options,
+                         subjects_per_split=cfg.subjects_per_split,
+                         reader_options=reader_options(args.reader_option))
     return 0 if report.ok else 1
 
 
@@ -558,6 +584,7 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
     p.add_argument("recording", help="recording file (EDF, BDF, GDF, FIF, BrainVision, …)")
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP)
+    p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
     p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
     p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
     if fmt:
@@ -622,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="the inputs are --shard run folders "
                    "(one per host, or one shared): verify them and assemble one corpus in --out")
     p.add_argument("--on-unknown", choices=("raise", "drop"), default="drop")
+    p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
+                   help=READER_OPTION_HELP + "; given to every file's reader")
+    p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
     _common(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)
     _pretrain_parser(sub)
@@ -681,11 +711,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("inspect", help=_doc(cmd_inspect))
-    p.add_argument("path", nargs="?", help="a recording, BIDS folder, run or checkpoint folder")
-    p.add_argument("--manifest", help="a CSV/TSV manifest with path and label columns")
-    p.add_argument("--window-s", type=float, help="window length to check (s)")
+    p.add_argument("path", nargs="?", help="a recording, manifest, BIDS folder, run or "
+                   "checkpoint folder")
+    p.add_argument("--manifest", help="a CSV/TSV manifest with path and label columns (as "
+                   "finetune --manifest)")
+    p.add_argument("--bids-root", help="a BIDS EEG dataset folder (as finetune --bids-root)")
+    p.add_argument("--events", help="BIDS events.tsv column holding the labels (trial_type)")
+    p.add_argument("--window-s", type=float, help="window length to check (s; default 4)")
+    p.add_argument("--split", choices=("subject", "column"), help="as finetune --split: seeded "
+                   "by subject (default) or the manifest's split column")
+    p.add_argument("--on-unknown", choices=("raise", "drop"), help="unknown channel names: an "
+                   "error (default) or dropped (task option on_unknown)")
+    p.add_argument("--stride-s", type=float, help="window step (s; default: the window "
+                   "length; task option stride_s)")
+    p.add_argument("--montage", choices=("auto", "tcp", "monopolar", "as_is"),
+                   help="the task's channel set (task option montage; a list of channels: "
+                   "--set task_options.montage=[Fp1,Cz])")
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP)
+    p.add_argument("--config", help="a finetune YAML config: its manifest or bids_root, "
+                   "window_s, split, task_options and subjects_per_split are checked")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a finetune setting, as finetune --set: task_options.seed=3, "
+                   "task_options.preprocess.h_freq_hz=20, subjects_per_split=2 (repeatable)")
     p.set_defaults(func=cmd_inspect)
     return parser
 

@@ -2,8 +2,11 @@
 
 Every function returns an :class:`InspectReport` and never raises on a bad row or file: each
 problem is listed with the manifest line (or file) it comes from, and ``report.ok`` is False
-when any of them would stop :func:`~neuript.data.tasks.manifest.build_manifest_task`. The
-checks are the builders' own (:mod:`neuript.data.tasks._byod`), so inspect and build agree.
+exactly when one of them would stop ``neuript finetune`` (the task build,
+:func:`~neuript.data.tasks.manifest.build_user_task`, then
+:func:`~neuript.train.finetune.resolve_task`). The checks are theirs
+(:mod:`neuript.data.tasks._byod`, :mod:`neuript.data.tasks._checks`), with the same options
+and the same texts, so inspect and finetune agree.
 
 Examples
 --------
@@ -15,24 +18,33 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from inspect import signature
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
+from neuript.config import PreprocessConfig
+from neuript.data.splits import SPLITS
 from neuript.data.tasks._byod import (
     ChannelInfo,
+    Cut,
     Problem,
     Unit,
     channel_info,
     check_units,
     class_names_of,
     common_montage,
+    cut_starts,
     default_preprocess,
     row_order,
 )
+from neuript.data.tasks._checks import amplitude_problem, split_class_problems, warning_lines
 from neuript.data.tasks.arrays import assign_splits
 from neuript.errors import NeuriptError, RecordingError, read_json
+
+WHOLE_FILE = "(whole file)"
+"""The label under which a recording inspected alone counts its windows."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +163,9 @@ class InspectReport:
         if self.problems:
             lines.append(f"problems ({n_err} error(s), {len(self.problems) - n_err} "
                          "warning(s)):")
-            lines += [f"  {p.severity.upper():7s} [{p.kind}] {p}"
-                      for p in sorted(self.problems, key=row_order)]
+            lines += [f"  ERROR   [{p.kind}] {p}" for p in sorted(self.problems, key=row_order)
+                      if p.severity == "error"]
+            lines += [f"  WARNING {line}" for line in warning_lines(self.problems)]
         lines.append("result: OK" if self.ok else f"result: NOT OK ({n_err} error(s))")
         return "\n".join(lines) + "\n"
 
@@ -179,8 +192,8 @@ def _row(unit: Unit, info: ChannelInfo | None, windows: dict[str, int]) -> Recor
     for desc in rec.events.description.tolist():
         events[str(desc)] = events.get(str(desc), 0) + 1
     dropped = {**info.dropped, **rec.excluded}
-    labels = tuple(dict.fromkeys([c.label for c in unit.cuts] + ([unit.label] if unit.label
-                                                                 else [])))
+    labels = tuple(dict.fromkeys([c.label for c in unit.cuts if c.label != WHOLE_FILE]
+                                 + ([unit.label] if unit.label else [])))
     return RecordingRow(unit.where, rec.source, unit.subject, labels, rec.sfreq_hz,
                         rec.duration_s, rec.n_channels, info.monopolar, info.aliases, dropped,
                         info.tcp, windows, events)
@@ -188,16 +201,21 @@ def _row(unit: Unit, info: ChannelInfo | None, windows: dict[str, int]) -> Recor
 
 def report_units(
     source: str, kind: str, units: Sequence[Unit], problems: list[Problem], *,
-    window_s: float = 4.0, stride_s: float | None = None, montage: Any = "auto",
+    cfg: PreprocessConfig, where: str = "task", montage: Any = "auto",
     on_unknown: str = "raise", split: str = "subject", seed: int = 0,
     val_fraction: float = 0.15, test_fraction: float = 0.15,
+    class_names: Sequence[str] | None = None, subjects_per_split: int | None = None,
 ) -> InspectReport:
-    """Run the task builders' checks on ``units`` and tabulate the result (never raises)."""
-    cfg = default_preprocess(window_s, stride_s, None)
+    """Run the builders' and ``finetune``'s checks on ``units`` and tabulate (never raises).
+
+    The checks are those of :func:`~neuript.data.tasks.arrays.build_from_units` and
+    :func:`~neuript.train.finetune.resolve_task`, on windows counted without preprocessing;
+    only the amplitude warning preprocesses the recordings (as the build does).
+    """
     problems = list(problems)
     check = check_units(units, cfg)
     problems += check.problems
-    class_names_of(units, None, problems)
+    classes = class_names_of(units, class_names, problems)
     plan = common_montage(units, montage, on_unknown=on_unknown) if units else None
     if plan is not None:
         problems += plan.problems
@@ -215,15 +233,73 @@ def report_units(
         except NeuriptError as err:
             split_of, split_problems = [], [Problem("task", "bad_split", str(err))]
         problems += split_problems
-        for unit_split, counts in zip(split_of, check.windows):
-            for label, n in counts.items():
-                splits.setdefault(unit_split, {})
-                splits[unit_split][label] = splits[unit_split].get(label, 0) + n
+        splits = _split_counts(units, split_of, check.windows, classes, subjects_per_split)
+        if not any(p.severity == "error" for p in split_problems):  # else finetune stops there
+            problems += split_class_problems(where, splits, training=True)
+        amplitude = amplitude_problem(units, _peaks_uv(units, cfg, plan.target if plan else "tcp"))
+        problems += [amplitude] if amplitude else []
     rows = [_row(u, plan.infos[i] if plan else None, check.windows[i])
             for i, u in enumerate(units)]
-    return InspectReport(source, kind, window_s, rows, problems,
+    shown = {s: {c: n for c, n in per.items() if n or c in (class_names or ())}
+             for s, per in splits.items()}
+    return InspectReport(source, kind, cfg.window_s, rows, problems,
                          plan.text if plan else "", dict(sorted(per_label.items())),
-                         {k: splits[k] for k in ("train", "val", "test") if k in splits})
+                         {s: shown[s] for s in SPLITS if sum(shown[s].values())})
+
+
+def _split_counts(
+    units: Sequence[Unit], split_of: Sequence[str], windows: Sequence[dict[str, int]],
+    classes: Sequence[str], subjects_per_split: int | None,
+) -> dict[str, dict[str, int]]:
+    """Windows per split and class (every class), as ``TaskWindows.counts()`` of the built task
+    (after ``subjects_per_split``: the first n subjects with windows, sorted, of each split)."""
+    kept: dict[str, set[str]] = {}
+    for split in SPLITS:
+        with_windows = sorted({u.subject for u, s, w in zip(units, split_of, windows)
+                               if s == split and sum(w.values())})
+        kept[split] = set(with_windows[:subjects_per_split] if subjects_per_split
+                          else with_windows)
+    counts = {split: dict.fromkeys(classes, 0) for split in SPLITS}
+    for unit, split, per in zip(units, split_of, windows):
+        if split in counts and unit.subject in kept[split]:
+            for label, n in per.items():
+                counts[split][label] = counts[split].get(label, 0) + n
+    return counts
+
+
+def _peaks_uv(units: Sequence[Unit], cfg: PreprocessConfig, target: Any) -> list[float]:
+    """Per unit: the largest |value| (µV) of its windows, preprocessed as the build does."""
+    import dataclasses
+
+    import numpy as np
+
+    from neuript.data.preprocess import preprocess_continuous
+
+    cfg = dataclasses.replace(cfg, montage="tcp" if target == "tcp" else "monopolar")
+    memo: dict[int, Any] = {}
+    peaks = []
+    for unit in units:
+        key = id(unit.recording)
+        if key not in memo:
+            try:
+                memo[key] = preprocess_continuous(unit.recording, cfg, target=target,
+                                                  on_unknown="drop")
+            except NeuriptError:  # its channel problem is reported already
+                memo[key] = None
+        cont, peak = memo[key], 0.0
+        for cut in unit.cuts if cont is not None else ():
+            starts = cut_starts(cut, cont.data.shape[1], cont.sfreq_hz, cfg.window_samples,
+                                cfg.stride_samples)
+            if starts.size:
+                index = np.unique(starts[:, None] + np.arange(cfg.window_samples)[None, :])
+                peak = max(peak, float(np.abs(cont.data[:, index]).max(initial=0.0)))
+        peaks.append(peak)
+    return peaks
+
+
+RECORDING_ONLY = ("one_subject_class", "one_class", "empty_split", "empty",
+                  "split_missing_class", "bad_split")
+"""Task-level problem kinds that mean nothing for one recording inspected alone."""
 
 
 def inspect_recording(
@@ -234,7 +310,8 @@ def inspect_recording(
 
     Unknown channel names are errors with ``on_unknown="raise"`` (the builders' default),
     warnings with ``"drop"``. ``reader_options`` go to
-    :func:`~neuript.data.io.read_recording` (``sfreq``/``ch_names`` of a numeric export …).
+    :func:`~neuript.data.io.read_recording` (``sfreq``/``ch_names``/``unit`` of a numeric
+    export …). Windows above :data:`~neuript.data.tasks._checks.ABSURD_UV` are a warning.
     """
     from neuript.data.io import read_recording
 
@@ -244,60 +321,83 @@ def inspect_recording(
         kind = "missing_file" if not Path(path).exists() else "unreadable"
         return InspectReport(str(path), "recording", window_s,
                              problems=[Problem(str(path), kind, str(err))])
-    unit = Unit(rec, rec.subject or Path(path).stem, (), str(path), label=None)
-    report = report_units(str(path), "recording", [unit], [], window_s=window_s,
-                          montage="auto", on_unknown=on_unknown)
-    cfg = default_preprocess(window_s, None, None)
-    from neuript.data.tasks._byod import Cut, cut_starts, target_samples
-
-    n = len(cut_starts(Cut("-", 0.0, None), target_samples(rec.n_samples, rec.sfreq_hz,
-                       cfg.sfreq_hz), cfg.sfreq_hz, cfg.window_samples, cfg.stride_samples))
-    rows = [_with_windows(r, {"(whole file)": n}) for r in report.rows]
-    problems = [p for p in report.problems if p.kind not in ("empty_split", "empty")]
-    return InspectReport(report.source, "recording", window_s, rows, problems, report.montage)
+    unit = Unit(rec, rec.subject or Path(path).stem, (Cut(WHOLE_FILE, 0.0, None),), str(path))
+    report = report_units(str(path), "recording", [unit], [], on_unknown=on_unknown,
+                          cfg=default_preprocess(window_s, None, None))
+    problems = [p for p in report.problems if p.kind not in RECORDING_ONLY]
+    return InspectReport(report.source, "recording", window_s, report.rows, problems,
+                         report.montage)
 
 
-def _with_windows(row: RecordingRow, windows: dict[str, int]) -> RecordingRow:
-    from dataclasses import replace
-
-    return replace(row, windows=windows)
-
-
-def inspect_manifest(
-    path: str | os.PathLike, *, window_s: float = 4.0, stride_s: float | None = None,
-    montage: Any = "auto", on_unknown: str = "raise", split: str = "subject", seed: int = 0,
-    val_fraction: float = 0.15, test_fraction: float = 0.15, positions: Any = None,
+def inspect_user_task(
+    *, manifest: str | os.PathLike | None = None, bids_root: str | os.PathLike | None = None,
+    bids_events: str = "trial_type", window_s: float | None = None,
+    split: Literal["subject", "column"] = "subject", options: Mapping[str, Any] | None = None,
+    subjects_per_split: int | None = None,
 ) -> InspectReport:
+    """Inspect what ``neuript finetune --manifest FILE`` (or ``--bids-root DIR``) would build.
+
+    The arguments are those of :func:`~neuript.data.tasks.manifest.build_user_task` (``options``:
+    a fine-tuning config's ``task_options``, checked as it checks them) plus ``finetune``'s
+    ``subjects_per_split``; the report is OK exactly when those builds and
+    :func:`~neuript.train.finetune.resolve_task` pass, and each of their errors is listed
+    with the same text.
+    """
+    from neuript.data.tasks.bids import build_bids_task, plan_bids
+    from neuript.data.tasks.manifest import build_manifest_task, plan_manifest, user_task_options
+
+    kind = "manifest" if manifest is not None else "bids"
+    source = str(manifest if manifest is not None else bids_root)
+    window = 4.0 if window_s is None else float(window_s)
+    builder: Any = build_manifest_task if manifest is not None else build_bids_task
+    if (manifest is None) == (bids_root is None):
+        raise NeuriptError("inspect: give exactly one of a manifest and a BIDS folder")
+    try:
+        kwargs = {"split": split, **user_task_options(builder, options or {}, window_s=window,
+                                                      where=source)}
+    except NeuriptError as err:  # finetune refuses these options the same way
+        return InspectReport(source, kind, window,
+                             problems=[Problem(source, "bad_option", str(err))])
+    try:
+        if manifest is not None:
+            plan: Any = plan_manifest(manifest, positions=kwargs.pop("positions", None))
+            where = plan.path.name
+        else:
+            own = set(signature(plan_bids).parameters) - {"bids_root", "events"}
+            plan = plan_bids(bids_root, events=kwargs.pop("events", bids_events),  # type: ignore[arg-type]
+                             **{k: kwargs.pop(k) for k in list(kwargs) if k in own})
+            where = plan.root.name
+    except NeuriptError as err:
+        return InspectReport(source, kind, window,
+                             problems=[Problem(source, "bad_manifest", str(err))])
+    kwargs.pop("name", None)
+    cfg = default_preprocess(window, kwargs.pop("stride_s", None), kwargs.pop("preprocess", None))
+    return report_units(source, kind, plan.units, plan.problems, cfg=cfg, where=where,
+                        subjects_per_split=subjects_per_split, **kwargs)
+
+
+def inspect_manifest(path: str | os.PathLike, **options: Any) -> InspectReport:
     """Inspect a manifest with the checks :func:`build_manifest_task` applies (never raises).
 
-    Parameters are those of :func:`~neuript.data.tasks.manifest.build_manifest_task`.
+    ``options`` are those of :func:`~neuript.data.tasks.manifest.build_manifest_task`
+    (``window_s``, ``split``, ``on_unknown``, ``preprocess`` …) and ``subjects_per_split``.
     """
-    from neuript.data.tasks.manifest import plan_manifest
-
-    try:
-        plan = plan_manifest(path, positions=positions)
-    except NeuriptError as err:
-        return InspectReport(str(path), "manifest", window_s,
-                             problems=[Problem(str(path), "bad_manifest", str(err))])
-    return report_units(str(path), "manifest", plan.units, plan.problems, window_s=window_s,
-                        stride_s=stride_s, montage=montage, on_unknown=on_unknown, split=split,
-                        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    return inspect_user_task(manifest=path, **_user_task_args(options))
 
 
-def inspect_bids(
-    root: str | os.PathLike, *, events: str = "trial_type", window_s: float = 4.0,
-    montage: Any = "auto", on_unknown: str = "raise", **options: Any,
-) -> InspectReport:
-    """Inspect a BIDS dataset as :func:`~neuript.data.tasks.bids.build_bids_task` reads it."""
-    from neuript.data.tasks.bids import plan_bids
+def inspect_bids(root: str | os.PathLike, **options: Any) -> InspectReport:
+    """Inspect a BIDS dataset as :func:`~neuript.data.tasks.bids.build_bids_task` reads it
+    (``options``: its keyword options, ``events`` included, and ``subjects_per_split``)."""
+    return inspect_user_task(bids_root=root, **_user_task_args(options))
 
-    try:
-        plan = plan_bids(root, events=events, **options)
-    except NeuriptError as err:
-        return InspectReport(str(root), "bids", window_s,
-                             problems=[Problem(str(root), "bad_manifest", str(err))])
-    return report_units(str(root), "bids", plan.units, plan.problems, window_s=window_s,
-                        montage=montage, on_unknown=on_unknown)
+
+def _user_task_args(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Builder keywords → :func:`inspect_user_task` arguments (the rest are ``options``)."""
+    rest = dict(options)
+    own = {k: rest.pop(k) for k in ("window_s", "split", "subjects_per_split") if k in rest}
+    if "events" in rest:
+        own["bids_events"] = rest.pop("events")
+    return {**own, "options": rest}
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> InspectReport:
@@ -358,41 +458,40 @@ def _looks_like_manifest(path: Path) -> bool:
 
 def run_inspect(
     path: str | os.PathLike | None = None, *, manifest: str | os.PathLike | None = None,
-    out: TextIO | None = None, **options: Any,
+    bids_root: str | os.PathLike | None = None, bids_events: str = "trial_type",
+    window_s: float | None = None, split: Literal["subject", "column"] = "subject",
+    task_options: Mapping[str, Any] | None = None, subjects_per_split: int | None = None,
+    reader_options: dict[str, Any] | None = None, out: TextIO | None = None,
 ) -> InspectReport:
-    """Inspect ``path`` (or ``manifest``) and write the text report to ``out`` (stdout).
+    """Inspect ``path`` (or ``manifest`` / ``bids_root``) and write the text report to ``out``.
 
-    Dispatch: ``manifest`` or a CSV/TSV whose header has ``path`` and ``label`` → manifest;
-    a folder with ``dataset_description.json`` → BIDS; a folder with ``config.json`` or
-    ``metrics.json`` → checkpoint/run; anything else → one recording. ``options`` go to the
-    chosen function (``window_s``, ``montage``, ``on_unknown``, ``events`` …).
+    Dispatch: ``manifest``, or a CSV/TSV whose header has ``path`` and ``label`` → manifest;
+    ``bids_root``, or a folder with ``dataset_description.json`` → BIDS; both checked by
+    :func:`inspect_user_task` with the settings ``finetune`` takes (``bids_events``,
+    ``window_s``, ``split``, ``task_options``, ``subjects_per_split``); a folder with
+    ``config.json`` or ``metrics.json`` → checkpoint/run; anything else → one recording
+    (``window_s``, ``task_options["on_unknown"]``, ``reader_options``).
     """
-    if manifest is None and path is None:
-        raise NeuriptError("inspect: give a recording/folder path or --manifest FILE")
-    target = Path(manifest if manifest is not None else path)  # type: ignore[arg-type]
-    if manifest is not None or (target.is_file() and _looks_like_manifest(target)):
-        func: Any = inspect_manifest
-    elif (target / "dataset_description.json").is_file():
-        func = inspect_bids
-    elif target.is_dir() and target.suffix.lower() != ".mff":  # an EGI .mff is a recording
-        func = inspect_checkpoint
-    else:
-        func = inspect_recording
-    if options.get("reader_options") and func is not inspect_recording:
+    if manifest is None and bids_root is None and path is None:
+        raise NeuriptError("inspect: give a recording/folder path, --manifest FILE or "
+                           "--bids-root DIR")
+    target = Path(next(p for p in (manifest, bids_root, path) if p is not None))
+    is_manifest = manifest is not None or (bids_root is None and target.is_file()
+                                           and _looks_like_manifest(target))
+    is_bids = not is_manifest and (target / "dataset_description.json").is_file()
+    if reader_options and (is_manifest or is_bids):
         raise NeuriptError(f"inspect {target}: reader options apply to one recording file; "
                            "give a manifest's rows theirs in its reader_options column")
-    report = func(target, **_accepted(func, options))
+    if is_manifest or is_bids:
+        report = inspect_user_task(
+            manifest=target if is_manifest else None, bids_root=None if is_manifest else target,
+            bids_events=bids_events, window_s=window_s, split=split, options=task_options,
+            subjects_per_split=subjects_per_split)
+    elif target.is_dir() and target.suffix.lower() != ".mff":  # an EGI .mff is a recording
+        report = inspect_checkpoint(target)
+    else:
+        report = inspect_recording(target, window_s=4.0 if window_s is None else window_s,
+                                   on_unknown=(task_options or {}).get("on_unknown", "raise"),
+                                   reader_options=reader_options)
     (out or sys.stdout).write(report.to_text())
     return report
-
-
-def _accepted(func: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The options ``func`` takes (BIDS-only options are ignored for a manifest, etc.)."""
-    import inspect as pyinspect
-
-    from neuript.data.tasks.bids import plan_bids
-
-    params = set(pyinspect.signature(func).parameters)
-    if func is inspect_bids:
-        params |= set(pyinspect.signature(plan_bids).parameters)
-    return {k: v for k, v in options.items() if k in params and v is not None}

@@ -153,18 +153,12 @@ def missing_channels(rec: Recording, channels: tuple[str, ...]) -> list[str]:
     Returns
     -------
     missing : list of str
-        Missing electrode names, sorted; empty when every channel can be built.
+        Missing electrode names, sorted; empty when every channel can be built (names resolved
+        as the channel map resolves them: ``T3`` is ``T7``, a file's ``T3-T5`` is ``T7-P7``).
     """
-    from neuript.data.montage import canonical_name, split_pair
+    from neuript.data.montage import missing_electrodes
 
-    have = {canonical_name(name) for name in rec.ch_names} - {None}
-    have |= set((rec.positions or {}).keys())
-    missing: set[str] = set()
-    for channel in channels:
-        if channel in have:
-            continue
-        missing |= {e for e in split_pair(channel) if e not in have}
-    return sorted(missing)
+    return missing_electrodes(rec.ch_names, channels, rec.positions)
 
 
 def model_continuous(rec: Recording, loaded: LoadedClassifier, model_dir: Any = None) -> Continuous:

@@ -119,17 +119,22 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path) -> Pa
 def plot_lobe_topomap(
     values_by_lobe: dict[str, float], ch_names: list[str], scheme: str, path: Path,
     title: str = "true-class log-prob drop when the lobe is occluded (nats)",
+    positions: Any = None,
 ) -> Path:
     """Draw per-lobe values on the scalp: each channel gets the mean value of its lobes.
 
     The colour scale is symmetric around 0 (red: the model loses when the lobe is hidden).
+    ``positions`` (C, 3) metres: the task's channel positions (None: the 10-05 table, which
+    knows no custom electrode).
     """
     import mne
 
     from neuript.data.montage import channel_position, pooling_groups
 
     plt = _pyplot()
-    positions = np.array([channel_position(n) for n in ch_names])
+    if positions is None:
+        positions = np.array([channel_position(n) for n in ch_names])
+    positions = np.asarray(positions, np.float64).reshape(len(ch_names), 3)
     groups = pooling_groups(ch_names, positions, scheme)
     values = np.array([np.mean([values_by_lobe[g] for g, member
                                 in zip(groups.names, groups.mask[:, c]) if member] or [0.0])
@@ -257,12 +262,13 @@ def _lobe_section(run_dir: Path, per_seed: list[dict[str, Any]],
         return []
     from neuript.model_folder import read_model_folder
 
-    info = read_model_folder(model_dir).info
+    folder = read_model_folder(model_dir)
+    info = folder.info
     lobes = occlusion["lobes"]
     try:
         plot_lobe_topomap({name: v["drop"] for name, v in lobes.items()},
                           list(info.ch_names), info.scheme,
-                          run_dir / "lobes.png")
+                          run_dir / "lobes.png", positions=folder.extra.get("positions"))
         figures.append((f"Per-lobe occlusion drop (seed {row['seed']})", "lobes.png"))
     except Exception as err:  # a figure must never sink a finished run
         log.warning("lobe topomap not drawn: %s", err)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,14 @@ EXPORT_OPTIONS: dict[str, tuple[str, ...]] = {
 DEFAULT_UNIT = "uV"
 """Unit of an export when ``unit`` is not given (µV, as ``Recording.from_array``)."""
 HOW_TO_PASS = "--reader-option {key}=… on the command line, a reader_options column in a manifest"
+"""How a reader option is given; :func:`for_manifest_row` drops the command-line way."""
+_COMMAND_LINE_WAY = re.compile(r"--reader-option \S+ on the command line, ")
+
+
+def for_manifest_row(message: str) -> str:
+    """A reader's message for a manifest row: the row's reader_options cell is its only way
+    (``finetune`` has no ``--reader-option``), so the command-line way is left out."""
+    return _COMMAND_LINE_WAY.sub("", message)
 
 
 class NumericExport(NamedTuple):

@@ -27,6 +27,7 @@ import io
 import logging
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -159,7 +160,13 @@ def _read_with_mne(
     _check_mne_options(path, reader, fmt, options)
     kwargs: dict[str, Any] = {**options, "preload": True, "verbose": "error"}
     printed = io.StringIO()  # a few readers print (Persyst: birth dates); stdout stays clean
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+    # sys.stdout is process-wide: swapping it from worker threads (task builders read files in
+    # a thread pool) can leave it pointing at a finished buffer, and every later print is lost.
+    # Only the main thread captures; a worker's reader output goes to stdout as MNE prints it.
+    capture = (contextlib.redirect_stdout(printed)
+               if threading.current_thread() is threading.main_thread()
+               else contextlib.nullcontext())
+    with warnings.catch_warnings(record=True) as caught, capture:
         warnings.simplefilter("always")
         try:
             raw = _call_reader(path, reader, fmt, kwargs)
@@ -400,7 +407,7 @@ READERS: dict[str, Reader] = {
     ".csv.gz": _read_csv,
 }
 """Suffix (lower case) → reader, for suffixes that alone make a file a recording: a folder scan
-(:func:`neuript.data.store.scan_inputs`) takes every file with one of them."""
+(:func:`neuript.data.scan.scan_inputs`) takes every file with one of them."""
 
 NAMED_READERS: dict[str, Reader] = {
     ".eeg": _read_nihon_or_refuse,  # Nihon Kohden, unless a BrainVision .vhdr names the file
@@ -411,7 +418,9 @@ NAMED_READERS: dict[str, Reader] = {
 }
 """Suffix → reader, for files read only when named: the suffix alone does not make a recording
 (a ``.eeg`` may be BrainVision data, a ``.txt``/``.tsv``/``.npy``/``.mat`` anything; numeric
-exports also need the reader options ``sfreq`` and ``ch_names``, :mod:`neuript.data.exports`)."""
+exports also need the reader options ``sfreq`` and ``ch_names``, :mod:`neuript.data.exports`).
+Folder scans take a ``.eeg`` only with a Nihon Kohden ``.PNT``/``.21E`` beside it
+(:data:`neuript.data.scan.NIHON_KOHDEN_MARKERS`)."""
 
 
 def file_suffix(path: str | os.PathLike) -> str:

@@ -35,7 +35,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from neuript.config import PreprocessConfig, from_dict
 from neuript.data import store
 from neuript.data.locks import hold_lock
 from neuript.errors import NeuriptError
@@ -208,8 +207,7 @@ def _merge_locked(fragments: Sequence[Fragment], out: Path, t0: float) -> store.
     fragments = _check_set(fragments)
     gathered = _gather(fragments)
     config = fragments[0].body["config"]
-    store._check_config(out, from_dict(PreprocessConfig, config["preprocess"]),
-                       config["on_unknown"])
+    store._check_config(out, config)
     (out / "parts").mkdir(exist_ok=True)
     for key, (root, raw, part) in gathered.items():
         if root.resolve() != out.resolve():

@@ -51,6 +51,8 @@ SAGITTAL_CENTRAL_DEG = 15.0
 SAGITTAL_LATERAL_DEG = 65.0
 OnUnknown = Literal["raise", "drop"]
 _PREFIX_RE = re.compile(r"^([A-Za-z]+?)(?=\d|z|h|$)")
+UNKNOWN_HINT = "give custom electrodes a position in metres, or drop them: on_unknown='drop'"
+"""The ways out of an unknown channel name (callers that know the command add their own)."""
 
 
 @functools.cache
@@ -161,7 +163,9 @@ def channel_position(name: str, extra: Mapping[str, Any] | None = None) -> np.nd
     name : str
         Raw or canonical name; ``"A-B"`` is placed at the midpoint of A and B.
     extra : mapping of str to array-like (3,) | None
-        User positions (metres) for non-standard channels; looked up first, by the raw name.
+        User positions (metres) for non-standard channels; looked up first, by the raw name or
+        the same name without the recording system's decorations (``"EEG EarL"`` finds
+        ``"EarL"``).
 
     Returns
     -------
@@ -173,26 +177,61 @@ def channel_position(name: str, extra: Mapping[str, Any] | None = None) -> np.nd
     ChannelError
         If the channel (or one side of a pair) has no known position.
     """
-    extra = extra or {}
-    if name in extra:
-        return np.asarray(extra[name], dtype=np.float64).reshape(3).copy()
+    given = dict(extra or {})
+    key = _user_key(name, given)
+    if key is not None:
+        return np.asarray(given[key], dtype=np.float64).reshape(3).copy()
     canon = canonical_name(name)
     table = _positions_table()
     if canon is not None:
         return np.mean([table[e] for e in split_pair(canon)], axis=0)
     parts = _clean(name).split("-")
-    if len(parts) == 2 and all(p in extra or _canonical_electrode(p) for p in parts):
-        return np.mean([channel_position(p, extra) for p in parts], axis=0)
-    raise ChannelError(None, f"channel {name!r} has no known position; {_suggest(name)}")
+    if len(parts) == 2 and all(_user_key(p, given) or _canonical_electrode(p) for p in parts):
+        return np.mean([channel_position(p, given) for p in parts], axis=0)
+    raise ChannelError(None, f"channel {name!r} has no known position; {close_matches(name)} "
+                       f"({UNKNOWN_HINT})")
 
 
-def _suggest(raw: str) -> str:
-    """A sentence with difflib close matches and the ways out."""
+def close_matches(raw: str) -> str:
+    """``"close matches: T7, TP7"`` (difflib, up to three) or ``"no close match"``."""
     cleaned = _clean(raw).upper()
     lookup = _upper_lookup()
     close = difflib.get_close_matches(cleaned, list(lookup), n=3, cutoff=0.6)
-    hint = f"close matches: {', '.join(lookup[c] for c in close)}" if close else "no close match"
-    return f"{hint} (give extra_positions for custom electrodes, or on_unknown='drop')"
+    return f"close matches: {', '.join(lookup[c] for c in close)}" if close else "no close match"
+
+
+def _user_key(raw: str, given: Mapping[str, Any]) -> str | None:
+    """The key of ``given`` that names channel ``raw``: the raw name itself, else the same name
+    without the recording system's decorations, in any letter case (``"EEG EarL"`` → ``"EarL"``).
+    """
+    if raw in given:
+        return raw
+    cleaned = _clean(raw).upper()
+    for key in given:
+        if _clean(key).upper() == cleaned:
+            return key
+    return None
+
+
+def resolve_name(raw: str, given: Mapping[str, Any]) -> str | None:
+    """The name a raw channel is mapped to: its 10-05 name, else the user's name for it when
+    ``given`` (user positions) holds one (also one side of an ``"A-B"`` pair), else None.
+
+    A 10-05 name always wins, so such a channel keeps the package's position (the rule of
+    :mod:`neuript.data.positions` and :mod:`neuript.data.mne_bridge`).
+    """
+    canon = canonical_name(raw)
+    if canon is not None:
+        return canon
+    key = _user_key(raw, given)
+    if key is not None:
+        return key
+    parts = _clean(raw).split("-")
+    if len(parts) == 2:
+        names = [_canonical_electrode(p) or _user_key(p, given) for p in parts]
+        if all(names):
+            return f"{names[0]}-{names[1]}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -237,7 +276,7 @@ def _resolve_inputs(
     dropped: dict[str, str] = {}
     seen: dict[str, str] = {}
     for raw in ch_names:
-        canon = raw if raw in extra else canonical_name(raw)
+        canon = resolve_name(raw, extra)
         if canon is not None and canon in seen:
             dropped[raw] = f"duplicate of {seen[canon]!r} (both are {canon!r})"
             canon = None
@@ -256,17 +295,13 @@ def _target_rows(
     index = {name: i for i, name in enumerate(resolved) if name is not None}
     names, rows, missing = [], [], []
     for target in targets:
-        wanted = "-".join(target) if isinstance(target, tuple | list) else str(target)
-        canon = canonical_name(wanted) or wanted
-        row = np.zeros(len(resolved))
-        parts = split_pair(canon)
-        if canon in index:
-            row[index[canon]] = 1.0
-        elif len(parts) == 2 and all(p in index for p in parts):
-            row[index[parts[0]]], row[index[parts[1]]] = 1.0, -1.0
-        else:
-            missing.extend(p for p in (parts if len(parts) == 2 else (canon,)) if p not in index)
+        canon, sources, lacking = _target_sources(target, index)
+        if lacking:
+            missing.extend(lacking)
             continue
+        row = np.zeros(len(resolved))
+        for sign, name in zip((1.0, -1.0), sources):
+            row[index[name]] = sign
         names.append(canon)
         rows.append(row)
     if missing:
@@ -277,6 +312,49 @@ def _target_rows(
             f"it has {have}",
         )
     return names, np.array(rows).reshape(len(rows), len(resolved))
+
+
+def _target_sources(
+    target: str | tuple[str, str], index: Mapping[str, int]
+) -> tuple[str, tuple[str, ...], list[str]]:
+    """How one wanted channel is built from the inputs ``index`` (name → row).
+
+    Returns
+    -------
+    name : str
+        The output name (canonical when the wanted name is a 10-05 name or pair).
+    sources : tuple of str
+        ``(name,)`` taken as it is, ``(a, b)`` derived as ``a - b``; empty when lacking.
+    lacking : list of str
+        The electrodes (or the channel) the inputs lack.
+    """
+    wanted = "-".join(target) if isinstance(target, tuple | list) else str(target)
+    canon = canonical_name(wanted) or wanted
+    parts = split_pair(canon)
+    if canon in index:
+        return canon, (canon,), []
+    if len(parts) == 2 and all(p in index for p in parts):
+        return canon, parts, []
+    return canon, (), [p for p in (parts if len(parts) == 2 else (canon,)) if p not in index]
+
+
+def missing_electrodes(
+    ch_names: Sequence[str], targets: Sequence[str | tuple[str, str]],
+    extra_positions: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Electrodes :func:`build_channel_map` would find missing for an explicit target list.
+
+    Names are resolved as the map resolves them (aliases such as ``T3`` → ``T7``, bipolar
+    channels of the file, user positions), so a channel the map can build is never missing.
+
+    Returns
+    -------
+    missing : list of str
+        Sorted, unique; empty when every target can be taken or derived.
+    """
+    resolved, _, _ = _resolve_inputs(ch_names, dict(extra_positions or {}))
+    index = {name: i for i, name in enumerate(resolved) if name is not None}
+    return sorted({e for t in targets for e in _target_sources(t, index)[2]})
 
 
 def has_tcp(names: Sequence[str | None]) -> bool:
@@ -350,7 +428,8 @@ def build_channel_map(
                 continue
             elif on_unknown == "raise":
                 raise ChannelError(
-                    source, f"unknown channel {raw!r} (montage {target!r}); {_suggest(raw)}"
+                    source, f"unknown channel {raw!r} (montage {target!r}); "
+                    f"{close_matches(raw)} ({UNKNOWN_HINT})"
                 )
             else:
                 dropped[raw] = "unknown channel name"

@@ -66,24 +66,28 @@ def _describe_files(files: Sequence[str], max_names: int = 3) -> str:
 
 
 def _skip_problem(rep: InputReport, out_dir: str) -> str:
-    """Why none of ``rep``'s files could be used, with the option or file that helps."""
+    """Why none of ``rep``'s files could be used, naming them, with the option that helps."""
     n = rep.files_found
     where = f"see {Path(out_dir) / 'skipped.json'}"
     if len(rep.skipped) != 1:
-        counts = _counts({k: len(v) for k, v in rep.skipped.items()})
+        counts = "; ".join(f"{k} {len(v)}: {_describe_files(v)}" for k, v in rep.skipped.items())
         return f"none of the {_plural(n, 'file')} could be used ({counts}); {where}"
     ((reason, files),) = rep.skipped.items()
     every = "the one file is" if n == 1 else f"all {n} files are"
+    named = _describe_files(files)
     if reason == "unsupported format":
-        return (f"{every} of an unsupported format ({_describe_files(files)}); "
+        return (f"{every} of an unsupported format ({named}); "
                 f"prepare reads {', '.join(READERS)}")
     if reason == "too short":
-        return (f"{every} too short for one window; lower --min_duration_s, "
+        return (f"{every} too short for one window ({named}); lower --min_duration_s, "
                 f"--trim_edges_s or --window_s ({where})")
     if reason == "no usable channels":
-        return (f"{every} without usable channels; try --on-unknown drop or "
-                f"--montage as_is ({where})")
-    return f"{every} {reason} ({where}; `neuript inspect FILE` checks one)"
+        return (f"{every} without usable channels ({named}); electrodes without a 10-05 name "
+                f"need --positions FILE; or try --on-unknown drop or --montage as_is ({where})")
+    if reason == "annotations only":
+        return (f"{every} annotations without signals ({named}), such as a hypnogram; pass "
+                f"the recordings they annotate ({where})")
+    return f"{every} {reason} ({named}; {where}; `neuript inspect FILE` checks one)"
 
 
 def check_usable(summary: CorpusSummary, cfg: PreprocessConfig | None = None) -> None:

@@ -2,7 +2,8 @@
 
 Layout of a corpus folder ``out_dir``::
 
-    config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"}
+    config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"} (+ the
+                           "reader_options" and "positions" of the run, when given)
     parts/<key>.json       one per source file: the commit record (windows, or why it was
                            skipped; the size and sha256 of its shard array)
     shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
@@ -13,7 +14,8 @@ Layout of a corpus folder ``out_dir``::
     manifest.shard-<i>-of-<n>.json, summary.shard-<i>-of-<n>.json   a shard run's fragment
     .writer.<all|shard-i-of-n>.lock, .corpus.lock   held while a run writes (see data.locks)
 
-Every file is written to a temporary name and moved into place with :func:`os.replace`; a shard is
+The inputs (files, folders, globs) are expanded by :mod:`neuript.data.scan`. Every file is
+written to a temporary name and moved into place with :func:`os.replace`; a shard is
 in place before its part, and only parts feed the manifest. A run killed at any point (even
 ``kill -9``) therefore never leaves a half-written shard referenced, and the next run redoes only
 the files without a part, giving the same manifest as an uninterrupted run. Its worker processes
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import glob
 import hashlib
 import importlib
 import io
@@ -58,11 +59,14 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from neuript.config import PreprocessConfig, from_dict, to_dict
-from neuript.data.io import READERS, read_recording
+from neuript.data.io import read_recording
 from neuript.data.locks import hold_lock
+from neuript.data.positions import load_positions, unplaced_channels, with_positions
 from neuript.data.preprocess import prepare_recording
 from neuript.data.recording import Events
-from neuript.errors import NeuriptError, check_option
+from neuript.data.scan import InputScan, scan_inputs, source_stat
+from neuript.data.scan import find_inputs as find_inputs  # re-exported: prepare's input list
+from neuript.errors import ChannelError, NeuriptError, check_option
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,8 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 
 
 SKIP_REASONS: tuple[str, ...] = (
-    "unsupported format", "unreadable/corrupt", "no usable channels", "too short",
-    "unexpected error",
+    "unsupported format", "unreadable/corrupt", "annotations only", "no usable channels",
+    "too short", "unexpected error",
 )
 """Classes of :attr:`InputReport.skipped`, in table order (see :func:`skip_class`)."""
 
@@ -240,101 +244,6 @@ def _window_labels(starts: np.ndarray, window: int, sfreq_hz: float, events: Eve
     return labels
 
 
-class InputScan(NamedTuple):
-    """What one input (file, folder or glob) expands to."""
-
-    input: str
-    """The input as given."""
-    files: tuple[Path, ...]
-    """Files to read: resolved and sorted."""
-    unsupported: tuple[Path, ...]
-    """Files inside a folder that no reader knows: reported as skipped ("unsupported format")."""
-    companions: tuple[Path, ...]
-    """Files inside a folder that belong to or describe a recording (a BrainVision ``.vmrk``, an
-    EEGLAB ``.fdt``, BIDS ``.json``/``.tsv`` sidecars, README, hidden files): counted only."""
-
-
-COMPANION_OF: Mapping[str, str] = types.MappingProxyType(
-    {".vmrk": ".vhdr", ".eeg": ".vhdr", ".fdt": ".set", ".evt": ".cnt"})
-"""Suffix of a data/marker file -> the reader suffix of the header it belongs to (same stem)."""
-SIDECAR_SUFFIXES: tuple[str, ...] = (".json", ".tsv", ".tsv.gz", ".md", ".rst")
-"""Suffixes of files that describe recordings (BIDS sidecars, documentation)."""
-DOC_NAMES: frozenset[str] = frozenset({"readme", "license", "licence", "changes", "copying"})
-"""File names (before any suffix, any case) of documentation files."""
-
-
-def _is_companion(path: Path, folder: Path) -> bool:
-    """True if ``path`` (inside ``folder``, not a recording suffix) belongs to or describes one."""
-    name = path.name.lower()
-    if any(part.startswith(".") for part in path.relative_to(folder).parts):
-        return True
-    if name.endswith(SIDECAR_SUFFIXES) or name.split(".")[0] in DOC_NAMES:
-        return True
-    header = COMPANION_OF.get(path.suffix.lower())
-    return header is not None and any(
-        path.with_suffix(s).is_file() for s in (header, header.upper()))
-
-
-def scan_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[InputScan]:
-    """Expand each input, keeping the files of a folder that no reader knows.
-
-    Parameters
-    ----------
-    inputs : path-like or iterable of path-like
-        As in :func:`find_inputs`.
-
-    Returns
-    -------
-    scans : list of InputScan
-        One per input, in the order given.
-    """
-    if isinstance(inputs, str | os.PathLike):
-        inputs = [inputs]
-    suffixes = tuple(READERS)
-    scans = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        files: set[Path] = set()
-        unsupported: set[Path] = set()
-        companions: set[Path] = set()
-        if path.is_file():
-            files.add(path.resolve())
-        elif path.is_dir():
-            for p in path.rglob("*"):
-                if not p.is_file():
-                    continue
-                if p.name.lower().endswith(suffixes):
-                    files.add(p.resolve())
-                else:
-                    (companions if _is_companion(p, path) else unsupported).add(p.resolve())
-        else:
-            matches = [Path(m) for m in glob.glob(str(path), recursive=True)]
-            if not matches:
-                raise NeuriptError(f"input {str(item)!r}: no such file, folder or glob match")
-            files.update(m.resolve() for m in matches if m.is_file())
-        scans.append(InputScan(str(item), *(tuple(sorted(s, key=str))
-                                             for s in (files, unsupported, companions))))
-    return scans
-
-
-def find_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files, folders (recursive, known suffixes) and globs into a sorted list of files.
-
-    Parameters
-    ----------
-    inputs : path-like or iterable of path-like
-        Files (kept whatever their suffix), folders (searched recursively for the suffixes of
-        :data:`neuript.data.io.READERS`) or glob patterns (``**`` allowed).
-
-    Returns
-    -------
-    files : list of Path
-        Resolved, de-duplicated and sorted by their text. :func:`scan_inputs` also returns the
-        files of the folders that were left out.
-    """
-    return sorted({f for scan in scan_inputs(inputs) for f in scan.files}, key=str)
-
-
 def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
     """``(i, n)`` of ``shard=(i, n)`` or ``"i/n"`` (checked: n >= 1, 0 <= i < n); None stays."""
     if shard is None:
@@ -359,23 +268,59 @@ def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> 
 # --------------------------------------------------------------------------------------------
 # one file (runs in a worker process)
 # --------------------------------------------------------------------------------------------
-def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: str) -> dict:
-    """Read, prepare and store one file; write its part last; return the part."""
+class Reading(NamedTuple):
+    """How every input file of a run is read (the same for all of them)."""
+
+    reader_options: Mapping[str, Any] = types.MappingProxyType({})
+    """Keyword arguments of :func:`~neuript.data.io.read_recording`'s reader."""
+    positions: Mapping[str, np.ndarray] = types.MappingProxyType({})
+    """Positions (metres) of custom electrodes, by name (:mod:`neuript.data.positions`)."""
+
+    def record(self) -> dict[str, Any]:
+        """The entries of ``config.json`` for these settings (none when both are empty)."""
+        out: dict[str, Any] = {}
+        if self.reader_options:
+            out["reader_options"] = dict(self.reader_options)
+        if self.positions:
+            out["positions"] = {k: np.round(np.asarray(v, float), 9).tolist()
+                                for k, v in sorted(self.positions.items())}
+        return out
+
+
+PLAIN_READING = Reading()
+"""No reader options, no positions."""
+
+
+def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: str,
+                  reading: Reading = PLAIN_READING) -> dict:
+    """Read, prepare and store one file; write its part last; return the part.
+
+    ``reading.reader_options`` go to :func:`read_recording`; ``reading.positions`` are given to
+    the recording's channels by :func:`neuript.data.positions.with_positions`.
+    """
     t0, cpu0 = time.perf_counter(), time.process_time()
-    stat = path.stat()
+    size, mtime_ns = source_stat(path)
     part: dict[str, Any] = {
-        "source": str(path), "key": _file_key(path), "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns, "status": "skipped", "reason": "", "duration_s": 0.0,
+        "source": str(path), "key": _file_key(path), "size": size,
+        "mtime_ns": mtime_ns, "status": "skipped", "reason": "", "duration_s": 0.0,
     }
+    rec = None
     try:
-        rec = read_recording(path)
+        rec = with_positions(read_recording(path, reader_options=reading.reader_options),
+                             reading.positions)
         prep = prepare_recording(rec, cfg, on_unknown=on_unknown)
-    except NeuriptError as err:  # RecordingError, ChannelError: reported, the run carries on
+    except ChannelError as err:  # the file's channels: say which lack a position
+        part["reason"] = _channel_reason(err, rec, on_unknown)
+    except NeuriptError as err:  # RecordingError …: reported, the run carries on
         part["reason"] = f"{type(err).__name__}: {err}"
     except Exception as err:  # noqa: BLE001 -- an unexpected reader failure must not end a run
         log.warning("unexpected error on %s", path, exc_info=True)
         part["reason"] = f"unexpected {type(err).__name__}: {err}"
     else:
+        unplaced = unplaced_channels(rec)
+        if unplaced and not prep.skipped:
+            log.info("%s: left out %s (no 10-05 name, no position); --positions FILE places "
+                     "them", path, _names(unplaced))
         if prep.skipped:  # too short: no window at all
             part.update(reason=prep.skipped, duration_s=float(prep.duration_s))
         else:
@@ -384,6 +329,29 @@ def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: 
     part["cpu_s"] = time.process_time() - cpu0
     _atomic_json(out_dir / "parts" / f"{part['key']}.json", part)
     return part
+
+
+def _names(names: Sequence[str], shown: int = 8) -> str:
+    """``'A', 'B' and 3 more``."""
+    text = ", ".join(repr(n) for n in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _channel_reason(err: ChannelError, rec: Any, on_unknown: str) -> str:
+    """A file's skip reason for a channel problem, naming the channels without a position.
+
+    The montage's own message may list what the recording lacks and "has" (nothing, when its
+    channels are all custom); the names without a 10-05 name or a given position, and the
+    option that places them, are what helps.
+    """
+    unplaced = [] if rec is None else unplaced_channels(rec)
+    if not unplaced:
+        return f"{type(err).__name__}: {err}"
+    first = re.sub(r" \(read \[.*\]\)$", "", err.problem.split("; ")[0])
+    leave = ", or --on-unknown drop to leave them out" if on_unknown == "raise" else ""
+    return (f"ChannelError: {err.path}: {first}; no known position for {_names(unplaced)} "
+            "(no 10-05 name, no position given): give their positions with --positions FILE "
+            f"(a name,x,y,z table in metres or a montage file MNE reads){leave}")
 
 
 def _store_windows(prep: Any, events: Events, out_dir: Path, key: str,
@@ -425,10 +393,15 @@ def _subject_from_path(source: str) -> str:
 # --------------------------------------------------------------------------------------------
 # the corpus
 # --------------------------------------------------------------------------------------------
-def config_record(cfg: PreprocessConfig, on_unknown: str) -> dict[str, Any]:
-    """The body of ``config.json`` (JSON-normalised: tuples as lists)."""
+def config_record(cfg: PreprocessConfig, on_unknown: str,
+                  reading: Reading = PLAIN_READING) -> dict[str, Any]:
+    """The body of ``config.json`` (JSON-normalised: tuples as lists).
+
+    Reader options and positions are recorded only when given (:meth:`Reading.record`).
+    """
     return json.loads(json.dumps(
-        {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown}))
+        {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown,
+         **reading.record()}, default=str))
 
 
 def config_diffs(found: Mapping[str, Any], wanted: Mapping[str, Any],
@@ -442,15 +415,14 @@ def config_diffs(found: Mapping[str, Any], wanted: Mapping[str, Any],
     have, ask = found.get("preprocess", {}), wanted.get("preprocess", {})
     diffs = [f"{k}: {says[0]} {have.get(k)!r}, {says[1]} {v!r}"
              for k, v in ask.items() if have.get(k) != v]
-    if found.get("on_unknown") != wanted.get("on_unknown"):
-        diffs.append(f"on_unknown: {says[0]} {found.get('on_unknown')!r}, "
-                     f"{says[1]} {wanted.get('on_unknown')!r}")
+    for key in ("on_unknown", "reader_options", "positions"):
+        if found.get(key) != wanted.get(key):
+            diffs.append(f"{key}: {says[0]} {found.get(key)!r}, {says[1]} {wanted.get(key)!r}")
     return diffs or ["format version"]
 
 
-def _check_config(out_dir: Path, cfg: PreprocessConfig, on_unknown: str) -> None:
-    """Write config.json, or refuse a folder built with a different configuration."""
-    wanted = config_record(cfg, on_unknown)
+def _check_config(out_dir: Path, wanted: Mapping[str, Any]) -> None:
+    """Write config.json (the record ``wanted``), or refuse a folder built with another one."""
     path = out_dir / "config.json"
     if path.exists():
         diffs = config_diffs(json.loads(path.read_text()), wanted)
@@ -476,8 +448,7 @@ def _is_current(part: dict | None, path: Path) -> bool:
     """True if ``part`` was made from the file as it is now (same size and mtime)."""
     if part is None:
         return False
-    stat = path.stat()
-    return part["size"] == stat.st_size and part["mtime_ns"] == stat.st_mtime_ns
+    return (part["size"], part["mtime_ns"]) == source_stat(path)
 
 
 def prepare_corpus(
@@ -489,6 +460,8 @@ def prepare_corpus(
     shard: tuple[int, int] | str | None = None,
     on_unknown: Literal["raise", "drop"] = "drop",
     progress: bool = True,
+    reader_options: Mapping[str, Any] | None = None,
+    positions: str | os.PathLike | Mapping[str, Any] | None = None,
 ) -> CorpusSummary:
     """Turn recordings into a window corpus on disk (the ``neuript prepare`` engine).
 
@@ -512,6 +485,18 @@ def prepare_corpus(
         Unknown channel names skip the file (``"raise"``) or are dropped from it (``"drop"``).
     progress : bool
         Show a progress bar.
+    reader_options : mapping | None
+        Passed to :func:`~neuript.data.io.read_recording` for every file (``{"data_format":
+        "int32"}`` for Neuroscan CNT files MNE cannot size); a file whose reader does not take
+        a key is skipped with a line naming it.
+    positions : path-like | mapping | None
+        Positions of electrodes without a 10-05 name: a file
+        :func:`~neuript.data.positions.read_positions` reads (a ``name,x,y,z`` table in metres,
+        or a montage file MNE reads) or ``{name: (x, y, z)}`` in metres. Read once, given to
+        every recording's matching channels; channels with a 10-05 name keep the package's
+        positions.
+
+    Both are recorded in ``config.json``: a folder started with other ones is refused.
 
     Returns
     -------
@@ -532,6 +517,7 @@ def prepare_corpus(
         raise NeuriptError(f"workers must be >= 1, got {workers!r}")
     ij = parse_shard(shard)
     scans = scan_inputs(inputs)  # a missing input is refused before anything is written
+    reading = Reading(dict(reader_options or {}), load_positions(positions))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = "all" if ij is None else shard_tag(ij)
@@ -539,13 +525,13 @@ def prepare_corpus(
     with hold_lock(out / f".writer.{tag}.lock", what,
                    "wait for it to finish, or give this run another --out or --shard"):
         with corpus_lock(out, "config.json"):
-            _check_config(out, cfg, on_unknown)
-        return _prepare_locked(scans, out, cfg, workers, ij, on_unknown, progress)
+            _check_config(out, config_record(cfg, on_unknown, reading))
+        return _prepare_locked(scans, out, cfg, workers, ij, on_unknown, progress, reading)
 
 
 def _prepare_locked(scans: list[InputScan], out: Path, cfg: PreprocessConfig, workers: int,
-                    shard: tuple[int, int] | None, on_unknown: str,
-                    progress: bool) -> CorpusSummary:
+                    shard: tuple[int, int] | None, on_unknown: str, progress: bool,
+                    reading: Reading) -> CorpusSummary:
     """:func:`prepare_corpus` once its writer lock is held and config.json checked."""
     from neuript.data.merge import corpus_lock, files_sha256, merge_if_complete, write_fragment
 
@@ -560,7 +546,7 @@ def _prepare_locked(scans: list[InputScan], out: Path, cfg: PreprocessConfig, wo
     n_unsupported = len({f for scan in scans for f in scan.unsupported})
     log.info("prepare: %d files (%d already done, %d of unsupported formats left out), "
              "%d workers", len(files), len(files) - len(todo), n_unsupported, workers)
-    fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress))
+    fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress, reading))
     for part in fresh:
         parts[part["source"]] = part
     reports = _input_reports(scans, files, shard, parts)
@@ -574,8 +560,8 @@ def _prepare_locked(scans: list[InputScan], out: Path, cfg: PreprocessConfig, wo
         summary = _finish(out, mine, fresh, time.perf_counter() - t0, workers, reused, reports,
                           shard=shard)
         fingerprint = files_sha256(every)
-        write_fragment(out, shard, config_record(cfg, on_unknown), fingerprint, len(every),
-                       [p["key"] for p in mine.values()])
+        write_fragment(out, shard, config_record(cfg, on_unknown, reading), fingerprint,
+                       len(every), [p["key"] for p in mine.values()])
         if merge_if_complete(out, shard, fingerprint) is not None:
             log.info("prepare: every shard of %d is done; %s assembled", shard[1],
                      out / "manifest.csv")
@@ -599,21 +585,22 @@ def _preload_modules() -> None:
 
 
 def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: str,
-               workers: int, progress: bool) -> Iterable[dict]:
+               workers: int, progress: bool, reading: Reading = PLAIN_READING) -> Iterable[dict]:
     """Process files in this process or a pool; yield each part as it finishes."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="file", disable=not progress or not todo, desc="prepare")
     if workers == 1 or len(todo) <= 1:
         for path in todo:
-            yield _process_file(path, out, cfg, on_unknown)
+            yield _process_file(path, out, cfg, on_unknown, reading)
             bar.update()
     else:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_process_file, p, out, cfg, on_unknown) for p in todo]
+            sent = Reading(dict(reading.reader_options), dict(reading.positions))  # picklable
+            futures = [pool.submit(_process_file, p, out, cfg, on_unknown, sent) for p in todo]
             for future in as_completed(futures):
                 yield future.result()
                 bar.update()
@@ -716,6 +703,8 @@ def skip_class(reason: str) -> str:
     """The :data:`SKIP_REASONS` class of a part's skip ``reason``."""
     if "unsupported file type" in reason:
         return "unsupported format"
+    if "no signal channels" in reason:  # a hypnogram or other annotation-only file
+        return "annotations only"
     if reason.startswith("ChannelError"):
         return "no usable channels"
     if reason.startswith(("shorter than", "no full window")):

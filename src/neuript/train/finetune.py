@@ -36,6 +36,8 @@ from neuript.config import (
     to_dict,
 )
 from neuript.data.splits import subset_subjects
+from neuript.data.tasks._byod import raise_errors
+from neuript.data.tasks._checks import split_class_problems
 from neuript.data.tasks.base import TaskWindows
 from neuript.errors import ContractError, NeuriptError
 from neuript.model_folder import contract_of, read_model_config, resolve_init_dir
@@ -53,7 +55,8 @@ class FinetuneRunConfig:
     """One fine-tuning run: task, model, initialisation, loss, seeds and optimisation."""
 
     task: str = "mental_arithmetic"
-    """Task registry key (ignored when a prebuilt TaskWindows is passed to run_finetune)."""
+    """Task registry key (ignored when a prebuilt TaskWindows is passed to run_finetune; set to
+    the task's name with manifest or bids_root)."""
     data_dir: str | None = None
     """Folder of the task's data (None: the task's default folder under the data root)."""
     data_root: str | None = None
@@ -144,6 +147,12 @@ class FinetuneRunConfig:
         if self.manifest is not None and self.bids_root is not None:
             raise NeuriptError("FinetuneRunConfig: give manifest or bids_root, not both; got "
                                f"{self.manifest!r} and {self.bids_root!r}")
+        if self.manifest is not None or self.bids_root is not None:
+            from neuript.data.tasks.manifest import user_task_name
+
+            object.__setattr__(self, "task", user_task_name(  # derived: the real task's name
+                manifest=self.manifest, bids_root=self.bids_root,
+                name=self.task_options.get("name")))
         if not 0.0 <= self.logit_adjust_k <= 1.0:
             raise NeuriptError(
                 f"FinetuneRunConfig.logit_adjust_k must be in [0, 1] (paper: 0–0.3), got "
@@ -196,7 +205,11 @@ class FinetuneResult:
 # task and contract
 # --------------------------------------------------------------------------------------------
 def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> TaskWindows:
-    """Build the configured task (or take ``task``), subset it, and check every split."""
+    """Build the configured task (or take ``task``), subset it, and check every split.
+
+    The checks (:func:`~neuript.data.tasks._checks.split_class_problems`: two classes, every
+    split holds windows, the training split every class) are those ``neuript inspect`` lists.
+    """
     if task is None and (cfg.manifest is not None or cfg.bids_root is not None):
         from neuript.data.tasks.manifest import build_user_task
 
@@ -210,18 +223,9 @@ def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> Tas
                           **cfg.task_options)
     if cfg.subjects_per_split is not None:
         task = subset_subjects(task, cfg.subjects_per_split)
-    if task.n_classes < 2:
-        source = cfg.manifest or cfg.bids_root or cfg.task
-        raise NeuriptError(f"task {task.name!r} ({source}): one class only "
-                           f"({list(task.class_names)}); fine-tuning needs two or more (add "
-                           "rows of another label to the manifest)")
-    for split in ("train", "val", "test"):
-        counts = np.bincount(task.labels[task.indices(split)], minlength=task.n_classes)
-        if counts.sum() == 0:
-            raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
-        if split == "train" and (counts == 0).any():
-            missing = [task.class_names[k] for k in np.flatnonzero(counts == 0)]
-            raise NeuriptError(f"task {task.name!r}: no training windows of class {missing}")
+    source = cfg.manifest or cfg.bids_root  # problems name it as the task build names them
+    where = Path(source).expanduser().name if source is not None else "task"
+    raise_errors(task.name, split_class_problems(where, task.counts(), training=True))
     return task
 
 
@@ -243,10 +247,20 @@ def check_init_contract(init_dir: Path, preprocess: PreprocessConfig) -> InputCo
     return contract
 
 
-def _resolved_config(cfg: FinetuneRunConfig, task: TaskWindows | None) -> dict[str, Any]:
+def _resolved_config(cfg: FinetuneRunConfig, task: TaskWindows, prebuilt: bool) -> dict[str, Any]:
+    """The config as run: ``task`` is the task's own name, ``task_source`` where it came from
+    (``manifest:<path>``, ``bids:<folder>``, ``registry:<name>`` or ``python:<name>`` for a
+    TaskWindows passed to :func:`run_finetune`)."""
     body = to_dict(cfg)
-    if task is not None:
-        body["task"] = task.name
+    body["task"] = task.name
+    if prebuilt:
+        body["task_source"] = f"python:{task.name}"
+    elif cfg.manifest is not None:
+        body["task_source"] = f"manifest:{cfg.manifest}"
+    elif cfg.bids_root is not None:
+        body["task_source"] = f"bids:{cfg.bids_root}"
+    else:
+        body["task_source"] = f"registry:{cfg.task}"
     return body
 
 
@@ -283,6 +297,7 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
     from neuript.train.metrics import aggregate
 
     run_dir = Path(cfg.out_dir)
+    prebuilt = task is not None
     task = resolve_task(cfg, task)
     overlap = None
     if cfg.init != "scratch":
@@ -296,7 +311,7 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
                         len(overlap["recordings"]), task.name)
     # only now, with every check passed: a refused run leaves an earlier run's files alone
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", _resolved_config(cfg, task))
+    _write_json(run_dir / "config.json", _resolved_config(cfg, task, prebuilt))
     split_hash = task.write_split_manifest(run_dir / "split_manifest.json")
     log.info("fine-tune %s on %s: %s", cfg.model, task.name, task.counts())
 

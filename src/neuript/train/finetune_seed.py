@@ -342,6 +342,7 @@ def fit_torch_seed(
         "class_names": list(task.class_names), "group_names": list(groups.names),
         "task": task.name, "scheme": cfg.scheme, "preprocess": to_dict(task.preprocess),
         "ch_names": list(task.ch_names), "model_kind": cfg.model, "seed": seed,
+        "positions": np.asarray(task.positions, np.float64).round(6).tolist(),
         "best_epoch": selector.best_epoch, "init": cfg.init, "adapt_steps": cfg.adapt_steps,
     }
     if cfg.model == "neuript" and cfg.init != "scratch":

@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,8 @@ def task_data_dir(
         return Path(data_dir).expanduser()
     if spec.default_dir is None:
         raise NeuriptError(
-            f"task {spec.name!r} has no bundled data: pass data_dir= (the folder holding the "
-            f"official distribution); {spec.summary}"
+            f"task {spec.name!r} has no bundled data: pass data_dir= (--data-dir), the folder "
+            f"holding the official distribution; {spec.summary}"
         )
     return default_data_root(data_root) / spec.default_dir
 
@@ -103,7 +104,7 @@ def build_task(
     name: str,
     data_dir: str | os.PathLike | None = None,
     data_root: str | os.PathLike | None = None,
-    preprocess: PreprocessConfig | None = None,
+    preprocess: PreprocessConfig | Mapping[str, Any] | None = None,
     cache: bool = True,
     **options: Any,
 ) -> TaskWindows:
@@ -117,8 +118,10 @@ def build_task(
         The task's folder; None: ``data_root / spec.default_dir``.
     data_root : path-like | None
         Data root override (else ``$NEURIPT_DATA``, else ``../shared/data``).
-    preprocess : PreprocessConfig | None
-        Preprocessing and windowing; None: the task's protocol (``spec.preprocess``).
+    preprocess : PreprocessConfig | mapping | None
+        Preprocessing and windowing; None: the task's protocol (``spec.preprocess``); a mapping
+        changes some of its fields (``{"h_freq_hz": 40}``, also given as the option
+        ``"preprocess.h_freq_hz"``, as ``--set task_options.preprocess.h_freq_hz=20`` does).
     cache : bool
         Read and write ``$NEURIPT_CACHE`` (default ``~/.cache/neuript``)``/tasks``. The key
         hashes the task, its version, the options, the preprocessing and every file's path, size
@@ -131,14 +134,18 @@ def build_task(
     task : TaskWindows
         Windows (N, C, T) float32 µV with labels, subjects, splits, sources and starts.
     """
+    from neuript.data.tasks._checks import task_preprocess
+
     spec = get_task(name)
+    given = options if preprocess is None else {**options, "preprocess": preprocess}
+    chosen, options = task_preprocess(spec.preprocess, given, f"task {name!r}")
     _check_options(spec, options)
     folder = task_data_dir(spec, data_dir, data_root)
-    cfg = spec.preprocess if preprocess is None else preprocess
+    cfg = spec.preprocess if chosen is None else chosen
     if not folder.is_dir():
         raise NeuriptError(
             f"{folder}: data folder of task {name!r} not found; expected the data of "
-            f"{spec.summary} (pass data_dir= or data_root=)"
+            f"{spec.summary} (pass data_dir= or data_root=: --data-dir or --data-root)"
         )
     key = cache_key(name, spec.version, options, cfg, folder) if cache else ""
     if cache and (hit := load_cached(name, key)) is not None:

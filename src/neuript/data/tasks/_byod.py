@@ -20,7 +20,12 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from neuript.config import PreprocessConfig
-from neuript.data.montage import build_channel_map, canonical_name, split_pair
+from neuript.data.montage import (
+    build_channel_map,
+    close_matches,
+    resolve_name,
+    split_pair,
+)
 from neuript.data.recording import Recording
 from neuript.errors import ChannelError, NeuriptError
 
@@ -29,8 +34,11 @@ log = logging.getLogger(__name__)
 Severity = Literal["error", "warning"]
 IMBALANCE_LIMIT = 3.0
 """Largest/smallest class window ratio above which a warning is raised."""
-POSITION_HINT = ("give its position in metres: a 'positions' column ('NAME:x,y,z;…'), a "
-                 "positions.json beside the manifest, or Recording.from_array(positions=…)")
+POSITION_HINT = ("give its position in metres (a manifest's 'positions' column 'NAME:x,y,z;…' or "
+                 "a positions.json beside it; Recording.from_array(positions=…) in Python), or "
+                 "drop unknown channels: --set task_options.on_unknown=drop (on_unknown='drop' "
+                 "in Python)")
+"""How to resolve an unknown channel of a task; the flag works in ``finetune`` and ``inspect``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +54,9 @@ class Problem:
         ``segment_outside``, ``short_segment``, ``event_not_found``, ``event_outside``,
         ``one_subject_class``, ``class_imbalance``, ``sfreq_mix``, ``channels_dropped``,
         ``no_common_channels``, ``bad_split``, ``split_conflict``, ``subject_in_splits``,
-        ``one_class``, ``label_conflict``, ``duplicate_row``,
-        ``unknown_label``, ``bad_row``, ``empty``.
+        ``empty_split``, ``label_conflict``, ``duplicate_row``, ``unknown_label``, ``bad_row``,
+        ``empty``; on the windows (:mod:`neuript.data.tasks._checks`): ``one_class``,
+        ``split_missing_class``, ``absurd_amplitude``.
     message : str
         What is wrong and what to do.
     severity : {"error", "warning"}
@@ -260,12 +269,6 @@ def _task_problems(units: Sequence[Unit], windows: list[dict[str, int]]) -> list
                 f"class {label!r} has windows from one subject only "
                 f"({next(iter(subjects[label]))}); a subject-wise split cannot test it", "warning"))
     filled = {k: v for k, v in per_label.items() if v}
-    if len(filled) == 1:
-        (only,) = filled
-        problems.append(Problem(
-            rows_text(rows[only]), "one_class",
-            f"only class {only!r} has windows; fine-tuning needs at least two classes (add rows "
-            "of another label)", "warning"))
     problems += _overlap_problems(units)
     if len(filled) >= 2 and max(filled.values()) > IMBALANCE_LIMIT * min(filled.values()):
         big, small = max(filled, key=filled.get), min(filled, key=filled.get)
@@ -425,8 +428,7 @@ def channel_info(rec: Recording, target: Any = None) -> ChannelInfo:
         tcp = bool(_try_map(rec, "tcp", "drop").names)
     except ChannelError:
         tcp = False
-    extra = rec.positions or {}
-    unknown = tuple(n for n in rec.ch_names if n not in extra and canonical_name(n) is None)
+    unknown = tuple(n for n in rec.ch_names if resolve_name(n, rec.positions or {}) is None)
     return ChannelInfo(own.names, mono.names, dict(mono.aliases), dict(mono.dropped), unknown,
                        tcp)
 
@@ -434,12 +436,10 @@ def channel_info(rec: Recording, target: Any = None) -> ChannelInfo:
 def _unknown_problem(unit: Unit, info: ChannelInfo, used: bool, on_unknown: str) -> Problem:
     """An error (the channels would matter and ``on_unknown="raise"``) or a warning."""
     if used and on_unknown == "raise":
-        try:
-            _try_map(unit.recording, "monopolar", "raise")
-            text = f"unknown channel(s) {list(info.unknown)}"
-        except ChannelError as err:
-            text = str(err)
-        return Problem(unit.where, "unknown_channel", f"{text}; or {POSITION_HINT}")
+        close = "; ".join(f"{name!r}: {close_matches(name)}" for name in info.unknown[:5])
+        return Problem(unit.where, "unknown_channel",
+                       f"{unit.recording.source}: unknown channel(s) {list(info.unknown)} "
+                       f"({close}); {POSITION_HINT}")
     return Problem(unit.where, "unknown_channel",
                    f"channel(s) {list(info.unknown)} have no known name or position and are "
                    "not used", "warning")
@@ -503,11 +503,13 @@ def _shared(
     if montage == "as_is" and any(set(i.available) != set(common) for _, i in ok):
         problems.append(Problem(rows_text([u.where for u, _ in ok]), "montage_mismatch",
                                 "montage 'as_is' needs identical channels in every recording; "
-                                "use montage='auto' to keep the shared ones"))
+                                "use montage='auto' (--set task_options.montage=auto) to keep "
+                                "the shared ones"))
     if not common:
         problems.append(Problem("task", "no_common_channels",
-                                "the recordings share no channel; give channels per row or "
-                                "use montage='auto' with on_unknown='drop'"))
+                                "the recordings share no channel; give channels per row, or "
+                                "use montage='auto' with on_unknown='drop' (--set "
+                                "task_options.montage=auto --set task_options.on_unknown=drop)"))
         return common, ""
     for unit, info in ok:
         lost = [n for n in info.available if n not in common]

@@ -36,6 +36,7 @@ from neuript.data.tasks._byod import (
     raise_errors,
     rows_text,
 )
+from neuript.data.tasks._checks import amplitude_problem, log_warnings, split_class_problems
 from neuript.data.tasks.base import SPLITS, TaskWindows
 from neuript.errors import NeuriptError
 
@@ -122,11 +123,16 @@ def assign_splits(
     n = {sp: sum(v == sp for v in split_of.values()) for sp in SPLITS}
     empty = [sp for sp in SPLITS if n[sp] == 0]
     if empty:
+        if forced:  # the rows already carry splits: say how to use (or complete) them
+            way = (f"the split column forces {len(forced)} of them; put subjects in {empty} "
+                   "there too, or take the column itself as the split: split='column' "
+                   "(--split column)")
+        else:
+            way = ("add subjects, raise the val_fraction / test_fraction task options, or force "
+                   "subjects into splits with a split column (train/val/test)")
         problems.append(Problem("task", "empty_split",
                                 f"{len(split_of)} subjects leave split(s) {empty} without a "
-                                "subject; a subject-wise split needs at least 3 subjects "
-                                "(raise val/test fractions, or force splits with a split "
-                                "column)"))
+                                f"subject; a subject-wise split needs at least 3 subjects: {way}"))
     text = (f"Split: by subject, seeded (seed {seed}; val {val_fraction:g}, test "
             f"{test_fraction:g} of the subjects, "
             f"{'stratified by' if stratified else 'too few subjects to stratify by'} each "
@@ -150,6 +156,7 @@ def build_from_units(
     on_unknown: Literal["raise", "drop"] = "raise",
     protocol: str = "",
     problems: Sequence[Problem] = (),
+    where: str = "task",
 ) -> TaskWindows:
     """Check, map, split and window the units into one task (raises on any error problem).
 
@@ -176,6 +183,8 @@ def build_from_units(
         Text placed before the generated protocol paragraph.
     problems : sequence of Problem
         Problems found earlier (reading a manifest); reported together with the new ones.
+    where : str
+        Named in the problems of the whole task (the manifest's file name, the BIDS folder).
 
     Returns
     -------
@@ -199,8 +208,7 @@ def build_from_units(
         test_fraction=test_fraction,
     )
     raise_errors(name, split_problems)
-    for problem in problems + split_problems:
-        log.warning("%s: %s", name, problem)
+    log_warnings(name, problems + split_problems)
     cfg = dataclasses.replace(cfg, montage="tcp" if plan.target == "tcp" else "monopolar")
 
     window, stride = cfg.window_samples, cfg.stride_samples
@@ -210,7 +218,8 @@ def build_from_units(
     ch_names: tuple[str, ...] = ()
     positions = np.zeros((0, 3), np.float32)
     rejected = 0
-    for unit, unit_split in zip(units, split_of_unit):
+    peaks_uv = np.zeros(len(units))
+    for i, (unit, unit_split) in enumerate(zip(units, split_of_unit)):
         key = id(unit.recording)
         if key not in continuous:
             continuous[key] = preprocess_continuous(
@@ -223,6 +232,7 @@ def build_from_units(
                 continue
             index = starts[:, None] + np.arange(window)[None, :]
             windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))
+            peaks_uv[i] = max(peaks_uv[i], float(np.abs(windows).max(initial=0.0)))
             if cfg.reject_abs_uv is not None or cfg.flat_std_uv is not None:
                 keep = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv).keep
                 rejected += int((~keep).sum())
@@ -234,6 +244,8 @@ def build_from_units(
             splits.append(np.full(n, unit_split, dtype=object))
             sources.append(np.full(n, unit.recording.source, dtype=object))
             starts_all.append(starts.astype(np.int64))
+    amplitude = amplitude_problem(units, peaks_uv.tolist())
+    log_warnings(name, [amplitude] if amplitude else [])
     if not blocks or sum(len(b) for b in blocks) == 0:
         raise NeuriptError(f"task {name!r}: no window could be cut (window {cfg.window_s} s)")
     if rejected:
@@ -252,25 +264,10 @@ def build_from_units(
         preprocess=cfg,
         protocol=" ".join(p for p in (protocol, split_text, plan.text) if p),
     )
-    _check_split_classes(task)
+    window_problems = split_class_problems(where, task.counts())
+    raise_errors(name, window_problems)
+    log_warnings(name, window_problems)
     return task
-
-
-def _check_split_classes(task: TaskWindows) -> None:
-    """Every split must hold windows and training every class; val/test gaps only warn."""
-    counts = task.counts()
-    for split in SPLITS:
-        total = sum(counts[split].values())
-        missing = [c for c, n in counts[split].items() if n == 0]
-        if total == 0:
-            raise NeuriptError(
-                f"task {task.name!r}: split {split!r} got no window; use more subjects, other "
-                "val/test fractions, or a split column"
-            )
-        if missing and split == "train":
-            raise NeuriptError(f"task {task.name!r}: training split has no window of {missing}")
-        if missing:
-            log.warning("task %r: split %r has no window of %s", task.name, split, missing)
 
 
 def _as_unit(item: Any, index: int, memo: dict[tuple[int, str], Recording]) -> Unit:

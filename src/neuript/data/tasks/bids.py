@@ -206,11 +206,12 @@ def build_bids_task(
         Windows (N, C, W) float32 µV.
     """
     from neuript.data.tasks.arrays import build_from_units
+    from neuript.data.tasks.manifest import user_task_name
 
     plan = plan_bids(bids_root, events=events, event_offset_s=event_offset_s, labels=labels,
                      participant_label=participant_label, task=task, datatype=datatype,
                      subjects=subjects, sessions=sessions)
-    task_name = name or f"bids-{plan.root.name}"
+    task_name = user_task_name(bids_root=plan.root, name=name)
     source = f"participants.tsv column {participant_label!r}" if participant_label else (
         f"events.tsv column {events!r}")
     return build_from_units(
@@ -219,5 +220,5 @@ def build_bids_task(
         test_fraction=test_fraction, class_names=class_names, on_unknown=on_unknown,
         problems=plan.problems,
         protocol=f"BIDS dataset {plan.root} ({len(plan.units)} recordings; labels from the "
-                 f"{source}).",
+                 f"{source}).", where=plan.root.name,
     )

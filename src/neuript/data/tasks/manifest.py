@@ -23,6 +23,10 @@ Columns (header names, any order, case-insensitive; ``#`` lines are comments):
 ``positions``
     Positions (metres, head frame) of non-standard channels: ``X1:0.01,0.02,0.08;X2:…``.
     A ``positions.json`` beside the manifest (``{"X1": [x, y, z]}``) applies to every row.
+``positions_file``
+    A positions file for the row (relative to the manifest's folder, or absolute): a
+    ``name,x,y,z`` table, a JSON mapping or a montage file MNE reads
+    (:func:`neuript.data.positions.read_positions`); the ``positions`` cell wins over it.
 ``split``
     ``train``/``val``/``test``: forces the row's subject into that split (``split="subject"``),
     or is the split itself (``split="column"``).
@@ -61,7 +65,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "label", "subject")
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "session", "start_s", "stop_s", "event", "event_offset_s", "channels", "montage",
-    "positions", "split", "reader_options",
+    "positions", "positions_file", "split", "reader_options",
 )
 POSITIONS_SIDECAR = "positions.json"
 MONTAGE_WORDS: tuple[str, ...] = ("tcp", "monopolar", "as_is")
@@ -140,21 +144,21 @@ def parse_positions(text: str, where: str) -> dict[str, tuple[float, float, floa
 
 
 def load_positions(source: str | os.PathLike | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Positions from a mapping or a JSON file ``{"name": [x, y, z]}`` (metres)."""
+    """Positions (metres) from a mapping ``{"name": [x, y, z]}`` or a positions file.
+
+    A file is read by :func:`neuript.data.positions.read_positions` (a JSON mapping such as
+    ``positions.json``, a ``name,x,y,z`` table, a montage file MNE reads; its 10-05 names keep
+    the package's positions); a mapping is taken as a ``positions`` cell is.
+    """
     if source is None:
         return {}
-    if isinstance(source, Mapping):
-        items = dict(source)
-        where = "positions"
-    else:
-        where = str(source)
-        try:
-            items = json.loads(Path(source).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise NeuriptError(f"{where}: cannot read positions JSON ({err})") from None
+    if not isinstance(source, Mapping):
+        from neuript.data.positions import read_positions
+
+        return {k: tuple(float(v) for v in xyz) for k, xyz in read_positions(source).items()}
     text = ";".join(f"{k}:{','.join(str(float(v)) for v in np.ravel(xyz))}"
-                    for k, xyz in items.items())
-    return parse_positions(text, where)
+                    for k, xyz in source.items())
+    return parse_positions(text, "positions")
 
 
 def _float(cell: str, column: str, where: str) -> float | None:
@@ -195,7 +199,25 @@ def parse_reader_options(text: str, where: str) -> dict[str, Any]:
     return options
 
 
-def _parse_row(cells: dict[str, str], line: int, where: str, folder: Path) -> ManifestRow:
+def _row_positions(cells: Mapping[str, str], where: str, folder: Path,
+                   files: dict[Path, dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """The row's ``positions_file`` (read once per file, kept in ``files``), then its cell."""
+    found: dict[str, tuple[float, float, float]] = {}
+    if cells.get("positions_file"):
+        path = Path(cells["positions_file"]).expanduser()
+        path = path if path.is_absolute() else folder / path
+        if path not in files:
+            try:
+                files[path] = load_positions(path)
+            except NeuriptError as err:
+                raise NeuriptError(f"{where}: positions_file: {err}") from None
+        found.update(files[path])
+    found.update(parse_positions(cells.get("positions", ""), where))
+    return found
+
+
+def _parse_row(cells: dict[str, str], line: int, where: str, folder: Path,
+               position_files: dict[Path, dict[str, Any]]) -> ManifestRow:
     for column in ("path", "label"):
         if not cells.get(column):
             raise NeuriptError(f"{where}: column {column!r} is empty")
@@ -216,7 +238,7 @@ def _parse_row(cells: dict[str, str], line: int, where: str, folder: Path) -> Ma
         session=cells.get("session") or None, start_s=start, stop_s=stop, event=event,
         event_offset_s=_float(cells.get("event_offset_s", ""), "event_offset_s", where) or 0.0,
         target=_target(cells, where),
-        positions=parse_positions(cells.get("positions", ""), where), split=split,
+        positions=_row_positions(cells, where, folder, position_files), split=split,
         reader_options=parse_reader_options(cells.get("reader_options", ""), where),
     )
 
@@ -255,6 +277,7 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[ManifestRow], list[Prob
     if unknown:
         log.info("%s: columns %s are not used", path, unknown)
     rows = []
+    position_files: dict[Path, dict[str, Any]] = {}
     for line, text in lines[1:]:
         where = f"{path.name} line {line}"
         values = next(csv.reader([text], delimiter=delim))
@@ -264,7 +287,7 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[ManifestRow], list[Prob
             continue
         cells = {h: v.strip() for h, v in zip(header, values)}
         try:
-            rows.append(_parse_row(cells, line, where, path.parent))
+            rows.append(_parse_row(cells, line, where, path.parent, position_files))
         except NeuriptError as err:
             problems.append(Problem(where, "bad_row", str(err).removeprefix(f"{where}: ")))
     if not rows and not problems:
@@ -290,6 +313,7 @@ def plan_manifest(
         Extra positions for every row (metres), on top of ``positions.json`` beside the
         manifest; a row's ``positions`` cell wins over both.
     """
+    from neuript.data.exports import for_manifest_row
     from neuript.data.io import read_recording
 
     path = Path(path)
@@ -316,7 +340,7 @@ def plan_manifest(
                 cache[key] = rec
             except RecordingError as err:
                 kind = "missing_file" if not row.path.exists() else "unreadable"
-                cache[key] = Problem(row.where, kind, str(err))
+                cache[key] = Problem(row.where, kind, for_manifest_row(str(err)))
         got = cache[key]
         if isinstance(got, Problem):
             problems.append(dataclasses.replace(got, where=row.where))
@@ -389,14 +413,51 @@ def build_manifest_task(
     from neuript.data.tasks.arrays import build_from_units
 
     plan = plan_manifest(path, positions=positions)
-    task_name = name or plan.path.stem
     cfg = default_preprocess(window_s, stride_s, preprocess)
     return build_from_units(
-        task_name, plan.units, cfg, montage=montage, split=split, seed=seed,
-        val_fraction=val_fraction, test_fraction=test_fraction, class_names=class_names,
-        on_unknown=on_unknown, problems=plan.problems,
+        user_task_name(manifest=plan.path, name=name), plan.units, cfg, montage=montage,
+        split=split, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+        class_names=class_names, on_unknown=on_unknown, problems=plan.problems,
         protocol=f"Manifest {plan.path} (sha256 {plan.digest}, {len(plan.rows)} rows).",
+        where=plan.path.name,
     )
+
+
+def user_task_name(
+    *, manifest: str | os.PathLike | None = None, bids_root: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> str:
+    """The name of a manifest or BIDS task: ``name``, else the manifest's stem or
+    ``bids-<folder>`` (what :func:`build_manifest_task` and ``build_bids_task`` call it)."""
+    if name:
+        return str(name)
+    if manifest is not None:
+        return Path(manifest).stem
+    return f"bids-{Path(bids_root).expanduser().name}"  # type: ignore[arg-type]
+
+
+def user_task_options(
+    builder: Any, options: Mapping[str, Any], *, window_s: float, where: str
+) -> dict[str, Any]:
+    """The keyword options of ``builder`` from a task's ``options`` (a ``task_options``).
+
+    Unknown names are refused in one line listing the accepted ones; ``preprocess`` may be
+    nested or dotted (:func:`~neuript.data.tasks._checks.task_preprocess`), over the
+    downstream recipe with the task's window.
+    """
+    import inspect
+
+    from neuript.data.tasks._checks import task_preprocess
+
+    accepted = sorted(n for n, p in inspect.signature(builder).parameters.items()
+                      if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "window_s")
+    base = default_preprocess(window_s, options.get("stride_s"), None)
+    preprocess, rest = task_preprocess(base, options, where)
+    unknown = sorted(set(rest) - set(accepted))
+    if unknown:
+        raise NeuriptError(f"{where}: unknown task option(s) {unknown}; accepted: "
+                           f"{', '.join(accepted)}")
+    return rest if preprocess is None else {**rest, "preprocess": preprocess}
 
 
 def build_user_task(
@@ -428,10 +489,13 @@ def build_user_task(
     if (manifest is None) == (bids_root is None):
         raise NeuriptError("give exactly one of manifest= (a CSV/TSV file) and bids_root= "
                            f"(a BIDS folder); got manifest={manifest!r}, bids_root={bids_root!r}")
-    kwargs: dict[str, Any] = {"window_s": 4.0 if window_s is None else float(window_s),
-                              "split": split, **dict(options or {})}
-    if manifest is not None:
-        return build_manifest_task(manifest, **kwargs)
     from neuript.data.tasks.bids import build_bids_task
 
+    builder: Any = build_manifest_task if manifest is not None else build_bids_task
+    window = 4.0 if window_s is None else float(window_s)
+    where = str(manifest if manifest is not None else bids_root)
+    kwargs = {"split": split, **user_task_options(builder, options or {}, window_s=window,
+                                                  where=where), "window_s": window}
+    if manifest is not None:
+        return build_manifest_task(manifest, **kwargs)
     return build_bids_task(bids_root, events=bids_events, **kwargs)
