@@ -1,11 +1,9 @@
-"""The ``neuript`` command line: parsing only, one function per subcommand.
+"""The ``neuript`` command line: one function per subcommand, parsing and dispatch only.
 
-Each subcommand builds its config dataclass from, in order of precedence (last wins): the
-dataclass defaults, ``--config file.yaml``, the convenience flags (``--max-steps``), dotted flags
-generated from the dataclass (``--model.d_model 64``, ``--train.max_steps 20``) and
-``--set key=value`` (repeatable). Values are read as YAML scalars (``64``, ``true``, ``null``,
-``[1, 2, 2]``; ``1,2,2`` also works for lists; ``None``/``none`` mean None too). The resolved
-config is printed and written to the output folder before any work. User errors
+Each subcommand builds its config dataclass with the flag engine of :mod:`neuript.cli_flags`
+(defaults < ``--config file.yaml`` < convenience flags < dotted flags < ``--set key=value``),
+prints it, and hands it to the module that does the work; the settings are written beside the
+output only once the run has passed its checks. User errors
 (:class:`neuript.errors.NeuriptError`) end with one line ``neuript: error: <message>`` and exit
 code 2; ``--debug`` shows the traceback. ``prepare`` defaults to ``montage: auto``
 (:data:`PREPARE_DEFAULTS`).
@@ -20,180 +18,21 @@ import logging
 import os
 import sys
 import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from neuript.config import field_docs
+from neuript.cli_flags import (
+    build_config,
+    common_flags,
+    deep_merge,
+    parse_value,
+    save_config,
+    show_config,
+)
 from neuript.errors import NeuriptError
 
 log = logging.getLogger("neuript")
-
-
-# --------------------------------------------------------------------------------------------
-# argparse from dataclasses
-# --------------------------------------------------------------------------------------------
-def _dataclass_of(tp: Any) -> type | None:
-    """The dataclass in ``tp`` (also inside ``X | None``), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
-        return found[0] if found else None
-    return None
-
-
-def _is_dict(tp: Any) -> bool:
-    return tp is dict or typing.get_origin(tp) is dict
-
-
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
-                        defaults: Mapping[str, Any] | None = None) -> None:
-    """Add ``--prefix.field VALUE`` for every leaf field of ``cls`` (nested dataclasses too).
-
-    ``defaults``: dotted name → the command's own default where it differs from the dataclass's
-    (shown in the help; the command applies it, see :data:`PREPARE_DEFAULTS`).
-    """
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        name, tp = f"{prefix}{f.name}", hints[f.name]
-        if (inner := _dataclass_of(tp)) is not None:
-            add_dataclass_flags(parser, inner, f"{name}.")
-        elif not _is_dict(tp):
-            if typing.get_origin(tp) is typing.Literal:
-                shown = " | ".join(str(a) for a in typing.get_args(tp))
-            else:
-                shown = getattr(tp, "__name__", str(tp)).replace("typing.", "")
-            if defaults and name in defaults:
-                shown += f"; default here: {defaults[name]}"
-            try:
-                parser.add_argument(f"--{name}", dest=f"set:{name}", metavar="V",
-                                    default=argparse.SUPPRESS,
-                                    help=f"{docs.get(f.name, '')} ({shown})".strip())
-            except argparse.ArgumentError:  # a convenience flag of the same name exists
-                continue
-
-
-NONE_WORDS = frozenset({"none", "null", "~"})
-"""CLI values read as None in any letter case (YAML alone reads ``None`` as a string)."""
-
-
-def parse_value(text: str) -> Any:
-    """A CLI value as YAML (``64`` → int, ``null``/``None`` → None); ``a,b`` of numbers → a list."""
-    if text.strip().lower() in NONE_WORDS:
-        return None
-    value = yaml.safe_load(text) if text.strip() else text
-    if isinstance(value, str) and "," in value:
-        parts = [yaml.safe_load(p) for p in value.split(",")]
-        if all(isinstance(p, int | float) for p in parts):
-            return parts
-    return value
-
-
-def _set_path(data: dict, cls: type, path: str, value: Any) -> None:
-    """Put ``value`` at dotted ``path`` of the nested dict ``data`` shaped like ``cls``."""
-    head, _, rest = path.partition(".")
-    hints = typing.get_type_hints(cls)
-    if head not in hints:
-        known = ", ".join(f.name for f in dataclasses.fields(cls))
-        raise NeuriptError(f"unknown setting {path!r} for {cls.__name__}; known: {known}")
-    inner = _dataclass_of(hints[head])
-    if not rest:
-        data[head] = value
-    elif inner is not None:
-        if not isinstance(data.get(head), dict):
-            data[head] = {}
-        _set_path(data[head], inner, rest, value)
-    elif _is_dict(hints[head]):
-        data.setdefault(head, {})[rest] = value  # free dict: the rest is one (dotted) key
-    else:
-        raise NeuriptError(f"setting {path!r}: {head!r} of {cls.__name__} has no sub-fields")
-
-
-def collect_settings(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
-    """Dotted settings from convenience ``flags`` (dest → path), dotted flags and ``--set``."""
-    out: dict[str, Any] = {}
-    for dest, path in flags.items():
-        if getattr(args, dest, None) is not None:
-            out[path] = getattr(args, dest)
-    for key, text in vars(args).items():
-        if key.startswith("set:"):
-            out[key[4:]] = parse_value(text)
-    for item in args.set or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise NeuriptError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = parse_value(text)
-    return out
-
-
-def build_config(cls: type, args: argparse.Namespace, flags: dict[str, str],
-                 base: Callable[[dict], dict] | None = None) -> Any:
-    """Defaults ← ``--config`` YAML ← flags ← ``--set``; ``base`` may fill derived sections."""
-    from neuript.config import from_dict
-
-    data: dict[str, Any] = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise NeuriptError(f"--config {path}: no such file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise NeuriptError(f"--config {path}: expected a mapping of settings")
-    for key, value in collect_settings(args, flags).items():
-        _set_path(data, cls, key, value)
-    return from_dict(cls, base(data) if base else data)
-
-
-def _deep_merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
-
-
-def show_config(cfg: Any, out_file: Path | None = None) -> str:
-    """Print the resolved config as JSON; return the text for :func:`save_config`.
-
-    ``out_file`` is not written here: a run records its settings only once it has succeeded
-    (a failed run must not replace the side file of an earlier, good one).
-    """
-    from neuript.config import to_dict
-
-    body = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, indent=2,
-                      default=str)
-    print(body, flush=True)
-    return body
-
-
-def save_config(body: str, out_file: Path | None) -> None:
-    """Write the settings text beside a finished run's output (temporary name, then rename)."""
-    if out_file is None:
-        return
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    tmp.write_text(body + "\n")
-    os.replace(tmp, out_file)
-
-
-def _common(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "",
-            defaults: Mapping[str, Any] | None = None) -> None:
-    if cls is not None:
-        p.add_argument("--config", help="YAML file of settings (see configs/)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="dotted override, e.g. model.d_model=64 (repeatable)")
-    else:
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="task option, e.g. window_s=5 (repeatable)")
-    p.add_argument("--data-root", help="data folder (default: $NEURIPT_DATA or ../shared/data)")
-    if cls is not None:
-        group = p.add_argument_group("all settings (dotted)")
-        add_dataclass_flags(group, cls, prefix, defaults)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,9 +101,9 @@ def resolve_pretrain(args: argparse.Namespace) -> Any:
     def with_preset(data: dict) -> dict:
         if args.max_steps is not None and args.epochs is None and "epochs" not in data.get(
                 "train", {}):
-            data = _deep_merge(data, {"train": {"epochs": None}})  # --max-steps alone: steps
+            data = deep_merge(data, {"train": {"epochs": None}})  # --max-steps alone: steps
         model = to_dict(preset(data.get("preset", PretrainRunConfig.preset)))
-        return {**data, "model": _deep_merge(model, data.get("model") or {})}
+        return {**data, "model": deep_merge(model, data.get("model") or {})}
 
     return build_config(PretrainRunConfig, args, PRETRAIN_FLAGS, with_preset)
 
@@ -551,7 +390,7 @@ def _pretrain_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--device", help="auto | cpu | cuda[:i]")
     p.add_argument("--strategy", choices=("ddp", "fsdp"))
-    _common(p, PretrainRunConfig)
+    common_flags(p, PretrainRunConfig)
     p.set_defaults(func=cmd_pretrain)
 
 
@@ -575,7 +414,7 @@ def _finetune_parser(sub: Any) -> None:
     p.add_argument("--allow-overlap", action="store_true", default=None,
                    help="run although the --init checkpoint was pretrained on test-split "
                    "subjects or recordings (recorded in metrics.json and the report)")
-    _common(p, FinetuneRunConfig)
+    common_flags(p, FinetuneRunConfig)
     p.set_defaults(func=cmd_finetune)
 
 
@@ -652,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP + "; given to every file's reader")
     p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
-    _common(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
+    common_flags(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)
     _pretrain_parser(sub)
     _finetune_parser(sub)
@@ -668,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-overlap", action="store_true",
                    help="evaluate although the model's pretraining corpus holds subjects or "
                    "recordings of this split (recorded in the output)")
-    _common(p)
+    common_flags(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("probe", help=_doc(cmd_probe))
     p.add_argument("init", help="shipped checkpoint name (neuript-small), pretraining run "
@@ -680,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--allow-overlap", action="store_true",
                    help="probe although the checkpoint was pretrained on test-split subjects")
-    _common(p)
+    common_flags(p)
     p.set_defaults(func=cmd_probe)
     _recording_parser(sub, "predict", cmd_predict, fmt=True)
     _recording_parser(sub, "embed", cmd_embed, fmt=False)
@@ -696,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help=_doc(cmd_tasks))
     p.add_argument("name", nargs="?", help="build this task and print its window counts")
     p.add_argument("--data-dir")
-    _common(p)
+    common_flags(p)
     p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("info", help=_doc(cmd_info))
