@@ -289,3 +289,34 @@ def test_corrupt_and_short_files_are_classified(built, inputs) -> None:
     assert store_mod.skip_class("ChannelError: x: no usable EEG channel") == "no usable channels"
     assert store_mod.skip_class("RecordingError: x: unsupported file type '.foo'; …") == (
         "unsupported format")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_disk_stops_every_worker_names_the_file_and_leaves_no_temporaries(
+        tmp_path, monkeypatch, capsys, workers):
+    """Defect: an OSError traceback naming no file, and workers writing zero-byte .tmp files."""
+    import errno as errno_mod
+
+    from neuript.cli import main
+
+    real = Path.write_bytes
+
+    def full(self, data):  # the disk fills up at the first window array (workers: forked)
+        if ".npy." in self.name and self.name.endswith(".tmp"):
+            real(self, data[: len(data) // 3])
+            raise OSError(errno_mod.ENOSPC, os.strerror(errno_mod.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "c"
+    inputs = [str(p) for p in _real_files()[:3]]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", *inputs, "--out", str(out), "--workers", str(workers),
+              "--montage", "monopolar", "--reject_abs_uv", "1000"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("neuript: error: ") and ".npy: cannot write (No space left" in last
+    assert "another --out" in last
+    assert not list(out.rglob(".*.tmp"))  # nothing half-written is left behind
+    assert not (out / "manifest.csv").exists()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import errno
 import hashlib
 import importlib
 import io
@@ -205,11 +206,31 @@ class Montage(NamedTuple):
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
+class WriteError(NeuriptError):
+    """The corpus folder cannot be written (disk full, quota, permissions): the run stops."""
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`.
+
+    Raises
+    ------
+    WriteError
+        Any OSError while writing (the temporary file is removed first), naming the file; a
+        full disk is not a per-file problem, so it ends the whole run (:func:`_run_files`).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        hint = ("free some space, or give another --out" if err.errno in
+                (errno.ENOSPC, errno.EDQUOT) else "check the folder's permissions, or give "
+                "another --out")
+        raise WriteError(f"{path}: cannot write ({os.strerror(err.errno) if err.errno else err});"
+                         f" {hint}; files already finished are kept and a rerun continues "
+                         "from them") from None
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
@@ -546,7 +567,12 @@ def _prepare_locked(scans: list[InputScan], out: Path, cfg: PreprocessConfig, wo
     n_unsupported = len({f for scan in scans for f in scan.unsupported})
     log.info("prepare: %d files (%d already done, %d of unsupported formats left out), "
              "%d workers", len(files), len(files) - len(todo), n_unsupported, workers)
-    fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress, reading))
+    try:
+        fresh = list(_run_files(todo, out, cfg, on_unknown, workers, progress, reading))
+    except WriteError:
+        removed = remove_temporaries(out)
+        log.info("prepare stopped: removed %d temporary file(s) from %s", len(removed), out)
+        raise
     for part in fresh:
         parts[part["source"]] = part
     reports = _input_reports(scans, files, shard, parts)
@@ -590,6 +616,14 @@ def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: s
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), unit="file", disable=not progress or not todo, desc="prepare")
+    try:
+        yield from _files_into(bar, todo, out, cfg, on_unknown, workers, reading)
+    finally:  # an error line after it starts on its own line
+        bar.close()
+
+
+def _files_into(bar: Any, todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: str,
+                workers: int, reading: Reading) -> Iterable[dict]:
     if workers == 1 or len(todo) <= 1:
         for path in todo:
             yield _process_file(path, out, cfg, on_unknown, reading)
@@ -601,10 +635,23 @@ def _run_files(todo: list[Path], out: Path, cfg: PreprocessConfig, on_unknown: s
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             sent = Reading(dict(reading.reader_options), dict(reading.positions))  # picklable
             futures = [pool.submit(_process_file, p, out, cfg, on_unknown, sent) for p in todo]
-            for future in as_completed(futures):
-                yield future.result()
-                bar.update()
-    bar.close()
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            except BaseException:  # a full disk (WriteError) or Ctrl-C: no worker goes on
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+
+def remove_temporaries(out: Path) -> list[Path]:
+    """Delete the ``.*.tmp`` files an interrupted write left in a corpus folder; return them."""
+    gone = []
+    for tmp in out.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
 
 
 PR_SET_PDEATHSIG = 1
