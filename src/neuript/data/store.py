@@ -810,6 +810,38 @@ def _input_reports(scans: Sequence[InputScan], files: Sequence[Path],
 # --------------------------------------------------------------------------------------------
 # the reader
 # --------------------------------------------------------------------------------------------
+def _read_manifest_columns(path: Path) -> dict[str, np.ndarray]:
+    """manifest.csv as one array per column: repeated text shares one string object per value.
+
+    Text columns are object arrays over the column's distinct values (a corpus repeats a few
+    thousand sources and subjects across its windows), ``start`` and ``row`` are int64. On a
+    synthetic 500,000-window manifest (80 MB) this held the reader at 293 MB peak RSS against
+    688 MB for a list of row dicts (2026-12-02, this 2-core machine, opening time equal within
+    the machine's load); the columns are not memory-mapped yet.
+    """
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise NeuriptError(f"{path}: manifest columns {missing} missing; rebuild the corpus "
+                           "with `neuript prepare`")
+    out = {}
+    for col in MANIFEST_COLUMNS:
+        if col in ("start", "row"):
+            out[col] = frame[col].to_numpy(dtype=np.int64)
+        else:
+            cat = frame[col].astype("category")
+            out[col] = np.asarray(cat.cat.categories, dtype=object)[cat.cat.codes.to_numpy()]
+    return out
+
+
+def _codes(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(N,) int64 index of each value in ``names``."""
+    lookup = {k: i for i, k in enumerate(names)}
+    return np.fromiter((lookup[v] for v in values), dtype=np.int64, count=len(values))
+
+
 class WindowStore:
     """Read a corpus written by :func:`prepare_corpus`; windows come memory-mapped.
 
@@ -845,12 +877,11 @@ class WindowStore:
                                    "`neuript prepare --merge DIR ... --out DIR`")
             raise NeuriptError(f"{self.root}: no corpus here (manifest.csv is missing); "
                                "build one with prepare_corpus / `neuript prepare`")
-        with manifest.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows:
+        cols = _read_manifest_columns(manifest)
+        if not len(cols["window_id"]):
             raise NeuriptError(f"{self.root}: the corpus holds no windows (manifest.csv is "
                                "empty; see skipped.json and summary.json for why)")
-        self._rows = rows
+        self._n = len(cols["window_id"])
         self.config = from_dict(PreprocessConfig,
                                 json.loads((self.root / "config.json").read_text())["preprocess"])
         table = json.loads((self.root / "montages.json").read_text())
@@ -858,30 +889,35 @@ class WindowStore:
         self.montages = [Montage(tuple(table[k]["ch_names"]),
                                  np.asarray(table[k]["positions"], dtype=np.float32))
                          for k in self.montage_ids]
-        lookup = {k: i for i, k in enumerate(self.montage_ids)}
-        self.montage_of = np.array([lookup[r["montage_id"]] for r in rows], dtype=np.int64)
-        self.subjects = np.array([r["subject"] for r in rows])
-        self.sessions = np.array([r["session"] for r in rows])
-        self.sources = np.array([r["source"] for r in rows])
-        self.labels = np.array([r["label"] for r in rows])
-        self.hashes = np.array([r["hash"] for r in rows])
-        self.starts = np.array([int(r["start"]) for r in rows], dtype=np.int64)
-        self._shard_names = sorted({r["shard"] for r in rows})
-        shard_index = {s: i for i, s in enumerate(self._shard_names)}
-        self._shard_of = np.array([shard_index[r["shard"]] for r in rows], dtype=np.int64)
-        self._row_of = np.array([int(r["row"]) for r in rows], dtype=np.int64)
+        self.montage_of = _codes(cols["montage_id"], self.montage_ids)
+        self.subjects, self.sessions = cols["subject"], cols["session"]
+        self.sources, self.labels, self.hashes = cols["source"], cols["label"], cols["hash"]
+        self.starts = cols["start"].astype(np.int64)
+        self._shard_names = sorted(set(cols["shard"].tolist()))
+        self._shard_of = _codes(cols["shard"], self._shard_names)
+        self._row_of = cols["row"].astype(np.int64)
+        self._window_id = cols["window_id"]
         self._maps: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._n
 
     def __repr__(self) -> str:
         return f"WindowStore({str(self.root)!r}, windows={len(self)}, montages={self.montage_ids})"
 
     @property
     def manifest(self) -> list[dict[str, str]]:
-        """The manifest rows (one dict per window, columns :data:`MANIFEST_COLUMNS`)."""
-        return self._rows
+        """The manifest rows (one dict per window, columns :data:`MANIFEST_COLUMNS`).
+
+        Built on each call from the columns (the store itself keeps only arrays: a list of
+        dicts costs about 1.4 kB per window); use the column attributes in loops.
+        """
+        shards = np.asarray(self._shard_names, dtype=object)[self._shard_of]
+        ids = np.asarray(self.montage_ids, dtype=object)[self.montage_of]
+        cols = {"window_id": self._window_id, "source": self.sources, "subject": self.subjects,
+                "session": self.sessions, "start": self.starts, "montage_id": ids,
+                "label": self.labels, "hash": self.hashes, "shard": shards, "row": self._row_of}
+        return [{k: str(cols[k][i]) for k in MANIFEST_COLUMNS} for i in range(len(self))]
 
     def _shard(self, k: int) -> np.ndarray:
         if k not in self._maps:
