@@ -293,3 +293,24 @@ def test_flat_test_sees_a_short_dead_stretch_only_in_its_windows(tmp_path: Path)
 
     out = prepare_recording(replace(rec, data=data), PreprocessConfig(montage="tcp"))
     assert 1 <= out.rejected["flat"] <= 3 and out.windows.shape[0] == 15 - out.rejected["flat"]
+
+
+def test_a_file_that_is_not_eeg_is_named_but_its_text_never_echoed(tmp_path, capsys):
+    """A manifest may point at any file: the error names it but does not repeat its contents."""
+    secret = tmp_path / "accounts.csv"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice\n")
+    rows = [*BASE_ROWS[:4], (str(secret), "rest")]
+    lines = ["path,label,subject"] + [
+        f"{p if p.startswith('/') else eegmat_dir() / p},{label},{k % 2}"
+        for k, (p, label) in enumerate(rows)]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(lines) + "\n")
+    for argv in (["inspect", str(secret)], ["inspect", "--manifest", str(path)]):
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+        out = capsys.readouterr()
+        text = out.out + out.err
+        assert "accounts.csv" in text and "unknown CSV layout" in text
+        assert "root:x" not in text and "alice" not in text

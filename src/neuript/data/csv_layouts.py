@@ -177,7 +177,8 @@ def read_csv_layout(path: Path) -> CsvLayout:
     if reader is None:
         raise RecordingError(
             path,
-            f"unknown CSV layout (header {header[:8]}); expected the Muse header "
+            f"unknown CSV layout (a first line of {len(header)} field(s); its text is not "
+            "repeated here, a manifest may point at any file); expected the Muse header "
             f"{','.join(MUSE_COLUMNS)},Marker or the ADHD header 0..18, or pass the reader "
             "options sfreq and ch_names to read it as a plain numeric table",
         )
