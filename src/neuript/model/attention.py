@@ -18,6 +18,13 @@ per-sequence blocking overhead dominates); longer sequences go to
 ``F.scaled_dot_product_attention``, whose CPU flash kernel never materialises the (Lq, Lk) score
 matrix. A mask is built only when some key is hidden (``key_mask=None`` otherwise), so the unmasked
 case never pays for one.
+
+Fast path (``Attention.fast_paths``, on by default; :mod:`neuript.model.fastpaths` switches it):
+on CPU, in eager fp32/fp64 with one intra-op thread, heads of width ``e <= HEAD_MAJOR_MAX_WIDTH``
+(the d = 64 config's 8 heads of 8) run :func:`~neuript.model.head_major.head_major_attention`,
+the same function with transposed blockwise matmuls and its own backward. With more threads it
+is not taken: its thousands of small parallel regions lost to SDPA's one parallel call (the
+block-0 training attention ran 1.4-1.5× slower at 2 threads on the shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -27,11 +34,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuript.errors import NeuriptError
+from neuript.model.head_major import head_major_attention
 
 DROPOUT_BITS: int = 16
 """Random bits per element of :func:`dropout`'s keep mask."""
 MATH_MAX_KEYS: int = 32
 """Key sequences up to this length use explicit matmul-softmax attention instead of SDPA."""
+HEAD_MAJOR_MAX_WIDTH: int = 8
+"""Widest head that takes the head-major fast path (at e = 16 it measured no faster)."""
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -156,6 +166,8 @@ class Attention(nn.Module):
             raise NeuriptError(f"Attention: d={d} must be divisible by n_heads={n_heads}")
         self.d, self.n_heads = d, n_heads
         self.math_max_keys = MATH_MAX_KEYS
+        self.fast_paths = True
+        """Take the head-major kernel where it applies (see the module notes)."""
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
         self.dropout = Dropout(dropout)
@@ -168,18 +180,25 @@ class Attention(nn.Module):
         return x.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
 
     def _project(self, query: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Return q, k, v, each (N, H, L, d/H).
+        """Return q, k, v, each (N, L, d).
 
         Views of the fused projection split along its last axis, so the backward assembles the
         projection's gradient with a single concatenation (no stack-and-permute copy).
         """
         if context is None:
             q, k, v = self.qkv(query).split(self.d, dim=-1)  # (N, L, d) each
-            return self._heads(q), self._heads(k), self._heads(v)
+            return q, k, v
         w_q, w_kv = self.qkv.weight.split((self.d, 2 * self.d))
         b_q, b_kv = self.qkv.bias.split((self.d, 2 * self.d))
         k, v = F.linear(context, w_kv, b_kv).split(self.d, dim=-1)  # (N, Lk, d) each
-        return self._heads(F.linear(query, w_q, b_q)), self._heads(k), self._heads(v)
+        return F.linear(query, w_q, b_q), k, v
+
+    def use_head_major(self, x: Tensor) -> bool:
+        """Whether this call takes the head-major kernel (eager fp32/fp64 on one CPU thread)."""
+        return (self.fast_paths and self.d // self.n_heads <= HEAD_MAJOR_MAX_WIDTH
+                and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+                and torch.get_num_threads() == 1 and not torch.is_autocast_enabled("cpu")
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
     def forward(
         self, query: Tensor, context: Tensor | None = None, key_mask: Tensor | None = None
@@ -198,12 +217,31 @@ class Attention(nn.Module):
         -------
         out : Tensor, shape (N, Lq, d)
         """
-        q, k, v = self._project(query, context)
         mask = None
         if key_mask is not None:
             if context is None:
                 mask = self_attention_mask(key_mask)
             else:
                 mask = cross_attention_mask(key_mask)
-        attended = attend(q, k, v, mask, self.math_max_keys)  # (N, H, Lq, d/H)
-        return self.dropout(self.out(attended.transpose(1, 2).flatten(2)))
+        if self.use_head_major(query):
+            attended = self._attend_head_major(query, context, mask)
+        else:
+            attended = self._attend_plain(query, context, mask)
+        return self.dropout(self.out(attended))
+
+    def _attend_plain(self, query: Tensor, context: Tensor | None, mask: Tensor | None) -> Tensor:
+        """Heads through :func:`attend`: (N, Lq, d)."""
+        q, k, v = self._project(query, context)
+        heads = attend(self._heads(q), self._heads(k), self._heads(v), mask,
+                       self.math_max_keys)  # (N, H, Lq, d/H)
+        return heads.transpose(1, 2).flatten(2)
+
+    def _attend_head_major(self, query: Tensor, context: Tensor | None,
+                           mask: Tensor | None) -> Tensor:
+        """Heads through :func:`~neuript.model.head_major.head_major_attention`: (N, Lq, d)."""
+        if context is None:
+            return head_major_attention(self.qkv(query), None, mask, self.n_heads)
+        w_q, w_kv = self.qkv.weight.split((self.d, 2 * self.d))
+        b_q, b_kv = self.qkv.bias.split((self.d, 2 * self.d))
+        return head_major_attention(F.linear(query, w_q, b_q), F.linear(context, w_kv, b_kv),
+                                    mask, self.n_heads)

@@ -202,6 +202,11 @@ class EncoderBlock(nn.Module):
         return BlockOutput(rearrange(h, "(b l) c d -> b c l d", b=b), token_mask, aux, loads)
 
 
+def _same(a: Tensor, b: Tensor) -> bool:
+    """Same shape, dtype and values."""
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+
+
 class NeurIPTEncoder(nn.Module):
     """The NeurIPT encoder stack (embedding codes + ``cfg.depth`` blocks).
 
@@ -215,6 +220,36 @@ class NeurIPTEncoder(nn.Module):
         self.cfg = cfg
         self.spatial = SpatialCode(cfg.d_model, cfg.spatial_code, cfg.grid_size)
         self.blocks = nn.ModuleList(EncoderBlock(cfg, i) for i in range(cfg.depth))
+        self.fast_paths = True
+        """Reuse position codes: the temporal code per window length, and the spatial code while
+        the montage (positions and channel mask) repeats from one call to the next (CPU)."""
+        self._time_codes: dict[tuple[int, torch.device], Tensor] = {}
+        self._last_space: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def _reuse_codes(self) -> bool:
+        return self.fast_paths and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+
+    def time_code(self, n_samples: int, device: torch.device) -> Tensor:
+        """The temporal code (T, d) of ``n_samples`` samples (cached per length and device)."""
+        if not self._reuse_codes():
+            return temporal_code(n_samples, self.cfg.d_model, device)
+        key = (n_samples, device)
+        if key not in self._time_codes:
+            with torch.inference_mode(False):  # a normal tensor, usable later with autograd
+                self._time_codes[key] = temporal_code(n_samples, self.cfg.d_model, device)
+        return self._time_codes[key]
+
+    def space_code(self, positions: Tensor, channel_mask: Tensor) -> Tensor:
+        """The spatial code (B, C, d); the last one again if the montage has not changed."""
+        if not self._reuse_codes() or positions.device.type != "cpu":
+            return self.spatial(positions, channel_mask)
+        last = self._last_space
+        if last is not None and _same(last[0], positions) and _same(last[1], channel_mask):
+            return last[2]
+        with torch.inference_mode(False):
+            code = self.spatial(positions, channel_mask)
+            self._last_space = (positions.clone(), channel_mask.clone(), code)
+        return code
 
     def check_length(self, n_samples: int) -> None:
         """Raise if a window of ``n_samples`` cannot be merged down evenly."""
@@ -252,8 +287,8 @@ class NeurIPTEncoder(nn.Module):
         assert positions.shape == (b, c, 3), positions.shape
         assert channel_mask.shape == (b, c), channel_mask.shape
         self.check_length(n_samples)
-        time_code = temporal_code(n_samples, d, tokens.device)  # (T, d)
-        space_code = self.spatial(positions, channel_mask)  # (B, C, d)
+        time_code = self.time_code(n_samples, tokens.device)  # (T, d)
+        space_code = self.space_code(positions, channel_mask)  # (B, C, d)
         timed = tokens + time_code
         levels = [timed + space_code.unsqueeze(2)]
         masks = None if token_mask is None else [token_mask]

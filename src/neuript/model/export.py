@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuript.errors import NeuriptError
+from neuript.model.fastpaths import set_fast_paths
 from neuript.model.moe import MoEFeedForward, MoEOutput
 
 
@@ -61,8 +62,13 @@ class DenseRoutedMoE(nn.Module):
 
 
 def exportable_copy(model: nn.Module) -> nn.Module:
-    """Deep-copy ``model`` (eval mode) with every MoE layer replaced by :class:`DenseRoutedMoE`."""
+    """Deep-copy ``model`` (eval mode) with every MoE layer replaced by :class:`DenseRoutedMoE`.
+
+    The copy's eager CPU fast paths are off (:mod:`neuript.model.fastpaths`): the exported graph
+    is the plain one.
+    """
     twin = copy.deepcopy(model).eval()
+    set_fast_paths(twin, False)
     for module in list(twin.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, MoEFeedForward):
