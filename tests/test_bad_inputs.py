@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _cli import run_cli
 from _finetune_data import MICRO, eegmat_dir
 from neuript.cli import main
 
@@ -247,13 +248,8 @@ def test_bad_input(name: str, model_dir: Path, tmp_path: Path, capsys, monkeypat
     argv = row.argv(tmp_path, model_dir)
     side = tmp_path / "pred.config.json"  # a good earlier run's settings: must survive
     side.write_text('{"earlier": true}\n')
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out = capsys.readouterr()
-    text = out.out + out.err
+    out = run_cli(argv, capsys)
+    code, text = out.code, out.out + out.err
     assert code == row.code, f"{name}: exit {code}, output tail:\n{text[-1500:]}"
     assert "Traceback" not in text
     for fragment in row.says:

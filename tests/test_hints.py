@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from _byod_data import cropped_copy
+from _cli import run_cli
 from _finetune_data import eegmat_dir
-from neuript.cli import build_parser, main
+from neuript.cli import build_parser
 from test_bad_inputs import BASE_ROWS, ROWS, Row, manifest, model_dir  # noqa: F401 (fixture)
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_.-]*[a-z0-9]")
@@ -97,12 +98,8 @@ def test_flags_named_by_errors_exist_in_the_command(name: str, model_dir: Path, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     row = {**ROWS, **HINT_ROWS}[name]
     argv = row.argv(tmp_path, model_dir)
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    out = capsys.readouterr()
+    out = run_cli(argv, capsys)
+    code = out.code
     assert code == row.code, f"{name}: exit {code}:\n{(out.out + out.err)[-1500:]}"
     text = _seen_text(code, out.out, out.err)
     unknown = sorted(set(FLAG.findall(text)) - options_of(argv[0]))

@@ -10,7 +10,8 @@ import mne
 import numpy as np
 import pytest
 
-from neuript.cli import _recording_input, build_parser, main
+from _cli import run_cli
+from neuript.cli import _recording_input, build_parser
 from neuript.data.positions import read_positions, with_positions
 from neuript.data.recording import Recording
 from neuript.data.store import WindowStore
@@ -50,11 +51,8 @@ def bvct_with_xy1(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _exit_code(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code), capsys.readouterr().err
-    return 0, capsys.readouterr().err
+    run = run_cli(argv, capsys)
+    return run.code, run.err
 
 
 def test_tables_in_metres_mm_cm_and_their_errors(tmp_path) -> None:

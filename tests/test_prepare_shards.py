@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuript.cli import main
+from _cli import run_cli
 from neuript.config import PreprocessConfig
 from neuript.data.store import WindowStore, prepare_corpus
 from neuript.errors import NeuriptError
@@ -63,11 +63,8 @@ def host_dirs(inputs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> l
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     """Run ``neuript`` here; its exit code and stderr."""
-    try:
-        main(argv)
-    except SystemExit as exit_info:
-        return int(exit_info.code or 0), capsys.readouterr().err
-    return 0, capsys.readouterr().err
+    run = run_cli(argv, capsys)
+    return run.code, run.err
 
 
 def _merge(dirs: list[Path], out: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from neuript.cli import main
+from _cli import run_cli
 from neuript.config import PreprocessConfig
 from neuript.data.scan import find_inputs, scan_inputs, source_stat
 from neuript.data.store import WindowStore, prepare_corpus, skip_class
@@ -43,11 +43,8 @@ def _names(paths, folder: Path) -> list[str]:
 
 
 def _exit_code(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code), capsys.readouterr().err
-    return 0, capsys.readouterr().err
+    run = run_cli(argv, capsys)
+    return run.code, run.err
 
 
 def test_fixture_folder_has_no_unsupported_file() -> None:
