@@ -310,3 +310,15 @@ def test_a_file_that_is_not_eeg_is_named_but_its_text_never_echoed(tmp_path, cap
         text = out.out + out.err
         assert "accounts.csv" in text and "unknown CSV layout" in text
         assert "root:x" not in text and "alice" not in text
+
+
+def test_window_s_is_honoured_or_refused_for_registry_tasks(tmp_path, capsys):
+    """--window-s was silently ignored for registry tasks."""
+    from neuript.train.finetune import FinetuneRunConfig, resolve_task
+
+    run = run_cli(["finetune", "--task", "mental_arithmetic", "--window-s", "4", "--out",
+                   str(tmp_path / "r"), "--max-steps", "1"], capsys)
+    assert run.code == 2 and "unknown option(s) ['window_s']" in run.err
+    assert "Traceback" not in run.err
+    task = resolve_task(FinetuneRunConfig(task="adhd", window_s=2.0))
+    assert task.preprocess.window_s == 2.0 and task.signals.shape[-1] == 128

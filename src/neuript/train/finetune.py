@@ -70,7 +70,8 @@ class FinetuneRunConfig:
     bids_events: str = "trial_type"
     """The events.tsv column holding the labels (with ``bids_root``)."""
     window_s: float | None = None
-    """Window length (s) of a manifest/BIDS task (None: 4 s)."""
+    """Window length (s) of a manifest/BIDS task (None: 4 s), or of a registry task that takes a
+    ``window_s`` option (``adhd``); a registry task with a fixed protocol window refuses it."""
     split: Literal["subject", "column"] = "subject"
     """Split of a manifest/BIDS task: seeded by subject, or the manifest's split column."""
     subjects_per_split: int | None = None
@@ -219,8 +220,10 @@ def resolve_task(cfg: FinetuneRunConfig, task: TaskWindows | None = None) -> Tas
     elif task is None:
         from neuript.data.tasks import build_task
 
-        task = build_task(cfg.task, data_dir=cfg.data_dir, data_root=cfg.data_root,
-                          **cfg.task_options)
+        options = dict(cfg.task_options)
+        if cfg.window_s is not None:  # honoured where the task takes it, else refused (one line)
+            options.setdefault("window_s", cfg.window_s)
+        task = build_task(cfg.task, data_dir=cfg.data_dir, data_root=cfg.data_root, **options)
     if cfg.subjects_per_split is not None:
         task = subset_subjects(task, cfg.subjects_per_split)
     source = cfg.manifest or cfg.bids_root  # problems name it as the task build names them
