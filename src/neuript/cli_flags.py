@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -165,12 +164,10 @@ def show_config(cfg: Any, out_file: Path | None = None) -> str:
 
 def save_config(body: str, out_file: Path | None) -> None:
     """Write the settings text beside a finished run's output (temporary name, then rename)."""
-    if out_file is None:
-        return
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    tmp.write_text(body + "\n")
-    os.replace(tmp, out_file)
+    if out_file is not None:
+        from neuript.files import atomic_write
+
+        atomic_write(out_file, body + "\n")
 
 
 def common_flags(p: argparse.ArgumentParser, cls: type | None = None, prefix: str = "",

@@ -129,13 +129,6 @@ def render(name: str) -> str:
 
 def write_all(folder: str | os.PathLike) -> list[Path]:
     """Regenerate every file of :data:`FILES` into ``folder`` (temporary name, then rename)."""
-    out = []
-    root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        path = root / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(render(name), encoding="utf-8")
-        os.replace(tmp, path)
-        out.append(path)
-    return out
+    from neuript.files import atomic_write
+
+    return [atomic_write(Path(folder) / name, render(name)) for name in FILES]

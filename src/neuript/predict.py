@@ -26,6 +26,7 @@ from neuript.batch import Batch
 from neuript.config import InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
+from neuript.files import atomic_write
 from neuript.model_folder import LoadedClassifier, load_classifier
 from neuript.train.evaluate import predict_batches
 from neuript.train.evaluate import resolve_device as _resolve_device
@@ -288,13 +289,6 @@ def _batches(prepared: PreparedInput, batch_size: int):
 # --------------------------------------------------------------------------------------------
 # predict and embed
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def run_predict(
     recording_path: str | os.PathLike | Recording | Any,
     model_dir: str | os.PathLike,
@@ -370,10 +364,10 @@ def run_predict(
     if out is not None:
         out_path = Path(out)
         if fmt == "csv":
-            _atomic_write(out_path, rows.to_csv(index=False, float_format="%.6f"))
+            atomic_write(out_path, rows.to_csv(index=False, float_format="%.6f"))
         else:
             body = {"summary": summary, "windows": rows.to_dict(orient="records")}
-            _atomic_write(out_path, json.dumps(body, indent=2))
+            atomic_write(out_path, json.dumps(body, indent=2))
     log.info("predicted %d windows of %s: %s", len(predicted), prepared.source,
              summary["class_counts"])
     return PredictionResult(rows, summary, out_path)

@@ -68,6 +68,7 @@ from neuript.data.recording import Events
 from neuript.data.scan import InputScan, scan_inputs, source_stat
 from neuript.data.scan import find_inputs as find_inputs  # re-exported: prepare's input list
 from neuript.errors import ChannelError, NeuriptError, check_option
+from neuript.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -219,12 +220,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
         Any OSError while writing (the temporary file is removed first), naming the file; a
         full disk is not a per-file problem, so it ends the whole run (:func:`_run_files`).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         hint = ("free some space, or give another --out" if err.errno in
                 (errno.ENOSPC, errno.EDQUOT) else "check the folder's permissions, or give "
                 "another --out")
