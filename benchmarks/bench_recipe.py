@@ -148,6 +148,21 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
                                  "optim.lr": 3e-3, "init": "neuript-small",
                                  "adapt_steps": 100}),
+    # fifth pass: the subject shift. One gain per (subject, channel) from the subject's own
+    # unlabelled windows (neuript.data.normalize), the same code for every model.
+    "bandpower_lr_subjnorm": Variant("band power + LR on subject-normalised windows "
+                                     "(subject_norm=channel_std)",
+                                     {"subject_norm": "channel_std"}, "bandpower_lr"),
+    "shallowconvnet_subjnorm": Variant("ShallowConvNet on subject-normalised windows",
+                                       {"train.epochs": 6, "optim.lr": 1e-3,
+                                        "subject_norm": "channel_std"}, "shallowconvnet"),
+    "logstd_lr3e-3_subjnorm": Variant("the default on subject-normalised windows "
+                                      "(subject_norm=channel_std)",
+                                      {**_DEF, "subject_norm": "channel_std"}),
+    "pretrained_subjnorm": Variant("from `neuript-small`, the default recipe, subject-normalised "
+                                   "windows",
+                                   {**_DEF, "init": "neuript-small",
+                                    "subject_norm": "channel_std"}),
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
 DEFAULT = "logstd_lr3e-3"

@@ -232,11 +232,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "format": args.format, "batch_size": args.batch_size, "device": args.device,
                 "engine": args.engine, "threads": args.threads,
-                "reader_options": reader_options(args.reader_option), "positions": args.positions}
+                "reader_options": reader_options(args.reader_option), "positions": args.positions,
+                "calibration": args.calibration}
     body = show_config(settings)
     result = run_predict(_recording_input(args), args.model_dir, out=args.out, fmt=args.format,
                          batch_size=args.batch_size, device=args.device, engine=args.engine,
-                         threads=args.threads)
+                         threads=args.threads, calibration=args.calibration)
     save_config(body, _side_file(args.out, ".config.json"))
     if args.out is None:
         print(result.rows.to_csv(index=False) if args.format == "csv"
@@ -250,10 +251,12 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     settings = {"recording": args.recording, "model_dir": args.model_dir, "out": args.out,
                 "batch_size": args.batch_size, "device": args.device,
-                "reader_options": reader_options(args.reader_option), "positions": args.positions}
+                "reader_options": reader_options(args.reader_option), "positions": args.positions,
+                "calibration": args.calibration}
     body = show_config(settings)
     result = run_embed(_recording_input(args), args.model_dir, out=args.out,
-                       batch_size=args.batch_size, device=args.device)
+                       batch_size=args.batch_size, device=args.device,
+                       calibration=args.calibration)
     save_config(body, _side_file(args.out, ".config.json"))
     print(json.dumps({"features": list(result.features.shape), "out": str(result.out_path)}))
 
@@ -268,7 +271,8 @@ def cmd_stream(args: argparse.Namespace) -> None:
                        step_s=args.step_s, margin_s=args.margin_s, duration_s=args.duration_s,
                        max_predictions=args.max_predictions, timeout_s=args.timeout_s,
                        stall_s=args.stall_s, unit=args.unit, ch_names=names, csv=args.csv,
-                       outlet=args.outlet, threads=args.threads, engine=args.engine)
+                       outlet=args.outlet, threads=args.threads, engine=args.engine,
+                       calibration=tuple(args.calibration or ()))
     body = show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)})
     result = run_stream(args.model_dir, cfg)
     save_config(body, _side_file(args.csv, ".config.json"))
@@ -425,6 +429,9 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
                    help=READER_OPTION_HELP)
     p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
     p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
+    p.add_argument("--calibration", nargs="+", metavar="FILE",
+                   help="for a model fine-tuned with subject_norm: recordings of the same "
+                   "person whose windows give the channel gains (default: the recording itself)")
     p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
     if fmt:
         p.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -441,6 +448,9 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
 def _stream_parser(sub: Any) -> None:
     p = sub.add_parser("stream", help=_doc(cmd_stream))
     p.add_argument("--model", dest="model_dir", required=True, help="fine-tuned model folder")
+    p.add_argument("--calibration", nargs="+", metavar="FILE",
+                   help="for a model fine-tuned with subject_norm: recordings of the person on "
+                   "the stream whose windows give the channel gains (required for such a model)")
     p.add_argument("--stream-name", help="LSL name of the EEG stream")
     p.add_argument("--source-id", help="LSL source id of the EEG stream")
     p.add_argument("--step-s", type=float, help="seconds between predictions (default: the "

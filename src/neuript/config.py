@@ -96,6 +96,11 @@ class PreprocessConfig:
         return int(round(stride * self.sfreq_hz))
 
 
+SubjectNorm = Literal["none", "channel_std"]
+"""Subject-wise amplitude normalisation (:mod:`neuript.data.normalize`): ``none`` feeds windows
+as recorded; ``channel_std`` applies one gain per (subject, channel)."""
+
+
 @dataclass(frozen=True)
 class InputContract:
     """What a checkpoint expects of its input; stored with every checkpoint (NEURIPT_SPEC §1).
@@ -123,6 +128,13 @@ class InputContract:
     """The fixed head frame of electrode positions (metres)."""
     channels: tuple[str, ...] = ()
     """Canonical channel names the model was trained on (empty: any channel with a position)."""
+    subject_norm: SubjectNorm = "none"
+    """``channel_std``: the model was trained on windows whose every channel was scaled, per
+    subject, to a median window standard deviation of ``subject_norm_uv``
+    (:mod:`neuript.data.normalize`); inference scales the same way, with gains from the
+    recording itself or from calibration recordings of the same person."""
+    subject_norm_uv: float = 10.0
+    """The target of ``subject_norm`` (µV)."""
 
     @classmethod
     def from_preprocess(

@@ -160,10 +160,20 @@ class OnlineModel:
     def __init__(self, loaded: LoadedClassifier, ch_names: tuple[str, ...], sfreq_hz: float, *,
                  margin_s: float | None = None, source: str = "<stream>",
                  model_dir: Any = None, engine: str = "torch",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, gains: np.ndarray | None = None) -> None:
         from neuript.errors import check_option
 
         check_option("engine", engine, ENGINES)
+        if loaded.contract.subject_norm != "none" and gains is None:
+            raise NeuriptError(
+                f"{model_dir}: the model was fine-tuned with subject_norm="
+                f"{loaded.contract.subject_norm!r}, so live windows need the person's channel "
+                "gains; pass recordings of the same person with --calibration")
+        if loaded.contract.subject_norm == "none" and gains is not None:
+            raise NeuriptError(f"{model_dir}: calibration gains given, but the model was "
+                               "trained without subject_norm; drop --calibration")
+        self.gains = None if gains is None else np.asarray(gains, np.float32)[:, None]
+        """Per-channel gains (C_model, 1) of a subject_norm model, else None."""
         self.loaded, self.pre = loaded, preprocess_of(loaded)
         self.engine = engine
         self._onnx = None
@@ -236,6 +246,8 @@ class OnlineModel:
         from neuript.data.preprocess import alaw
 
         window = self.window_uv(context_v)  # (C_model, T) µV
+        if self.gains is not None:
+            window = window * self.gains
         if self.pre.compression == "alaw":
             window = alaw(window, self.pre.alaw_a)
         if self._onnx is not None:
@@ -273,6 +285,7 @@ def offline_equivalent(
     margin_s: float | None = None,
     end_samples: Any = None,
     engine: str = "torch",
+    gains: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The predictions a live stream of ``recording`` gives, computed from the file.
 
@@ -288,6 +301,8 @@ def offline_equivalent(
         end of the file, the ends of a stream that starts at the first sample and keeps up.
     engine : {"torch", "onnx"}
         As in :class:`OnlineModel`.
+    gains : ndarray, shape (C_model,) | None
+        As in :class:`OnlineModel` (a ``subject_norm`` model needs them).
 
     Returns
     -------
@@ -299,7 +314,7 @@ def offline_equivalent(
     rec = recording if isinstance(recording, Recording) else read_recording(recording)
     loaded = load_classifier(model_dir)
     model = OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, margin_s=margin_s,
-                        source=rec.source, model_dir=model_dir, engine=engine)
+                        source=rec.source, model_dir=model_dir, engine=engine, gains=gains)
     step = int(round((step_s or model.window_s) * rec.sfreq_hz))
     ends = (list(range(model.need, rec.n_samples + 1, step)) if end_samples is None
             else [int(e) for e in end_samples])

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -232,27 +233,8 @@ def model_groups(cont: Continuous, loaded: LoadedClassifier) -> np.ndarray:
     return groups.mask
 
 
-def prepare_input(
-    recording: str | os.PathLike | Recording | Any, loaded: LoadedClassifier,
-    model_dir: Any = None,
-) -> PreparedInput:
-    """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
-
-    ``recording`` is a path, a :class:`Recording` or an ``mne.io.BaseRaw``
-    (:func:`neuript.data.mne_bridge.as_recording`).
-
-    Raises
-    ------
-    ContractError
-        The recording lacks channels the model needs.
-    RecordingError
-        The file cannot be read, or it is shorter than one window.
-    """
-    from neuript.data.mne_bridge import as_recording
-    from neuript.data.preprocess import alaw
-
-    rec = as_recording(recording)
-    pre = preprocess_of(loaded)
+def _uv_windows(rec: Recording, loaded: LoadedClassifier, model_dir: Any):
+    """Non-overlapping µV windows (N, C, T) of the contract's length and their Continuous."""
     cont = model_continuous(rec, loaded, model_dir)
     window = int(round(loaded.contract.window_s * cont.sfreq_hz))
     n_windows = cont.data.shape[1] // window
@@ -262,14 +244,89 @@ def prepare_input(
             "window of the model"
         )
     data = np.asarray(cont.data[:, : n_windows * window], dtype=np.float32)
-    windows = data.reshape(data.shape[0], n_windows, window).transpose(1, 0, 2)  # (N, C, T)
+    return data.reshape(data.shape[0], n_windows, window).transpose(1, 0, 2), cont
+
+
+def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
+                  loaded: LoadedClassifier, model_dir: Any = None) -> np.ndarray:
+    """The per-channel gains (C,) of a ``subject_norm`` model, from one person's recordings.
+
+    Every window of every recording counts (:func:`neuript.data.normalize.group_channel_gains`
+    with one group); the recordings should hold that person's ordinary EEG in the states the
+    model tells apart, as a calibration session would.
+    """
+    from neuript.data.mne_bridge import as_recording
+    from neuript.data.normalize import group_channel_gains
+
+    if not recordings:
+        raise NeuriptError("subject_gains: no calibration recordings given")
+    windows = np.concatenate([_uv_windows(as_recording(r), loaded, model_dir)[0]
+                              for r in recordings])
+    return group_channel_gains(windows, np.zeros(len(windows)),
+                               loaded.contract.subject_norm_uv).gains[0]
+
+
+def prepare_input(
+    recording: str | os.PathLike | Recording | Any, loaded: LoadedClassifier,
+    model_dir: Any = None, *, gains: np.ndarray | None = None,
+) -> PreparedInput:
+    """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
+
+    ``recording`` is a path, a :class:`Recording` or an ``mne.io.BaseRaw``
+    (:func:`neuript.data.mne_bridge.as_recording`). For a model trained with
+    ``subject_norm="channel_std"`` every channel is multiplied by ``gains`` (shape (C,), from
+    :func:`subject_gains` on calibration recordings of the same person) or, when None, by gains
+    from this recording's own windows.
+
+    Raises
+    ------
+    ContractError
+        The recording lacks channels the model needs.
+    RecordingError
+        The file cannot be read, or it is shorter than one window.
+    """
+    from neuript.data.mne_bridge import as_recording
+    from neuript.data.normalize import normalize_groups
+    from neuript.data.preprocess import alaw
+
+    rec = as_recording(recording)
+    pre = preprocess_of(loaded)
+    windows, cont = _uv_windows(rec, loaded, model_dir)
+    if loaded.contract.subject_norm == "channel_std":
+        if gains is None:
+            windows = normalize_groups(windows, np.zeros(len(windows)),
+                                       loaded.contract.subject_norm_uv)
+        else:
+            windows = windows * np.asarray(gains, np.float32)[None, :, None]
+    elif gains is not None:
+        raise NeuriptError(f"{model_dir}: calibration gains given, but the model was trained "
+                           "without subject_norm; drop --calibration")
     if pre.compression == "alaw":
         windows = alaw(windows, pre.alaw_a)
     group_mask = model_groups(cont, loaded)
-    starts_s = np.arange(n_windows) * window / cont.sfreq_hz
+    starts_s = np.arange(len(windows)) * windows.shape[-1] / cont.sfreq_hz
     return PreparedInput(np.ascontiguousarray(windows, dtype=np.float32), starts_s,
                          tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
                          group_mask, float(loaded.contract.window_s), rec.source)
+
+
+def _prepare_with_calibration(recording, loaded: LoadedClassifier, model_dir: Any,
+                              calibration) -> tuple[PreparedInput, dict[str, Any] | None]:
+    """:func:`prepare_input` with the gains of ``calibration``; the second value says where a
+    ``subject_norm`` model's gains came from (None for other models)."""
+    gains = subject_gains(calibration, loaded, model_dir) if calibration else None
+    prepared = prepare_input(recording, loaded, model_dir, gains=gains)
+    if loaded.contract.subject_norm == "none":
+        return prepared, None
+    if calibration:
+        sources = [getattr(r, "source", None) or str(r) for r in calibration]
+    else:
+        sources = [prepared.source]
+        log.info("%s: subject_norm gains taken from the recording itself; when it holds only "
+                 "one state, pass the person's other recordings with --calibration",
+                 prepared.source)
+    return prepared, {"method": loaded.contract.subject_norm,
+                      "target_std_uv": loaded.contract.subject_norm_uv, "gains_from": sources}
 
 
 def _batches(prepared: PreparedInput, batch_size: int):
@@ -299,6 +356,7 @@ def run_predict(
     device: str = "auto",
     engine: Literal["torch", "onnx"] = "torch",
     threads: int | None = None,
+    calibration: Sequence[str | os.PathLike | Recording | Any] | None = None,
 ) -> PredictionResult:
     """Classify every window of a recording with a fine-tuned model.
 
@@ -322,6 +380,10 @@ def run_predict(
         CPU; preprocessing and outputs are the same.
     threads : int | None
         ONNX Runtime threads (None: every core); ignored by ``engine="torch"``.
+    calibration : sequence of recordings | None
+        For a model trained with ``subject_norm``: recordings of the same person whose windows
+        give the channel gains (:func:`subject_gains`); None takes them from the recording
+        itself (logged). Refused for other models.
 
     Returns
     -------
@@ -331,7 +393,7 @@ def run_predict(
     check_option("fmt", fmt, ("csv", "json"))
     check_option("engine", engine, ("torch", "onnx"))
     loaded = load_classifier(model_dir)
-    prepared = prepare_input(recording_path, loaded, model_dir)
+    prepared, norm = _prepare_with_calibration(recording_path, loaded, model_dir, calibration)
     if engine == "onnx":
         proba = _onnx_proba(model_dir, prepared, batch_size, threads)
     else:
@@ -360,6 +422,8 @@ def run_predict(
                                for k, name in enumerate(class_names)},
         "majority": class_names[int(counts.argmax())],
     }
+    if norm is not None:
+        summary["subject_norm"] = norm
     out_path = None
     if out is not None:
         out_path = Path(out)
@@ -394,6 +458,7 @@ def run_embed(
     out: str | os.PathLike | None = None,
     batch_size: int = 128,
     device: str = "auto",
+    calibration: Sequence[str | os.PathLike | Recording | Any] | None = None,
 ) -> EmbeddingResult:
     """Pooled features (the IILP vector the head reads) of every window of a recording.
 
@@ -407,13 +472,15 @@ def run_embed(
         ``ch_names``; None writes nothing.
     batch_size : int
     device : str
+    calibration : sequence of recordings | None
+        As in :func:`run_predict`.
 
     Returns
     -------
     result : EmbeddingResult
     """
     loaded = load_classifier(model_dir)
-    prepared = prepare_input(recording_path, loaded, model_dir)
+    prepared, _ = _prepare_with_calibration(recording_path, loaded, model_dir, calibration)
     dev = _resolve_device(device)
     preds = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev,
                             keep_features=True)

@@ -86,6 +86,10 @@ class StreamConfig:
     """Classify with the PyTorch model, or with the folder's ONNX export (``neuript export``)."""
     poll_s: float = 0.002
     """Sleep between polls of the inlet when nothing is due (s)."""
+    calibration: tuple[str, ...] = ()
+    """Recordings of the person on the stream whose windows give the channel gains of a model
+    fine-tuned with ``subject_norm`` (:func:`neuript.predict.subject_gains`); required for
+    such a model, refused for others."""
 
     def __post_init__(self) -> None:
         if self.stream_name is None and self.source_id is None:
@@ -261,6 +265,10 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
         raise NeuriptError("streaming needs mne-lsl: pip install 'neuript[stream]'") from err
 
     loaded = load_classifier(model_dir)
+    if loaded.contract.subject_norm != "none" and not cfg.calibration:  # before waiting on LSL
+        raise NeuriptError(f"{model_dir}: the model was fine-tuned with subject_norm="
+                           f"{loaded.contract.subject_norm!r}; pass recordings of the person on "
+                           "the stream with --calibration")
     threads = torch.get_num_threads()
     window_s = float(loaded.contract.window_s)
     margin_s = default_margin_s(preprocess_of(loaded)) if cfg.margin_s is None else cfg.margin_s
@@ -272,9 +280,14 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
             torch.set_num_threads(cfg.threads)
         picks, names, scale = _eeg_channels(stream, cfg)
         sfreq = float(stream.info["sfreq"])
+        gains = None
+        if cfg.calibration:
+            from neuript.predict import subject_gains
+
+            gains = subject_gains(cfg.calibration, loaded, model_dir)
         model = OnlineModel(loaded, names, sfreq, margin_s=margin_s,
                             source=f"lsl:{stream.name}", model_dir=model_dir,
-                            engine=cfg.engine, threads=cfg.threads)
+                            engine=cfg.engine, threads=cfg.threads, gains=gains)
         step = int(round(step_s * sfreq))
         ring = RingBuffer(len(names), model.need + step + int(sfreq))
         sinks = _Sinks(cfg, model, stream.name)

@@ -197,6 +197,7 @@ def run_evaluate(
         ``metrics`` from :func:`neuript.train.metrics.classification_metrics`.
     """
     from neuript.data.loader import make_task_loader
+    from neuript.data.normalize import normalize_task
     from neuript.data.tasks import build_task
     from neuript.train.metrics import classification_metrics
 
@@ -204,6 +205,7 @@ def run_evaluate(
     if isinstance(task, str):
         task = build_task(task, data_dir=data_dir, data_root=data_root, **(task_options or {}))
     check_task_contract(loaded, task, model_dir)
+    task = normalize_task(task, loaded.contract.subject_norm, loaded.contract.subject_norm_uv)
     if len(task.indices(split)) == 0:
         raise NeuriptError(f"task {task.name!r}: split {split!r} holds no windows")
     overlap = None

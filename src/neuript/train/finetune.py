@@ -35,6 +35,7 @@ from neuript.config import (
     check_literals,
     to_dict,
 )
+from neuript.data.normalize import DEFAULT_TARGET_STD_UV, SubjectNorm, normalize_task
 from neuript.data.splits import subset_subjects
 from neuript.data.tasks._byod import raise_errors
 from neuript.data.tasks._checks import split_class_problems
@@ -119,6 +120,13 @@ class FinetuneRunConfig:
     layer_decay: float = 1.0
     """Layer-wise LR decay: group i of ``layer_groups()`` (input → head) gets
     ``lr · decay^(n − 1 − i)``; 1 disables."""
+    subject_norm: SubjectNorm = "none"
+    """``channel_std``: before training and scoring, every subject's channels are scaled so that
+    their median window standard deviation is ``subject_norm_uv`` (:mod:`neuript.data.normalize`);
+    transductive for the validation and test subjects (their unlabelled windows give the gains).
+    Recorded in the model folder, so predict/evaluate apply it too."""
+    subject_norm_uv: float = DEFAULT_TARGET_STD_UV
+    """The median channel standard deviation (µV) ``subject_norm`` scales to."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Label-preserving augmentations of the training windows (µV, before compression)."""
     seeds: tuple[int, ...] = (520,)
@@ -301,7 +309,7 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
 
     run_dir = Path(cfg.out_dir)
     prebuilt = task is not None
-    task = resolve_task(cfg, task)
+    task = normalize_task(resolve_task(cfg, task), cfg.subject_norm, cfg.subject_norm_uv)
     overlap = None
     if cfg.init != "scratch":
         init_dir = resolve_init_dir(cfg.init)

@@ -352,7 +352,8 @@ def fit_torch_seed(
         extra["allow_overlap"] = cfg.allow_overlap
     if cfg.model != "neuript":
         extra["baseline"] = baseline_args(cfg, task)
-    contract = InputContract.from_preprocess(task.preprocess, task.ch_names)
+    contract = replace(InputContract.from_preprocess(task.preprocess, task.ch_names),
+                       subject_norm=cfg.subject_norm, subject_norm_uv=cfg.subject_norm_uv)
     model_dir = save_classifier(model.cpu(), seed_dir / "model", contract, extra)
     from neuript.report import read_curves
 

@@ -1,0 +1,152 @@
+"""Subject-wise amplitude normalisation (neuript.data.normalize) and its path to inference.
+
+The gains must equalise each (subject, channel)'s median window std, never read labels, and
+follow the model: finetune records them in the contract, evaluate/predict/stream apply them,
+and a stream without calibration is refused rather than silently fed unscaled windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from _finetune_data import MICRO, eegmat_dir
+from neuript.config import InputContract, override, to_dict
+from neuript.data.normalize import group_channel_gains, normalize_groups, normalize_task
+from neuript.errors import NeuriptError
+from neuript.model_folder import load_classifier, save_classifier
+
+
+@pytest.fixture(scope="module")
+def mental_arithmetic():
+    """All 36 subjects of MentalArithmetic, read from the EDFs (no cache)."""
+    from neuript.data.tasks import build_task
+
+    return build_task("mental_arithmetic", cache=False)
+
+
+def test_gains_equalise_each_group_channel_and_keep_flat_channels():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3, 64)).astype(np.float32)
+    x[:20] *= np.array([1.0, 5.0, 0.5], np.float32)[:, None]  # subject a: odd channel sizes
+    x[20:] *= 30.0  # subject b: everything 30x louder
+    x[:, 2][20:] = 0.0  # subject b's third channel is flat
+    groups = np.array(["a"] * 20 + ["b"] * 20)
+    names, gains = group_channel_gains(x, groups, 10.0)
+    assert names.tolist() == ["a", "b"] and gains.shape == (2, 3)
+    y = normalize_groups(x, groups, 10.0)
+    assert y.dtype == np.float32 and not np.shares_memory(x, y)
+    med = {g: np.median(y[groups == g].std(-1), axis=0) for g in ("a", "b")}
+    np.testing.assert_allclose(med["a"], 10.0, rtol=1e-5)
+    np.testing.assert_allclose(med["b"][:2], 10.0, rtol=1e-5)
+    assert gains[1, 2] == 1.0 and np.all(y[20:, 2] == 0)  # flat stays flat, not blown up
+    # one gain per (group, channel): the shape of every window is kept
+    np.testing.assert_allclose(y[3] / gains[0][:, None], x[3], rtol=1e-5)
+    with pytest.raises(NeuriptError, match="target_std_uv"):
+        group_channel_gains(x, groups, 0.0)
+
+
+def test_real_task_each_subject_lands_on_the_target_and_labels_are_not_read(mental_arithmetic):
+    task = mental_arithmetic
+    out = normalize_task(task, "channel_std", 10.0)
+    assert normalize_task(task, "none") is task
+    assert not np.shares_memory(out.signals, task.signals)
+    for subject in np.unique(task.subjects)[:5]:
+        rows = task.subjects == subject
+        med = np.median(out.signals[rows].std(-1), axis=0)
+        np.testing.assert_allclose(med, 10.0, rtol=1e-4)
+    from dataclasses import replace
+
+    shuffled = replace(task, labels=np.random.default_rng(1).permutation(task.labels))
+    np.testing.assert_array_equal(normalize_task(shuffled, "channel_std").signals, out.signals)
+
+
+def test_band_power_gains_from_subject_norm_on_a_real_fold(mental_arithmetic, tmp_path):
+    """Fold 0 of the recipe study's CV: the subject shift costs band power + LR points."""
+    from neuript.data.splits import fold_task, subject_folds
+    from neuript.train.finetune import FinetuneRunConfig, run_finetune
+
+    task = fold_task(mental_arithmetic, subject_folds(mental_arithmetic.subjects, 6), 0)
+    acc = {}
+    for norm in ("none", "channel_std"):
+        cfg = FinetuneRunConfig(model="bandpower_lr", seeds=(0,), subject_norm=norm,
+                                out_dir=str(tmp_path / norm), report=False)
+        acc[norm] = run_finetune(cfg, task=task).per_seed[0]["test"]["balanced_accuracy"]
+    assert acc["none"] == pytest.approx(0.684, abs=0.01)  # recipe.md's bandpower_lr, fold 0
+    assert acc["channel_std"] > acc["none"] + 0.04, acc
+
+
+@pytest.fixture(scope="module")
+def norm_model_dir(tmp_path_factory):
+    """A micro NeurIPT classifier (random weights) whose contract says subject_norm."""
+    from dataclasses import replace
+
+    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
+    from neuript.data.tasks.mental_arithmetic import PREPROCESS
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+
+    torch.manual_seed(0)
+    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
+    groups = pooling_groups(names, np.stack([channel_position(n) for n in names]), "functional")
+    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
+    extra = {"class_names": ["rest", "task"], "group_names": list(groups.names),
+             "scheme": "functional", "preprocess": to_dict(PREPROCESS), "ch_names": names,
+             "task": "mental_arithmetic", "model_kind": "neuript"}
+    contract = replace(InputContract.from_preprocess(PREPROCESS, tuple(names)),
+                       subject_norm="channel_std", subject_norm_uv=10.0)
+    out = tmp_path_factory.mktemp("norm_model") / "model"
+    save_classifier(model, out, contract, extra)
+    return out
+
+
+def test_predict_applies_the_gains_of_the_recording_or_of_calibration(norm_model_dir):
+    from neuript.predict import prepare_input, run_predict, subject_gains
+
+    loaded = load_classifier(norm_model_dir)
+    assert loaded.contract.subject_norm == "channel_std"
+    task_file = eegmat_dir() / "Subject33_2.edf"
+    rest_file = eegmat_dir() / "Subject33_1.edf"
+    own = prepare_input(task_file, loaded, norm_model_dir)
+    gains = subject_gains([task_file], loaded, norm_model_dir)
+    assert gains.shape == (20,) and np.all(gains > 0)
+    same = prepare_input(task_file, loaded, norm_model_dir, gains=gains)
+    np.testing.assert_allclose(same.signals, own.signals, rtol=1e-5, atol=1e-6)
+    both = subject_gains([rest_file, task_file], loaded, norm_model_dir)
+    assert not np.allclose(both, gains)  # the person's rest changes the gains
+    result = run_predict(task_file, norm_model_dir, calibration=[rest_file, task_file])
+    assert result.summary["subject_norm"]["gains_from"] == [str(rest_file), str(task_file)]
+    assert run_predict(task_file, norm_model_dir).summary["subject_norm"]["gains_from"] == [
+        str(task_file)]
+
+
+def test_a_model_without_subject_norm_refuses_calibration(tmp_path, norm_model_dir):
+    from dataclasses import replace
+
+    from neuript.predict import prepare_input
+
+    loaded = load_classifier(norm_model_dir)
+    plain = loaded._replace(contract=replace(loaded.contract, subject_norm="none"))
+    with pytest.raises(NeuriptError, match="drop --calibration"):
+        prepare_input(eegmat_dir() / "Subject33_2.edf", plain, norm_model_dir,
+                      gains=np.ones(20))
+
+
+def test_online_model_refuses_a_subject_norm_model_without_gains(norm_model_dir):
+    from neuript.data.io import read_recording
+    from neuript.online import OnlineModel
+
+    pytest.importorskip("mne_lsl")
+    loaded = load_classifier(norm_model_dir)
+    rec = read_recording(eegmat_dir() / "Subject33_2.edf")
+    with pytest.raises(NeuriptError, match="--calibration"):
+        OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, model_dir=norm_model_dir)
+    from neuript.predict import subject_gains
+
+    gains = subject_gains([rec], loaded, norm_model_dir)
+    online = OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, model_dir=norm_model_dir,
+                         gains=gains)
+    window = online.window_uv(rec.data[:, : online.need])
+    np.testing.assert_allclose(online.gains[:, 0], gains.astype(np.float32))
+    assert window.shape[0] == 20
