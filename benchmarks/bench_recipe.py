@@ -581,8 +581,9 @@ def run(opts: BenchOptions) -> list[dict[str, Any]]:
     write_store(opts, cells)
     rows = [variant_row(n, cells[n], cells, opts) for n in VARIANTS if n in cells]
     rows += carried_rows(opts.out_dir / "recipe.json", rows)
-    tasks = [json.loads(p.read_text()) for p in
-             sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))]
+    tasks = merged_task_cells(opts.out_dir / "recipe.json", [
+        json.loads(p.read_text())
+        for p in sorted((opts.work_dir / "recipe_tasks").glob("task*/*/cell.json"))])
     body = {"rows": rows, "tasks": tasks, "folds": folds, "date": now_iso(),
             "machine": machine_info(), "command": opts.command}
     write_part(opts.out_dir, "recipe", body, markdown(body))
@@ -637,6 +638,16 @@ def markdown(body: dict[str, Any]) -> str:
         "table's (fold, seed, balanced accuracy) list carry that row's mean AUROC.", "",
         md_table(header, rows), "", *task_markdown(body.get("tasks", [])),
     ])
+
+
+def merged_task_cells(previous: Path, fresh: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The other-tasks cells of the last table, each replaced by a fresh cell of its (task,
+    model); a pass in a checkout without the work folder keeps the table instead of losing it."""
+    old = json.loads(previous.read_text()).get("tasks", []) if previous.is_file() else []
+    merged = {(c["task"], c["model"]): c for c in old}
+    merged.update({(c["task"], c["model"]): c for c in fresh})
+    order = {label: k for k, label in enumerate(other_tasks())}
+    return sorted(merged.values(), key=lambda c: (order.get(c["task"], len(order)), c["model"]))
 
 
 def task_markdown(cells: Sequence[dict[str, Any]]) -> list[str]:

@@ -248,3 +248,22 @@ def test_recipe_cell_store_survives_a_fresh_work_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(br, "VARIANTS", dict(br.VARIANTS, logstd=br.Variant("other",
                                                                             {"optim.lr": 1.0})))
     assert set(br.cached_cells(opts)) == {br.REFERENCE}
+
+
+def test_other_task_cells_survive_a_pass_without_the_work_folder(tmp_path):
+    """A pass in a fresh checkout keeps the last table's other-task rows; fresh cells win."""
+    import json
+
+    from benchmarks.bench_recipe import merged_task_cells, other_tasks
+
+    first, second = list(other_tasks())[:2]
+    old = [{"task": second, "model": "neuript", "test": {"balanced_accuracy": 0.4}},
+           {"task": first, "model": "neuript", "test": {"balanced_accuracy": 0.5}},
+           {"task": first, "model": "bandpower_lr", "test": {"balanced_accuracy": 0.6}}]
+    previous = tmp_path / "recipe.json"
+    previous.write_text(json.dumps({"rows": [], "tasks": old}))
+    assert merged_task_cells(previous, []) == [old[2], old[1], old[0]]  # task order, then model
+    fresh = {"task": first, "model": "neuript", "test": {"balanced_accuracy": 0.7}}
+    merged = merged_task_cells(previous, [fresh])
+    assert [c["test"]["balanced_accuracy"] for c in merged] == [0.6, 0.7, 0.4]
+    assert merged_task_cells(tmp_path / "missing.json", [fresh]) == [fresh]
