@@ -159,6 +159,28 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     "logstd_lr3e-3_subjnorm": Variant("the default on subject-normalised windows "
                                       "(subject_norm=channel_std)",
                                       {**_DEF, "subject_norm": "channel_std"}),
+    "bandpower_lr_spectral": Variant("band power + LR on subject-equalised spectra "
+                                     "(subject_norm=spectral)",
+                                     {"subject_norm": "spectral"}, "bandpower_lr"),
+    "logstd_lr3e-3_spectral": Variant("the default on subject-equalised spectra "
+                                      "(subject_norm=spectral)",
+                                      {**_DEF, "subject_norm": "spectral"}),
+    "shallowconvnet_spectral": Variant("ShallowConvNet on subject-equalised spectra",
+                                       {"train.epochs": 6, "optim.lr": 1e-3,
+                                        "subject_norm": "spectral"}, "shallowconvnet"),
+    "pretrained_spectral": Variant("from `neuript-small`, the default recipe, subject-equalised "
+                                   "spectra",
+                                   {**_DEF, "init": "neuript-small", "subject_norm": "spectral"}),
+    "pretrained_spectral_probe": Variant("from `neuript-small`, subject-equalised spectra, frozen "
+                                         "encoder: the head starts as a logistic-regression "
+                                         "probe and only it trains (6 epochs)",
+                                         {**_DEF, "init": "neuript-small",
+                                          "subject_norm": "spectral",
+                                          "head_init": "linear_probe", "mode": "linear_probe"}),
+    "logstd_spectral_probe": Variant("from scratch (random encoder), subject-equalised spectra, "
+                                     "frozen encoder, probe head, only the head trains",
+                                     {**_DEF, "subject_norm": "spectral",
+                                      "head_init": "linear_probe", "mode": "linear_probe"}),
     "pretrained_subjnorm": Variant("from `neuript-small`, the default recipe, subject-normalised "
                                    "windows",
                                    {**_DEF, "init": "neuript-small",

@@ -96,9 +96,10 @@ class PreprocessConfig:
         return int(round(stride * self.sfreq_hz))
 
 
-SubjectNorm = Literal["none", "channel_std"]
-"""Subject-wise amplitude normalisation (:mod:`neuript.data.normalize`): ``none`` feeds windows
-as recorded; ``channel_std`` applies one gain per (subject, channel)."""
+SubjectNorm = Literal["none", "channel_std", "spectral"]
+"""Subject-wise normalisation (:mod:`neuript.data.normalize`): ``none`` feeds windows as
+recorded; ``channel_std`` applies one gain per (subject, channel); ``spectral`` equalises each
+(subject, channel)'s average spectrum to a fixed 1/f shape, then scales as ``channel_std``."""
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,10 @@ class InputContract:
     channels: tuple[str, ...] = ()
     """Canonical channel names the model was trained on (empty: any channel with a position)."""
     subject_norm: SubjectNorm = "none"
-    """``channel_std``: the model was trained on windows whose every channel was scaled, per
-    subject, to a median window standard deviation of ``subject_norm_uv``
-    (:mod:`neuript.data.normalize`); inference scales the same way, with gains from the
-    recording itself or from calibration recordings of the same person."""
+    """Not ``none``: the model was trained on windows normalised per subject
+    (:mod:`neuript.data.normalize`, median window standard deviation ``subject_norm_uv``);
+    inference normalises the same way, with gains from the recording itself or from
+    calibration recordings of the same person."""
     subject_norm_uv: float = 10.0
     """The target of ``subject_norm`` (µV)."""
 

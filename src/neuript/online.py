@@ -172,8 +172,9 @@ class OnlineModel:
         if loaded.contract.subject_norm == "none" and gains is not None:
             raise NeuriptError(f"{model_dir}: calibration gains given, but the model was "
                                "trained without subject_norm; drop --calibration")
-        self.gains = None if gains is None else np.asarray(gains, np.float32)[:, None]
-        """Per-channel gains (C_model, 1) of a subject_norm model, else None."""
+        self.gains = None if gains is None else np.asarray(gains, np.float64)
+        """Gains (C_model, F) of a subject_norm model (:func:`neuript.predict.subject_gains`),
+        else None."""
         self.loaded, self.pre = loaded, preprocess_of(loaded)
         self.engine = engine
         self._onnx = None
@@ -247,7 +248,9 @@ class OnlineModel:
 
         window = self.window_uv(context_v)  # (C_model, T) µV
         if self.gains is not None:
-            window = window * self.gains
+            from neuript.data.normalize import apply_gains
+
+            window = apply_gains(window[None], self.gains)[0]
         if self.pre.compression == "alaw":
             window = alaw(window, self.pre.alaw_a)
         if self._onnx is not None:
@@ -301,7 +304,7 @@ def offline_equivalent(
         end of the file, the ends of a stream that starts at the first sample and keeps up.
     engine : {"torch", "onnx"}
         As in :class:`OnlineModel`.
-    gains : ndarray, shape (C_model,) | None
+    gains : ndarray, shape (C_model, F) | None
         As in :class:`OnlineModel` (a ``subject_norm`` model needs them).
 
     Returns

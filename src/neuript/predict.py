@@ -249,21 +249,27 @@ def _uv_windows(rec: Recording, loaded: LoadedClassifier, model_dir: Any):
 
 def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
                   loaded: LoadedClassifier, model_dir: Any = None) -> np.ndarray:
-    """The per-channel gains (C,) of a ``subject_norm`` model, from one person's recordings.
+    """The gains (C, F) of a ``subject_norm`` model, from one person's recordings.
 
-    Every window of every recording counts (:func:`neuript.data.normalize.group_channel_gains`
-    with one group); the recordings should hold that person's ordinary EEG in the states the
-    model tells apart, as a calibration session would.
+    Every window of every recording counts (:func:`neuript.data.normalize.group_gains` with one
+    group; F = 1 for ``channel_std``, one per rfft bin of the model's window for ``spectral``);
+    the recordings should hold that person's ordinary EEG in the states the model tells apart,
+    as a calibration session would.
     """
     from neuript.data.mne_bridge import as_recording
-    from neuript.data.normalize import group_channel_gains
+    from neuript.data.normalize import group_gains
 
     if not recordings:
         raise NeuriptError("subject_gains: no calibration recordings given")
+    if loaded.contract.subject_norm == "none":
+        raise NeuriptError(f"{model_dir}: calibration recordings given, but the model was "
+                           "trained without subject_norm; drop --calibration")
     windows = np.concatenate([_uv_windows(as_recording(r), loaded, model_dir)[0]
                               for r in recordings])
-    return group_channel_gains(windows, np.zeros(len(windows)),
-                               loaded.contract.subject_norm_uv).gains[0]
+    return group_gains(windows, np.zeros(len(windows)), loaded.contract.subject_norm,
+                       loaded.contract.subject_norm_uv,
+                       sfreq_hz=float(loaded.contract.sfreq_hz),
+                       band_hz=(loaded.contract.l_freq_hz, loaded.contract.h_freq_hz)).gains[0]
 
 
 def prepare_input(
@@ -273,10 +279,9 @@ def prepare_input(
     """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
 
     ``recording`` is a path, a :class:`Recording` or an ``mne.io.BaseRaw``
-    (:func:`neuript.data.mne_bridge.as_recording`). For a model trained with
-    ``subject_norm="channel_std"`` every channel is multiplied by ``gains`` (shape (C,), from
-    :func:`subject_gains` on calibration recordings of the same person) or, when None, by gains
-    from this recording's own windows.
+    (:func:`neuript.data.mne_bridge.as_recording`). For a model trained with ``subject_norm``
+    the windows get ``gains`` (shape (C, F), from :func:`subject_gains` on calibration
+    recordings of the same person) or, when None, gains from this recording's own windows.
 
     Raises
     ------
@@ -286,18 +291,22 @@ def prepare_input(
         The file cannot be read, or it is shorter than one window.
     """
     from neuript.data.mne_bridge import as_recording
-    from neuript.data.normalize import normalize_groups
+    from neuript.data.normalize import apply_gains, normalize_groups
     from neuript.data.preprocess import alaw
 
     rec = as_recording(recording)
     pre = preprocess_of(loaded)
     windows, cont = _uv_windows(rec, loaded, model_dir)
-    if loaded.contract.subject_norm == "channel_std":
+    if loaded.contract.subject_norm != "none":
         if gains is None:
             windows = normalize_groups(windows, np.zeros(len(windows)),
-                                       loaded.contract.subject_norm_uv)
+                                       loaded.contract.subject_norm,
+                                       loaded.contract.subject_norm_uv,
+                                       sfreq_hz=float(loaded.contract.sfreq_hz),
+                                       band_hz=(loaded.contract.l_freq_hz,
+                                                loaded.contract.h_freq_hz))
         else:
-            windows = windows * np.asarray(gains, np.float32)[None, :, None]
+            windows = apply_gains(windows, gains)
     elif gains is not None:
         raise NeuriptError(f"{model_dir}: calibration gains given, but the model was trained "
                            "without subject_norm; drop --calibration")

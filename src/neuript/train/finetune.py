@@ -121,10 +121,12 @@ class FinetuneRunConfig:
     """Layer-wise LR decay: group i of ``layer_groups()`` (input → head) gets
     ``lr · decay^(n − 1 − i)``; 1 disables."""
     subject_norm: SubjectNorm = "none"
-    """``channel_std``: before training and scoring, every subject's channels are scaled so that
-    their median window standard deviation is ``subject_norm_uv`` (:mod:`neuript.data.normalize`);
-    transductive for the validation and test subjects (their unlabelled windows give the gains).
-    Recorded in the model folder, so predict/evaluate apply it too."""
+    """Before training and scoring, normalise every subject by its own unlabelled windows
+    (:mod:`neuript.data.normalize`): ``channel_std`` scales each channel to a median window
+    standard deviation of ``subject_norm_uv``; ``spectral`` also equalises each channel's average
+    spectrum to a fixed 1/f shape. Transductive for the validation and test subjects (their
+    unlabelled windows give their gains). Recorded in the model folder, so evaluate, predict
+    and stream apply it too."""
     subject_norm_uv: float = DEFAULT_TARGET_STD_UV
     """The median channel standard deviation (µV) ``subject_norm`` scales to."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
