@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,6 +33,7 @@ from torch import nn
 from neuript import __version__
 from neuript.config import InputContract, PreprocessConfig, from_dict, to_dict
 from neuript.errors import ContractError, NeuriptError, read_json
+from neuript.files import atomic_directory
 from neuript.model.io import CONFIG_NAME, WEIGHTS_NAME
 
 KINDS: tuple[str, ...] = ("classifier", "baseline")
@@ -284,21 +283,6 @@ def load_classifier(model_dir: str | os.PathLike) -> LoadedClassifier:
     return LoadedClassifier(model, folder.contract, folder.info, folder.kind, folder.extra)
 
 
-def _write_dir_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp_dir)`` then move the folder to ``out_dir`` (replacing an older one)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        write(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
 def save_classifier(model: nn.Module, out_dir: str | os.PathLike, contract: InputContract,
                     info: ClassifierInfo | Mapping[str, Any],
                     bookkeeping: Mapping[str, Any] | None = None) -> Path:
@@ -345,7 +329,7 @@ def save_classifier(model: nn.Module, out_dir: str | os.PathLike, contract: Inpu
                 "neuript_version": __version__}
         (tmp / CONFIG_NAME).write_text(json.dumps(body, indent=2))
 
-    return _write_dir_atomically(Path(out_dir), write)
+    return atomic_directory(out_dir, write)
 
 
 def resolve_init_dir(init: str) -> Path:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from torch import Tensor, nn
 import neuript
 from neuript.config import InputContract, MaskConfig, ModelConfig, from_dict, to_dict
 from neuript.errors import ContractError, NeuriptError, read_json
+from neuript.files import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -112,37 +111,15 @@ def write_checkpoint(directory: str | os.PathLike, state: dict[str, Tensor],
     path : Path
         The checkpoint directory.
     """
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    def write(tmp: Path) -> None:
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
             json.dump(config, fh, indent=2, sort_keys=False)
             fh.flush()
             os.fsync(fh.fileno())
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)  # the old checkpoint stays whole until the new one is in place
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    return atomic_directory(directory, write)
 
 
 def read_config(directory: str | os.PathLike, expected_kind: str | None = None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from neuript.errors import NeuriptError
-from neuript.files import sha256_file
+from neuript.files import atomic_directory, sha256_file
 from neuript.train.distributed import DistEnv, barrier, is_fsdp, unwrap
 from neuript.train.loop import TrainState
 
@@ -188,20 +188,18 @@ def save_train_state(
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(state.step)
-    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
-              str(tmp / "model.safetensors"))
-    torch.save({"train_state": asdict(state), "optimizer": optim,
-                "scheduler": None if scheduler is None else scheduler.state_dict(),
-                "rng": rng, "world_size": env.world_size}, tmp / "state.pt")
-    info = {"train_state": asdict(state), "world_size": env.world_size, "config": config,
-            "corpus": corpus, "sha256": {name: sha256_file(tmp / name) for name in FILES}}
-    (tmp / "train_state.json").write_text(json.dumps(info, indent=2, default=str))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
+                  str(tmp / "model.safetensors"))
+        torch.save({"train_state": asdict(state), "optimizer": optim,
+                    "scheduler": None if scheduler is None else scheduler.state_dict(),
+                    "rng": rng, "world_size": env.world_size}, tmp / "state.pt")
+        info = {"train_state": asdict(state), "world_size": env.world_size, "config": config,
+                "corpus": corpus, "sha256": {name: sha256_file(tmp / name) for name in FILES}}
+        (tmp / "train_state.json").write_text(json.dumps(info, indent=2, default=str))
+
+    atomic_directory(final, write, tmp_name=f"{TMP_PREFIX}{final.name}-{os.getpid()}")
     _prune(root, keep_last)
     log.info("checkpoint written: %s", final)
     barrier()
