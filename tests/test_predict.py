@@ -186,3 +186,29 @@ def test_onnx_engine_runs_a_baseline_whose_graph_drops_unused_inputs(task, tmp_p
     torch_rows = run_predict(path, folder, device="cpu").rows
     np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
                                torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
+
+
+def test_predict_per_event_cuts_one_window_at_each_annotation(model_dir, tmp_path):
+    """ERP-style use: one window per annotation, at onset + offset; off-edge events skipped."""
+    from neuript.data.recording import Events
+    from neuript.errors import RecordingError
+    from neuript.predict import prepare_input
+
+    rec = read_recording(eegmat_dir() / "Subject33_2.edf")  # 62 s
+    rec = dataclasses.replace(rec, events=Events(
+        onset_s=np.array([0.0, 10.0, 20.0, 60.0]), duration_s=np.zeros(4),
+        description=np.array(["a", "b", "a", "a"])))
+    loaded = load_classifier(model_dir)
+    every = prepare_input(rec, loaded, model_dir)
+    at = prepare_input(rec, loaded, model_dir, events=[], event_offset_s=0.0)
+    assert at.events.tolist() == ["a", "b", "a"] and at.events_skipped == 1  # 60 s + 5 s > 62 s
+    np.testing.assert_array_equal(at.signals[0], every.signals[0])  # onset 0 = window 0
+    np.testing.assert_array_equal(at.signals[2], every.signals[4])  # 20 s = window 4 (5-s)
+    result = run_predict(rec, model_dir, events=["a"], event_offset_s=0.5,
+                         out=tmp_path / "ev.csv")
+    rows = pd.read_csv(tmp_path / "ev.csv")
+    assert rows["event"].tolist() == ["a", "a"] and rows["onset_s"].tolist() == [0.0, 20.0]
+    assert rows["start_s"].tolist() == [0.5, 20.5]
+    assert result.summary["events"] == {"n": 2, "skipped": 1, "offset_s": 0.5}
+    with pytest.raises(RecordingError, match="drop --events"):
+        prepare_input(rec, loaded, model_dir, events=["zzz"])

@@ -233,11 +233,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
                 "format": args.format, "batch_size": args.batch_size, "device": args.device,
                 "engine": args.engine, "threads": args.threads,
                 "reader_options": reader_options(args.reader_option), "positions": args.positions,
-                "calibration": args.calibration}
+                "calibration": args.calibration, "events": args.events,
+                "event_offset_s": args.event_offset_s}
     body = show_config(settings)
     result = run_predict(_recording_input(args), args.model_dir, out=args.out, fmt=args.format,
                          batch_size=args.batch_size, device=args.device, engine=args.engine,
-                         threads=args.threads, calibration=args.calibration)
+                         threads=args.threads, calibration=args.calibration,
+                         events=args.events, event_offset_s=args.event_offset_s)
     save_config(body, _side_file(args.out, ".config.json"))
     if args.out is None:
         print(result.rows.to_csv(index=False) if args.format == "csv"
@@ -440,6 +442,13 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
                        "Runtime")
         p.add_argument("--threads", type=int, default=None,
                        help="ONNX Runtime threads (default: every core)")
+        p.add_argument("--events", nargs="*", metavar="DESCRIPTION",
+                       help="one window per annotation with these descriptions (none named: "
+                       "every annotation) instead of consecutive windows, for models "
+                       "fine-tuned on event-locked epochs")
+        p.add_argument("--event-offset-s", type=float, default=0.0,
+                       help="window start relative to each event's onset (s), as the task "
+                       "was built (default 0)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=func)

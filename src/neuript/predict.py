@@ -57,6 +57,10 @@ class PreparedInput(NamedTuple):
         Window length (s).
     source : str
         The recording's path.
+    events : ndarray, shape (N,), str | None
+        Per-event windows: the description of each window's event; None for consecutive ones.
+    events_skipped : int
+        Events whose window would leave the recording (not in ``signals``).
     """
 
     signals: np.ndarray
@@ -66,6 +70,8 @@ class PreparedInput(NamedTuple):
     group_mask: np.ndarray
     window_s: float
     source: str
+    events: np.ndarray | None = None
+    events_skipped: int = 0
 
 
 class PredictionResult(NamedTuple):
@@ -275,56 +281,78 @@ def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
 def prepare_input(
     recording: str | os.PathLike | Recording | Any, loaded: LoadedClassifier,
     model_dir: Any = None, *, gains: np.ndarray | None = None,
+    events: Sequence[str] | None = None, event_offset_s: float = 0.0,
 ) -> PreparedInput:
     """Map, preprocess, window and compress one recording for ``loaded`` (see module docs).
 
     ``recording`` is a path, a :class:`Recording` or an ``mne.io.BaseRaw``
     (:func:`neuript.data.mne_bridge.as_recording`). For a model trained with ``subject_norm``
     the windows get ``gains`` (shape (C, F), from :func:`subject_gains` on calibration
-    recordings of the same person) or, when None, gains from this recording's own windows.
+    recordings of the same person) or, when None, gains from this recording's consecutive
+    windows.
+
+    ``events`` None cuts consecutive windows; a sequence cuts one window per annotation of the
+    recording whose description is in it (empty: every annotation), starting
+    ``event_offset_s`` after its onset (the offset the event task was built with); events
+    whose window leaves the recording are dropped and counted in ``events_skipped``.
 
     Raises
     ------
     ContractError
         The recording lacks channels the model needs.
     RecordingError
-        The file cannot be read, or it is shorter than one window.
+        The file cannot be read, is shorter than one window, or has no matching event.
     """
     from neuript.data.mne_bridge import as_recording
-    from neuript.data.normalize import apply_gains, normalize_groups
-    from neuript.data.preprocess import alaw
+    from neuript.data.normalize import apply_gains, group_gains
+    from neuript.data.preprocess import alaw, epochs_at
 
     rec = as_recording(recording)
     pre = preprocess_of(loaded)
     windows, cont = _uv_windows(rec, loaded, model_dir)
-    if loaded.contract.subject_norm != "none":
-        if gains is None:
-            windows = normalize_groups(windows, np.zeros(len(windows)),
-                                       loaded.contract.subject_norm,
-                                       loaded.contract.subject_norm_uv,
-                                       sfreq_hz=float(loaded.contract.sfreq_hz),
-                                       band_hz=(loaded.contract.l_freq_hz,
-                                                loaded.contract.h_freq_hz))
-        else:
-            windows = apply_gains(windows, gains)
-    elif gains is not None:
+    contract = loaded.contract
+    if contract.subject_norm != "none" and gains is None:  # this recording's own windows
+        gains = group_gains(windows, np.zeros(len(windows)), contract.subject_norm,
+                            contract.subject_norm_uv, sfreq_hz=float(contract.sfreq_hz),
+                            band_hz=(contract.l_freq_hz, contract.h_freq_hz)).gains[0]
+    elif contract.subject_norm == "none" and gains is not None:
         raise NeuriptError(f"{model_dir}: calibration gains given, but the model was trained "
                            "without subject_norm; drop --calibration")
+    starts_s = np.arange(len(windows)) * windows.shape[-1] / cont.sfreq_hz
+    labels, skipped = None, 0
+    if events is not None:
+        wanted = np.isin(rec.events.description, list(events)) if events else \
+            np.ones(len(rec.events), dtype=bool)
+        onsets = np.asarray(rec.events.onset_s, np.float64)[wanted]
+        if not len(onsets):
+            found = sorted(set(np.asarray(rec.events.description).tolist()))
+            raise RecordingError(rec.source, f"no annotation {list(events) or ''} to predict "
+                                 f"at (the recording has {found or 'none'}); drop --events or "
+                                 "name one of those")
+        cut = epochs_at(cont, onsets, contract.window_s, event_offset_s)
+        windows, skipped = cut.windows, int((~cut.valid).sum())
+        labels = np.asarray(rec.events.description)[wanted][cut.valid].astype(str)
+        starts_s = cut.starts / cont.sfreq_hz
+        if not len(windows):
+            raise RecordingError(rec.source, f"every one of {len(onsets)} event windows leaves "
+                                 "the recording; check --event-offset-s")
+    if gains is not None:
+        windows = apply_gains(windows, gains)
     if pre.compression == "alaw":
         windows = alaw(windows, pre.alaw_a)
     group_mask = model_groups(cont, loaded)
-    starts_s = np.arange(len(windows)) * windows.shape[-1] / cont.sfreq_hz
     return PreparedInput(np.ascontiguousarray(windows, dtype=np.float32), starts_s,
                          tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
-                         group_mask, float(loaded.contract.window_s), rec.source)
+                         group_mask, float(contract.window_s), rec.source, labels, skipped)
 
 
 def _prepare_with_calibration(recording, loaded: LoadedClassifier, model_dir: Any,
-                              calibration) -> tuple[PreparedInput, dict[str, Any] | None]:
+                              calibration, **windowing: Any,
+                              ) -> tuple[PreparedInput, dict[str, Any] | None]:
     """:func:`prepare_input` with the gains of ``calibration``; the second value says where a
     ``subject_norm`` model's gains came from (None for other models)."""
     gains = subject_gains(calibration, loaded, model_dir) if calibration else None
-    prepared = prepare_input(recording, loaded, model_dir, gains=gains)
+    prepared = prepare_input(recording, loaded, model_dir, gains=gains, **windowing)
     if loaded.contract.subject_norm == "none":
         return prepared, None
     if calibration:
@@ -366,6 +394,8 @@ def run_predict(
     engine: Literal["torch", "onnx"] = "torch",
     threads: int | None = None,
     calibration: Sequence[str | os.PathLike | Recording | Any] | None = None,
+    events: Sequence[str] | None = None,
+    event_offset_s: float = 0.0,
 ) -> PredictionResult:
     """Classify every window of a recording with a fine-tuned model.
 
@@ -393,6 +423,12 @@ def run_predict(
         For a model trained with ``subject_norm``: recordings of the same person whose windows
         give the channel gains (:func:`subject_gains`); None takes them from the recording
         itself (logged). Refused for other models.
+    events : sequence of str | None
+        Predict one window per annotation with one of these descriptions (empty: every
+        annotation) instead of consecutive windows: the use of a model fine-tuned on
+        event-locked epochs (ERP tasks). Rows then carry ``event`` and ``onset_s``.
+    event_offset_s : float
+        Window start relative to each event's onset (s), as the task was built.
 
     Returns
     -------
@@ -402,7 +438,8 @@ def run_predict(
     check_option("fmt", fmt, ("csv", "json"))
     check_option("engine", engine, ("torch", "onnx"))
     loaded = load_classifier(model_dir)
-    prepared, norm = _prepare_with_calibration(recording_path, loaded, model_dir, calibration)
+    prepared, norm = _prepare_with_calibration(recording_path, loaded, model_dir, calibration,
+                                               events=events, event_offset_s=event_offset_s)
     if engine == "onnx":
         proba = _onnx_proba(model_dir, prepared, batch_size, threads)
     else:
@@ -413,8 +450,11 @@ def run_predict(
         raise NeuriptError(f"{model_dir}: {len(class_names)} class names for "
                            f"{proba.shape[1]} outputs")
     predicted = proba.argmax(axis=1)
+    per_event = {} if prepared.events is None else {
+        "event": prepared.events, "onset_s": prepared.starts_s - event_offset_s}
     rows = pd.DataFrame({
         "window": np.arange(len(predicted)),
+        **per_event,
         "start_s": prepared.starts_s,
         "end_s": prepared.starts_s + prepared.window_s,
         **{f"p_{name}": proba[:, k] for k, name in enumerate(class_names)},
@@ -433,6 +473,12 @@ def run_predict(
     }
     if norm is not None:
         summary["subject_norm"] = norm
+    if prepared.events is not None:
+        summary["events"] = {"n": int(len(predicted)), "skipped": prepared.events_skipped,
+                             "offset_s": float(event_offset_s)}
+        if prepared.events_skipped:
+            log.warning("%s: %d event window(s) leave the recording and were skipped",
+                        prepared.source, prepared.events_skipped)
     out_path = None
     if out is not None:
         out_path = Path(out)
