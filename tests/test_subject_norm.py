@@ -215,3 +215,15 @@ def test_predict_with_a_spectral_model_uses_per_bin_gains(norm_model_dir):
     plain = prepare_input(task_file, loaded._replace(contract=replace(
         loaded.contract, subject_norm="none")), norm_model_dir)
     assert not np.allclose(own.signals, plain.signals)
+
+
+def test_a_task_whose_label_is_the_subject_is_refused(mental_arithmetic):
+    """Patients vs controls: normalising each subject would erase the label (ADHD: 66 -> 59)."""
+    from dataclasses import replace
+
+    task = mental_arithmetic
+    per_subject = np.unique(task.subjects.astype(str), return_inverse=True)[1] % 2
+    trait = replace(task, labels=per_subject.astype(task.labels.dtype))  # one class per subject
+    with pytest.raises(NeuriptError, match=r"only 0 of \d+ training subjects.*--subject_norm none"):
+        normalize_task(trait, "spectral")
+    assert normalize_task(trait, "none") is trait
