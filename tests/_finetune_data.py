@@ -63,3 +63,32 @@ def thin(task, every: int):
         task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
         splits=task.splits[rows], sources=task.sources[rows], starts=task.starts[rows],
     )
+
+
+def micro_tcp_model(out: Path, **contract_changes) -> Path:
+    """A micro NeurIPT classifier (random weights, seed 0) with the MentalArithmetic contract
+    (20 TCP channels, rest/task), written to ``out``; ``contract_changes`` replace contract
+    fields (``subject_norm="spectral"``)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from neuript.config import InputContract, override, to_dict
+    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
+    from neuript.data.tasks.mental_arithmetic import PREPROCESS
+    from neuript.model.neuript import NeurIPTClassifier
+    from neuript.model.presets import preset
+    from neuript.model_folder import save_classifier
+
+    torch.manual_seed(0)
+    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
+    groups = pooling_groups(names, np.stack([channel_position(n) for n in names]), "functional")
+    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
+    extra = {"class_names": ["rest", "task"], "group_names": list(groups.names),
+             "scheme": "functional", "preprocess": to_dict(PREPROCESS), "ch_names": names,
+             "task": "mental_arithmetic", "model_kind": "neuript"}
+    contract = replace(InputContract.from_preprocess(PREPROCESS, tuple(names)),
+                       **contract_changes)
+    save_classifier(model, out, contract, extra)
+    return out

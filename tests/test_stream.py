@@ -14,12 +14,10 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from _finetune_data import MICRO, eegmat_dir
-from neuript.config import InputContract, override, to_dict
+from _finetune_data import eegmat_dir, micro_tcp_model
 from neuript.data.io import read_recording
-from neuript.model_folder import load_classifier, save_classifier
+from neuript.model_folder import load_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s, offline_equivalent
 
 pytest.importorskip("mne_lsl")
@@ -32,21 +30,7 @@ MARGIN_S, STEP_S, N_PREDICTIONS = 2.0, 1.0, 5
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A micro NeurIPT classifier (random weights) with the MentalArithmetic contract."""
-    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
-    from neuript.data.tasks.mental_arithmetic import PREPROCESS
-    from neuript.model.neuript import NeurIPTClassifier
-    from neuript.model.presets import preset
-
-    torch.manual_seed(0)
-    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
-    groups = pooling_groups(names, np.stack([channel_position(n) for n in names]), "functional")
-    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
-    extra = {"class_names": ["rest", "task"], "group_names": list(groups.names),
-             "scheme": "functional", "preprocess": to_dict(PREPROCESS), "ch_names": names,
-             "task": "mental_arithmetic", "model_kind": "neuript"}
-    out = tmp_path_factory.mktemp("stream_model") / "model"
-    save_classifier(model, out, InputContract.from_preprocess(PREPROCESS, tuple(names)), extra)
-    return out
+    return micro_tcp_model(tmp_path_factory.mktemp("stream_model") / "model")
 
 
 def _player(raw_or_path, name: str):

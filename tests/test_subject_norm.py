@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from _finetune_data import MICRO, eegmat_dir
-from neuript.config import InputContract, override, to_dict
+from _finetune_data import eegmat_dir, micro_tcp_model
 from neuript.data.normalize import (
     apply_gains,
     group_gains,
@@ -21,7 +19,7 @@ from neuript.data.normalize import (
     reference_power,
 )
 from neuript.errors import NeuriptError
-from neuript.model_folder import load_classifier, save_classifier
+from neuript.model_folder import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -125,25 +123,8 @@ def test_band_power_gains_from_subject_norm_on_a_real_fold(mental_arithmetic, tm
 @pytest.fixture(scope="module")
 def norm_model_dir(tmp_path_factory):
     """A micro NeurIPT classifier (random weights) whose contract says subject_norm."""
-    from dataclasses import replace
-
-    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
-    from neuript.data.tasks.mental_arithmetic import PREPROCESS
-    from neuript.model.neuript import NeurIPTClassifier
-    from neuript.model.presets import preset
-
-    torch.manual_seed(0)
-    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
-    groups = pooling_groups(names, np.stack([channel_position(n) for n in names]), "functional")
-    model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
-    extra = {"class_names": ["rest", "task"], "group_names": list(groups.names),
-             "scheme": "functional", "preprocess": to_dict(PREPROCESS), "ch_names": names,
-             "task": "mental_arithmetic", "model_kind": "neuript"}
-    contract = replace(InputContract.from_preprocess(PREPROCESS, tuple(names)),
-                       subject_norm="channel_std", subject_norm_uv=10.0)
-    out = tmp_path_factory.mktemp("norm_model") / "model"
-    save_classifier(model, out, contract, extra)
-    return out
+    return micro_tcp_model(tmp_path_factory.mktemp("norm_model") / "model",
+                           subject_norm="channel_std", subject_norm_uv=10.0)
 
 
 def test_predict_applies_the_gains_of_the_recording_or_of_calibration(norm_model_dir):
