@@ -57,6 +57,9 @@ class Variant:
     """neuript or a baseline."""
     compression: str | None = None
     """Replace the task's amplitude compression (``"none"``: linear µV); None keeps the A-law."""
+    pair_with: str | None = None
+    """Another variant this row is paired against in its own column (the same input for
+    another model, or the same recipe from scratch); None: no such column entry."""
 
 
 _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0.0,
@@ -139,7 +142,8 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     "pretrained": Variant("the default recipe fine-tuned from the shipped `neuript-small` "
                           "checkpoint (AAMP on ADHD + EEGMMIDB + Muse)",
                           {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
-                           "optim.lr": 3e-3, "init": "neuript-small"}),
+                           "optim.lr": 3e-3, "init": "neuript-small"},
+        pair_with="logstd_lr3e-3"),
     "pretrained_lr1e-3": Variant("from `neuript-small`, peak LR 1e-3",
                                  {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
                                   "optim.lr": 1e-3, "init": "neuript-small"}),
@@ -147,7 +151,8 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                 "fold's training windows (--adapt-steps 100)",
                                 {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"},
                                  "optim.lr": 3e-3, "init": "neuript-small",
-                                 "adapt_steps": 100}),
+                                 "adapt_steps": 100},
+        pair_with="pretrained"),
     # fifth pass: the subject shift. One gain per (subject, channel) from the subject's own
     # unlabelled windows (neuript.data.normalize), the same code for every model.
     "bandpower_lr_subjnorm": Variant("band power + LR on subject-normalised windows "
@@ -155,36 +160,44 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                      {"subject_norm": "channel_std"}, "bandpower_lr"),
     "shallowconvnet_subjnorm": Variant("ShallowConvNet on subject-normalised windows",
                                        {"train.epochs": 6, "optim.lr": 1e-3,
-                                        "subject_norm": "channel_std"}, "shallowconvnet"),
+                                        "subject_norm": "channel_std"}, "shallowconvnet",
+        pair_with="bandpower_lr_subjnorm"),
     "logstd_lr3e-3_subjnorm": Variant("the default on subject-normalised windows "
                                       "(subject_norm=channel_std)",
-                                      {**_DEF, "subject_norm": "channel_std"}),
+                                      {**_DEF, "subject_norm": "channel_std"},
+        pair_with="bandpower_lr_subjnorm"),
     "bandpower_lr_spectral": Variant("band power + LR on subject-equalised spectra "
                                      "(subject_norm=spectral)",
                                      {"subject_norm": "spectral"}, "bandpower_lr"),
     "logstd_lr3e-3_spectral": Variant("the default on subject-equalised spectra "
                                       "(subject_norm=spectral)",
-                                      {**_DEF, "subject_norm": "spectral"}),
+                                      {**_DEF, "subject_norm": "spectral"},
+        pair_with="bandpower_lr_spectral"),
     "shallowconvnet_spectral": Variant("ShallowConvNet on subject-equalised spectra",
                                        {"train.epochs": 6, "optim.lr": 1e-3,
-                                        "subject_norm": "spectral"}, "shallowconvnet"),
+                                        "subject_norm": "spectral"}, "shallowconvnet",
+        pair_with="bandpower_lr_spectral"),
     "pretrained_spectral": Variant("from `neuript-small`, the default recipe, subject-equalised "
                                    "spectra",
-                                   {**_DEF, "init": "neuript-small", "subject_norm": "spectral"}),
+                                   {**_DEF, "init": "neuript-small", "subject_norm": "spectral"},
+        pair_with="logstd_lr3e-3_spectral"),
     "pretrained_spectral_probe": Variant("from `neuript-small`, subject-equalised spectra, frozen "
                                          "encoder: the head starts as a logistic-regression "
                                          "probe and only it trains (6 epochs)",
                                          {**_DEF, "init": "neuript-small",
                                           "subject_norm": "spectral",
-                                          "head_init": "linear_probe", "mode": "linear_probe"}),
+                                          "head_init": "linear_probe", "mode": "linear_probe"},
+        pair_with="logstd_spectral_probe"),
     "logstd_spectral_probe": Variant("from scratch (random encoder), subject-equalised spectra, "
                                      "frozen encoder, probe head, only the head trains",
                                      {**_DEF, "subject_norm": "spectral",
-                                      "head_init": "linear_probe", "mode": "linear_probe"}),
+                                      "head_init": "linear_probe", "mode": "linear_probe"},
+        pair_with="bandpower_lr_spectral"),
     "pretrained_subjnorm": Variant("from `neuript-small`, the default recipe, subject-normalised "
                                    "windows",
                                    {**_DEF, "init": "neuript-small",
-                                    "subject_norm": "channel_std"}),
+                                    "subject_norm": "channel_std"},
+        pair_with="logstd_lr3e-3_subjnorm"),
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
 DEFAULT = "logstd_lr3e-3"
@@ -438,6 +451,9 @@ def variant_row(name: str, cells: Sequence[dict], all_cells: Mapping[str, list[d
                            "bandpower_lr") if name != TODAY else None,
         "vs_default": paired(good, all_cells.get(DEFAULT, []), seeds_free=False)
         if variant.model == "neuript" and name != DEFAULT else None,
+        "pair_with": variant.pair_with,
+        "vs_pair": paired(good, all_cells.get(variant.pair_with, []), seeds_free=VARIANTS[
+            variant.pair_with].model == "bandpower_lr") if variant.pair_with else None,
         "per_cell": [[c["fold"], c["seed"], c["test"]["balanced_accuracy"]] for c in good],
         "paper_split_mean": float(np.mean(paper)) if paper else None,
         "paper_split_n": len(paper),
@@ -627,7 +643,7 @@ def markdown(body: dict[str, Any]) -> str:
     header = ["variant", "what", "cells (folds × seeds)", "balanced acc. %", "95% CI",
               "AUROC %", "per fold (fold: mean over seeds)", "Δ vs band power (95% CI)",
               "Δ vs today (95% CI)", "Δ vs the default from scratch (95% CI)",
-              "paper split % (seeds)", "wall"]
+              "Δ vs its pair (95% CI)", "paper split % (seeds)", "wall"]
     rows = []
     for r in body["rows"]:
         lo, hi = r["balanced_accuracy_ci95"]
@@ -644,6 +660,7 @@ def markdown(body: dict[str, Any]) -> str:
                                                                   r["fold_balanced_accuracy"])),
                      _diff(r["vs_bandpower"]), _diff(r["vs_today"]),
                      _diff(r.get("vs_default")),
+                     f"vs `{r['pair_with']}`: {_diff(r['vs_pair'])}" if r.get("vs_pair") else "",
                      f"{pct(r['paper_split_mean'])} ({r['paper_split_n']})"
                      if r.get("paper_split_n") else "", fmt_duration(r["wall_s"])])
     m = body.get("machine", {})
