@@ -1,4 +1,4 @@
-"""Subject-wise amplitude normalisation: one gain per (group, channel), from unlabelled windows.
+"""Subject-wise normalisation: gains per (subject, channel[, frequency]) from unlabelled windows.
 
 Between people the same electrode records very different amplitudes (skull thickness, electrode
 impedance, the amplifier), and a classifier trained on some subjects then reads a new subject's
@@ -19,13 +19,14 @@ this module offers two (:data:`SubjectNorm`):
     in each band's power go, within-person changes between windows stay. It is the input-side
     version of centring each subject's log band powers. (A further per-channel
     ``channel_std`` step after it cost band power + LR 4 points on MentalArithmetic's CV,
-    79.8 → 75.8: the median window std and the mean spectrum weigh a subject's states
-    differently, so it was left out.) Windows are filtered one at a time in
+    79.8 → 75.8 in an ad-hoc run: the median window std and the mean spectrum weigh a
+    subject's states differently, so it was left out.) Windows are filtered one at a time in
     the frequency domain (``rfft`` × gain, ``irfft``): a gain per rfft bin of the window length.
 
 It is **transductive** for the subjects it is applied to: the gains come from their unlabelled
-windows (all of them, every class), as a calibration recording would in a BCI session. It never
-reads labels. Options are named by :data:`SubjectNorm`.
+windows (all of them, every class), as a calibration recording would in a BCI session. The gains
+never depend on labels; :func:`check_within_subject` reads them only to refuse a task whose
+label is the person.
 """
 
 from __future__ import annotations
