@@ -70,6 +70,21 @@ _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0
 _DEF = {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"}, "optim.lr": 3e-3}
 """The default recipe (``logstd_lr3e-3``) stated in full, the base of later screens."""
 
+def _normalised_rows(method: str, tag: str, how: str) -> dict[str, Variant]:
+    """Band power, ShallowConvNet and the default recipe on ``subject_norm=method`` input."""
+    bandpower = f"bandpower_lr_{tag}"
+    return {
+        bandpower: Variant(f"band power + LR on {how} (subject_norm={method})",
+                           {"subject_norm": method}, "bandpower_lr"),
+        f"shallowconvnet_{tag}": Variant(f"ShallowConvNet on {how}",
+                                         {"train.epochs": 6, "optim.lr": 1e-3,
+                                          "subject_norm": method}, "shallowconvnet",
+                                         pair_with=bandpower),
+        f"logstd_lr3e-3_{tag}": Variant(f"the default on {how} (subject_norm={method})",
+                                        {**_DEF, "subject_norm": method}, pair_with=bandpower),
+    }
+
+
 VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     REFERENCE: Variant("band power + logistic regression (C on validation)", {}, "bandpower_lr"),
     "shallowconvnet": Variant("ShallowConvNet, 6 epochs at peak LR 1e-3",
@@ -153,30 +168,11 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                  "optim.lr": 3e-3, "init": "neuript-small",
                                  "adapt_steps": 100},
         pair_with="pretrained"),
-    # fifth pass: the subject shift. One gain per (subject, channel) from the subject's own
-    # unlabelled windows (neuript.data.normalize), the same code for every model.
-    "bandpower_lr_subjnorm": Variant("band power + LR on subject-normalised windows "
-                                     "(subject_norm=channel_std)",
-                                     {"subject_norm": "channel_std"}, "bandpower_lr"),
-    "shallowconvnet_subjnorm": Variant("ShallowConvNet on subject-normalised windows",
-                                       {"train.epochs": 6, "optim.lr": 1e-3,
-                                        "subject_norm": "channel_std"}, "shallowconvnet",
-        pair_with="bandpower_lr_subjnorm"),
-    "logstd_lr3e-3_subjnorm": Variant("the default on subject-normalised windows "
-                                      "(subject_norm=channel_std)",
-                                      {**_DEF, "subject_norm": "channel_std"},
-        pair_with="bandpower_lr_subjnorm"),
-    "bandpower_lr_spectral": Variant("band power + LR on subject-equalised spectra "
-                                     "(subject_norm=spectral)",
-                                     {"subject_norm": "spectral"}, "bandpower_lr"),
-    "logstd_lr3e-3_spectral": Variant("the default on subject-equalised spectra "
-                                      "(subject_norm=spectral)",
-                                      {**_DEF, "subject_norm": "spectral"},
-        pair_with="bandpower_lr_spectral"),
-    "shallowconvnet_spectral": Variant("ShallowConvNet on subject-equalised spectra",
-                                       {"train.epochs": 6, "optim.lr": 1e-3,
-                                        "subject_norm": "spectral"}, "shallowconvnet",
-        pair_with="bandpower_lr_spectral"),
+    # fifth pass: the subject shift. Each subject normalised by its own unlabelled windows
+    # (neuript.data.normalize), the same code for every model; one row per model and method.
+    **{name: row for method, tag, how in (("channel_std", "subjnorm", "subject-normalised windows"),
+                                          ("spectral", "spectral", "subject-equalised spectra"))
+       for name, row in _normalised_rows(method, tag, how).items()},
     "pretrained_spectral": Variant("from `neuript-small`, the default recipe, subject-equalised "
                                    "spectra",
                                    {**_DEF, "init": "neuript-small", "subject_norm": "spectral"},
