@@ -263,7 +263,6 @@ def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
     as a calibration session would.
     """
     from neuript.data.mne_bridge import as_recording
-    from neuript.data.normalize import group_gains
 
     if not recordings:
         raise NeuriptError("subject_gains: no calibration recordings given")
@@ -272,10 +271,16 @@ def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
                            "trained without subject_norm; drop --calibration")
     windows = np.concatenate([_uv_windows(as_recording(r), loaded, model_dir)[0]
                               for r in recordings])
-    return group_gains(windows, np.zeros(len(windows)), loaded.contract.subject_norm,
-                       loaded.contract.subject_norm_uv,
-                       sfreq_hz=float(loaded.contract.sfreq_hz),
-                       band_hz=(loaded.contract.l_freq_hz, loaded.contract.h_freq_hz)).gains[0]
+    return _one_group_gains(windows, loaded.contract)
+
+
+def _one_group_gains(windows_uv: np.ndarray, contract: InputContract) -> np.ndarray:
+    """(C, F) gains of the contract's ``subject_norm`` with every window in one group."""
+    from neuript.data.normalize import group_gains
+
+    return group_gains(windows_uv, np.zeros(len(windows_uv)), contract.subject_norm,
+                       contract.subject_norm_uv, sfreq_hz=float(contract.sfreq_hz),
+                       band_hz=(contract.l_freq_hz, contract.h_freq_hz)).gains[0]
 
 
 def prepare_input(
@@ -304,7 +309,7 @@ def prepare_input(
         The file cannot be read, is shorter than one window, or has no matching event.
     """
     from neuript.data.mne_bridge import as_recording
-    from neuript.data.normalize import apply_gains, group_gains
+    from neuript.data.normalize import apply_gains
     from neuript.data.preprocess import alaw, epochs_at
 
     rec = as_recording(recording)
@@ -312,9 +317,7 @@ def prepare_input(
     windows, cont = _uv_windows(rec, loaded, model_dir)
     contract = loaded.contract
     if contract.subject_norm != "none" and gains is None:  # this recording's own windows
-        gains = group_gains(windows, np.zeros(len(windows)), contract.subject_norm,
-                            contract.subject_norm_uv, sfreq_hz=float(contract.sfreq_hz),
-                            band_hz=(contract.l_freq_hz, contract.h_freq_hz)).gains[0]
+        gains = _one_group_gains(windows, contract)
     elif contract.subject_norm == "none" and gains is not None:
         raise NeuriptError(f"{model_dir}: calibration gains given, but the model was trained "
                            "without subject_norm; drop --calibration")
