@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 PAPER = -1
 """The fold id of the paper split (subjects 1-28 / 29-32 / 33-36), reported beside the CV."""
+CELL_CODE_VERSION = 1
+"""Bump when a change to neuript's code (not to a config) changes what a cell computes: the
+cells of every other version are then rerun. Version 1 is every cell made before this field
+existed, so it is left out of the key (their keys, and the hours they cost, stay valid)."""
 REFERENCE = "bandpower_lr"
 """The classical baseline every row is paired against."""
 TODAY = "today"
@@ -234,12 +238,14 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
     """What decides whether a cached cell still answers: the variant's spec and budget.
 
     Variants that state their recipe in full keep their cells when later defaults change;
-    ``default`` (no overrides) is keyed on its whole resolved config.
+    ``default`` (no overrides) is keyed on its whole resolved config. A code change that alters
+    results is declared by bumping :data:`CELL_CODE_VERSION`.
     """
     variant = VARIANTS[name]
+    code = {} if CELL_CODE_VERSION == 1 else {"code_version": CELL_CODE_VERSION}
     if not variant.overrides:  # the whole config but where it writes (checkouts differ)
-        return {k: v for k, v in resolved.items() if k != "out_dir"}
-    spec = {"model": variant.model, "overrides": variant.overrides,
+        return {**{k: v for k, v in resolved.items() if k != "out_dir"}, **code}
+    spec = {**code, "model": variant.model, "overrides": variant.overrides,
             "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}
     if variant.compression is not None:
         spec["compression"] = variant.compression

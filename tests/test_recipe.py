@@ -267,3 +267,16 @@ def test_other_task_cells_survive_a_pass_without_the_work_folder(tmp_path):
     merged = merged_task_cells(previous, [fresh])
     assert [c["test"]["balanced_accuracy"] for c in merged] == [0.6, 0.7, 0.4]
     assert merged_task_cells(tmp_path / "missing.json", [fresh]) == [fresh]
+
+
+def test_a_code_version_bump_drops_every_cached_cell(tmp_path, monkeypatch):
+    """Cells made by older code stop counting once CELL_CODE_VERSION says the code changed."""
+    import benchmarks.bench_recipe as br
+    from benchmarks.common import BenchOptions
+
+    opts = BenchOptions(out_dir=tmp_path / "results", work_dir=tmp_path / "work")
+    br.write_store(opts, {br.REFERENCE: [_cell(br.REFERENCE, 0, 0, 0.6)],
+                          "logstd": [_cell("logstd", 0, 0, 0.7)]})
+    assert set(br.cached_cells(opts)) == {br.REFERENCE, "logstd"}
+    monkeypatch.setattr(br, "CELL_CODE_VERSION", br.CELL_CODE_VERSION + 1)
+    assert br.cached_cells(opts) == {}
