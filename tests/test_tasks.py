@@ -112,8 +112,8 @@ def test_mental_arithmetic_signal_matches_mne_reference(ma_build):
 
 def test_mental_arithmetic_cache_speed_and_manifest_hash(ma_build, cache_root: Path):
     built, cached, t_build, t_cached = ma_build
-    assert t_build < 60.0, f"uncached build took {t_build:.1f} s"
-    assert t_cached < 1.0, f"cached load took {t_cached:.2f} s"
+    # a ratio within this run (no wall-clock limit: the machine may be busy)
+    assert t_cached < t_build / 10, f"cached load {t_cached:.2f} s vs build {t_build:.1f} s"
     assert list((cache_root / "tasks").glob("mental_arithmetic-*.npz"))
     np.testing.assert_array_equal(built.signals, cached.signals)
     assert cached.preprocess == built.preprocess and cached.ch_names == built.ch_names

@@ -26,6 +26,7 @@ import torch
 from neuript.batch import Batch
 from neuript.config import InputContract, PreprocessConfig
 from neuript.data.recording import Recording
+from neuript.data.windows import cut_windows, event_starts, sliding_starts
 from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
 from neuript.files import atomic_write
 from neuript.model_folder import LoadedClassifier, load_classifier
@@ -243,14 +244,13 @@ def _uv_windows(rec: Recording, loaded: LoadedClassifier, model_dir: Any):
     """Non-overlapping µV windows (N, C, T) of the contract's length and their Continuous."""
     cont = model_continuous(rec, loaded, model_dir)
     window = int(round(loaded.contract.window_s * cont.sfreq_hz))
-    n_windows = cont.data.shape[1] // window
-    if n_windows == 0:
+    if cont.data.shape[1] < window:
         raise RecordingError(
             rec.source, f"{rec.duration_s:.2f} s is shorter than one {loaded.contract.window_s} s "
             "window of the model"
         )
-    data = np.asarray(cont.data[:, : n_windows * window], dtype=np.float32)
-    return data.reshape(data.shape[0], n_windows, window).transpose(1, 0, 2), cont
+    starts = sliding_starts(cont.data.shape[1], window, window)
+    return cut_windows(cont, starts, window, None).windows, cont
 
 
 def subject_gains(recordings: Sequence[str | os.PathLike | Recording | Any],
@@ -310,7 +310,7 @@ def prepare_input(
     """
     from neuript.data.mne_bridge import as_recording
     from neuript.data.normalize import apply_gains
-    from neuript.data.preprocess import alaw, epochs_at
+    from neuript.data.preprocess import alaw
 
     rec = as_recording(recording)
     pre = preprocess_of(loaded)
@@ -332,10 +332,12 @@ def prepare_input(
             raise RecordingError(rec.source, f"no annotation {list(events) or ''} to predict "
                                  f"at (the recording has {found or 'none'}); drop --events or "
                                  "name one of those")
-        cut = epochs_at(cont, onsets, contract.window_s, event_offset_s)
-        windows, skipped = cut.windows, int((~cut.valid).sum())
-        labels = np.asarray(rec.events.description)[wanted][cut.valid].astype(str)
-        starts_s = cut.starts / cont.sfreq_hz
+        window = windows.shape[-1]
+        starts, valid = event_starts(onsets, event_offset_s, cont.sfreq_hz, cont.data.shape[1],
+                                     window)
+        windows, skipped = cut_windows(cont, starts, window, None).windows, int((~valid).sum())
+        labels = np.asarray(rec.events.description)[wanted][valid].astype(str)
+        starts_s = starts / cont.sfreq_hz
         if not len(windows):
             raise RecordingError(rec.source, f"every one of {len(onsets)} event windows leaves "
                                  "the recording; check --event-offset-s")

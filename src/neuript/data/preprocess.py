@@ -1,4 +1,4 @@
-"""Pure preprocessing functions: filter, notch, resample, µV, A-law, windows, rejection.
+"""Pure preprocessing functions: filter, notch, resample, µV, A-law, clipping, the pipeline.
 
 Every function takes arrays and returns new arrays; nothing mutates its input. The pipeline of
 NEURIPT_SPEC §1 is :func:`preprocess_continuous` and :func:`prepare_recording` (… → trim edges →
@@ -26,12 +26,8 @@ same windows up to the low-pass transition band just below 32 Hz: ``tests/test_p
 compares the two on a real EEGMAT recording (correlation > 0.99, max |difference| a small
 fraction of the signal std).
 
-Rejection reasons, counted per window under the **first** reason that applies, in this order:
-``"nan"`` (a non-finite value), ``"clipped"`` (the window overlaps samples where a used channel
-sat at its recording's exact minimum or maximum for :data:`CLIP_MIN_RUN` or more consecutive
-samples, the mark of a saturated amplifier), ``"flat"`` (a channel's std below ``flat_std_uv``),
-``"amplitude"`` (any |x| above ``reject_abs_uv``). The counts therefore add up to the number of
-rejected windows.
+Windows are cut and screened in one place, :mod:`neuript.data.windows` (its docstring states
+the rejection rule); :func:`prepare_recording` is the corpus writer's use of it.
 """
 
 from __future__ import annotations
@@ -56,11 +52,11 @@ from neuript.data.filters import (  # noqa: F401  (re-exported: the public prepr
 )
 from neuript.data.montage import build_channel_map
 from neuript.data.recording import Events, Recording
-from neuript.errors import ChannelError, NeuriptError
+from neuript.data.windows import REJECT_REASONS, cut_windows, sliding_starts
+from neuript.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
-REJECT_REASONS: tuple[str, ...] = ("nan", "clipped", "flat", "amplitude")
 CLIP_MIN_RUN = 3
 """Consecutive samples at a channel's exact extreme value that count as clipping."""
 
@@ -103,145 +99,6 @@ def alaw(x_uv: Any, a: float = 0.25) -> Any:
         big = (1.0 + torch.log(torch.clamp(a * mag, min=1.0))) / denom
         return torch.sign(x_uv) * torch.where(mag < 1.0 / a, a * mag / denom, big)
     return alaw(np.asarray(x_uv, dtype=np.float64), a)
-
-
-def make_windows(data: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut (C, T) into windows.
-
-    Parameters
-    ----------
-    data : ndarray, shape (C, T)
-    window, stride : int
-        Window length and step (samples).
-
-    Returns
-    -------
-    windows : ndarray, shape (N, C, window)
-        A new contiguous array, ``N = 1 + (T - window) // stride`` (0 if T < window).
-    starts : ndarray, shape (N,), int64
-        First sample of each window.
-    """
-    if window < 1 or stride < 1:
-        raise NeuriptError(f"make_windows: window and stride must be >= 1, got {window}, {stride}")
-    n_channels, n_samples = data.shape
-    if n_samples < window:
-        return np.zeros((0, n_channels, window), dtype=data.dtype), np.zeros(0, dtype=np.int64)
-    starts = np.arange(0, n_samples - window + 1, stride, dtype=np.int64)
-    if stride == window:  # non-overlapping: a reshape, no gather
-        blocks = data[:, :starts.size * window].reshape(n_channels, starts.size, window)
-        return np.ascontiguousarray(blocks.transpose(1, 0, 2)), starts
-    view = np.lib.stride_tricks.sliding_window_view(data, window, axis=1)  # (C, T-W+1, W)
-    windows = np.ascontiguousarray(view[:, starts].transpose(1, 0, 2))  # (N, C, W)
-    return windows, starts
-
-
-class Rejection(NamedTuple):
-    """Which windows survive, and why the others did not.
-
-    Attributes
-    ----------
-    keep : ndarray, shape (N,), bool
-    counts : dict of str to int
-        Rejected windows per reason (:data:`REJECT_REASONS`, every key present).
-    """
-
-    keep: np.ndarray
-    counts: dict[str, int]
-
-
-def reject_windows(
-    windows_uv: np.ndarray,
-    reject_abs_uv: float | None,
-    flat_std_uv: float | None,
-    *,
-    clipped: np.ndarray | None = None,
-    flat: np.ndarray | None = None,
-) -> Rejection:
-    """Flag windows with NaN, clipping, a flat channel or an excessive amplitude.
-
-    Parameters
-    ----------
-    windows_uv : ndarray, shape (N, C, W)
-        Windows in µV.
-    reject_abs_uv : float | None
-        Reject if any |x| exceeds this (µV); None disables.
-    flat_std_uv : float | None
-        Reject if any channel's std is below this (µV); None disables.
-    clipped : ndarray, shape (N,), bool | None
-        Windows already known to overlap clipped samples (see :func:`clipped_samples`).
-    flat : ndarray, shape (N,), bool | None
-        Windows where a recorded electrode is flat before the montage derivation (see
-        :func:`flat_electrode_windows`); counted as ``"flat"``.
-
-    Returns
-    -------
-    rejection : Rejection
-        ``keep`` (N,) and per-reason counts; each window counted once, under its first reason.
-    """
-    n = windows_uv.shape[0]
-    reasons = {reason: np.zeros(n, dtype=bool) for reason in REJECT_REASONS}
-    finite = np.isfinite(windows_uv).all(axis=(1, 2))
-    reasons["nan"] = ~finite
-    if clipped is not None:
-        reasons["clipped"] = np.asarray(clipped, dtype=bool).reshape(n)
-    safe = np.where(np.isfinite(windows_uv), windows_uv, 0.0) if not finite.all() else windows_uv
-    if flat_std_uv is not None:
-        reasons["flat"] = (safe.std(axis=2) < flat_std_uv).any(axis=1)
-    if flat is not None:
-        reasons["flat"] |= np.asarray(flat, dtype=bool).reshape(n)
-    if reject_abs_uv is not None:
-        reasons["amplitude"] = (np.abs(safe) > reject_abs_uv).any(axis=(1, 2))
-    keep = np.ones(n, dtype=bool)
-    counts = {}
-    for reason in REJECT_REASONS:
-        hit = reasons[reason] & keep
-        counts[reason] = int(hit.sum())
-        keep &= ~hit
-    return Rejection(keep, counts)
-
-
-def flat_electrode_windows(rec: Recording, matrix: np.ndarray, starts: np.ndarray, window: int,
-                           sfreq_hz: float, flat_std_uv: float) -> np.ndarray:
-    """(N,) True where an electrode the montage uses is flat inside a window, before derivation.
-
-    A bipolar pair with one dead electrode is the other electrode's signal, so the flat test on
-    derived channels never sees it. This test runs on the recorded electrodes at their own
-    rate, unfiltered (centred, µV): a band-pass only removes power, so an electrode flat here
-    is flat after filtering too.
-
-    Parameters
-    ----------
-    rec : Recording
-        Source electrodes (E, T_src) in volts.
-    matrix : ndarray, shape (C, E)
-        The channel map; electrodes with a non-zero column are checked.
-    starts : ndarray, shape (N,), int64
-        Window starts at ``sfreq_hz`` (the preprocessed rate).
-    window : int
-        Window length in samples at ``sfreq_hz``.
-    sfreq_hz : float
-        The preprocessed rate.
-    flat_std_uv : float
-        Threshold on each electrode's std within the window (µV).
-    """
-    used = np.flatnonzero(np.abs(matrix).sum(axis=0) > 0)
-    if used.size == 0 or starts.size == 0:
-        return np.zeros(starts.size, dtype=bool)
-    ratio = rec.sfreq_hz / sfreq_hz
-    n_src = rec.data.shape[1]
-    lo = np.clip(np.floor(starts * ratio).astype(np.int64), 0, n_src)
-    hi = np.clip(np.ceil((starts + window) * ratio).astype(np.int64), 0, n_src)
-    n = np.maximum(hi - lo, 1)  # (N,)
-    flat = np.zeros(starts.size, dtype=bool)
-    for e in used:  # one electrode at a time: memory O(T_src), not O(E · T_src)
-        x = np.nan_to_num(rec.data[e] * 1e6)  # (T_src,) µV; NaN windows fail the NaN test
-        x -= x.mean()
-        c1 = np.concatenate([[0.0], np.cumsum(x)])
-        c2 = np.concatenate([[0.0], np.cumsum(x * x)])
-        mean = (c1[hi] - c1[lo]) / n
-        var = np.maximum((c2[hi] - c2[lo]) / n - mean * mean, 0.0)
-        flat |= np.sqrt(var) < flat_std_uv
-    return flat
 
 
 def clipped_samples(data: np.ndarray, min_run: int = CLIP_MIN_RUN) -> np.ndarray:
@@ -304,6 +161,9 @@ class Continuous:
         The recording's events (onsets in seconds, unchanged).
     clipped : ndarray, shape (T,), bool
         Samples (at ``sfreq_hz``) where a used source channel was clipped.
+    channel_map : ndarray, shape (C, E) | None
+        The montage matrix from the recording's E electrodes (for the flat-electrode test of
+        :func:`~neuript.data.windows.cut_windows`).
     """
 
     data: np.ndarray
@@ -315,6 +175,7 @@ class Continuous:
     session: str | None = None
     events: Events = field(default_factory=Events)
     clipped: np.ndarray | None = None
+    channel_map: np.ndarray | None = None
 
 
 def _clipped_at_target(clipped_src: np.ndarray, sfreq_hz: float, target_hz: float, n_out: int):
@@ -491,6 +352,7 @@ def preprocess_continuous(
         session=rec.session,
         events=rec.events,
         clipped=_clipped_at_target(clipped_src, fs, target_hz, data_uv.shape[1]),
+        channel_map=np.asarray(cmap.matrix),
     )
 
 
@@ -525,12 +387,6 @@ class PreparedRecording:
     subject: str | None = None
     session: str | None = None
     skipped: str | None = None
-
-
-def _window_flags(mask: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """(N,) True where a (T,) sample mask has any True inside [start, start + window)."""
-    cum = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    return (cum[starts + window] - cum[starts]) > 0
 
 
 def prepare_recording(
@@ -570,76 +426,18 @@ def prepare_recording(
     cont = preprocess_continuous(rec, cfg, target=target, on_unknown=on_unknown)
     trim = int(round(cfg.trim_edges_s * cont.sfreq_hz))
     n_samples = cont.data.shape[1]
-    inner = cont.data[:, trim:max(trim, n_samples - trim)]
-    windows, starts = make_windows(inner, window, stride)
-    starts = starts + trim
-    clipped = _window_flags(cont.clipped, starts, window) if cont.clipped is not None else None
-    flat_src = None
-    if cfg.flat_std_uv is not None and windows.shape[0]:
-        flat_src = flat_electrode_windows(rec, channel_map_for(
-            rec, cfg.montage if target is None else target, on_unknown).matrix,
-            starts, window, cont.sfreq_hz, cfg.flat_std_uv)
-    rejection = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv, clipped=clipped,
-                               flat=flat_src)
-    skipped = None if windows.shape[0] else "no full window after trimming the edges"
+    starts = sliding_starts(n_samples, window, stride, start=trim, stop=n_samples - trim)
+    cut = cut_windows(cont, starts, window, cfg, rec=rec)
+    skipped = None if starts.size else "no full window after trimming the edges"
     return PreparedRecording(
-        windows=windows[rejection.keep],
-        starts=starts[rejection.keep],
+        windows=cut.windows,
+        starts=cut.starts,
         ch_names=cont.ch_names,
         positions=cont.positions,
-        rejected=rejection.counts,
+        rejected=cut.rejected,
         duration_s=rec.duration_s,
         source=rec.source,
         subject=rec.subject,
         session=rec.session,
         skipped=skipped,
     )
-
-
-class Epochs(NamedTuple):
-    """Event-locked windows.
-
-    Attributes
-    ----------
-    windows : ndarray, shape (N_valid, C, W), float32
-        µV windows of the onsets that fit inside the recording.
-    starts : ndarray, shape (N_valid,), int64
-        First sample of each window.
-    valid : ndarray, shape (N,), bool
-        Which of the requested onsets gave a window (the others fall off an edge).
-    """
-
-    windows: np.ndarray
-    starts: np.ndarray
-    valid: np.ndarray
-
-
-def epochs_at(
-    cont: Continuous, onsets_s: np.ndarray, window_s: float, offset_s: float = 0.0
-) -> Epochs:
-    """Cut one window per event, starting ``offset_s`` after (or before, if < 0) each onset.
-
-    Parameters
-    ----------
-    cont : Continuous
-        Preprocessed recording.
-    onsets_s : ndarray, shape (N,)
-        Event onsets (s from the first sample).
-    window_s : float
-        Window length (s).
-    offset_s : float
-        Window start relative to the onset (s).
-
-    Returns
-    -------
-    epochs : Epochs
-    """
-    onsets = np.asarray(onsets_s, dtype=np.float64).reshape(-1)
-    window = int(round(window_s * cont.sfreq_hz))
-    starts = np.rint((onsets + offset_s) * cont.sfreq_hz).astype(np.int64)
-    valid = (starts >= 0) & (starts + window <= cont.data.shape[1])
-    kept = starts[valid]
-    index = kept[:, None] + np.arange(window)[None, :]  # (N_valid, W)
-    windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))  # (N_valid, C, W)
-    return Epochs(windows, kept, valid)
-

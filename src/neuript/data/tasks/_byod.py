@@ -179,9 +179,10 @@ def cut_starts(cut: Cut, n_samples: int, sfreq_hz: float, window: int, stride: i
     if single:
         ok = a >= 0 and a + window <= n_samples
         return np.array([a] if ok else [], dtype=np.int64)
-    b = n_samples if cut.stop_s is None else min(int(round(cut.stop_s * sfreq_hz)), n_samples)
-    starts = np.arange(a, b - window + 1, stride, dtype=np.int64)
-    return starts[starts >= 0]
+    from neuript.data.windows import sliding_starts
+
+    stop = None if cut.stop_s is None else int(round(cut.stop_s * sfreq_hz))
+    return sliding_starts(n_samples, window, stride, start=a, stop=stop)
 
 
 class UnitCheck(NamedTuple):

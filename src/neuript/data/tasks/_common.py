@@ -1,8 +1,9 @@
 """Helpers shared by the task builders: finding files, splits, windowing, assembly, caching.
 
 Every task module is a small recipe on top of these: list its files (:func:`require_files`),
-turn each file into a :class:`Part` (:func:`window_file` for whole-file windows, or
-event-locked epochs), decide each subject's split (:func:`split_by_ids` or
+turn each file into a :class:`Part` (:func:`window_file` for whole-file windows,
+:func:`epochs_part` / :func:`epoch_file` for event-locked ones; both cut and screen through
+:func:`neuript.data.windows.cut_windows`), decide each subject's split (:func:`split_by_ids` or
 :func:`stratified_subject_split`), and :func:`assemble` the parts into one
 :class:`~neuript.data.tasks.base.TaskWindows`. :func:`load_cached` / :func:`save_cached` keep
 built tasks on disk, keyed by :func:`cache_key`.
@@ -121,8 +122,10 @@ def window_file(
 ) -> Part:
     """Read one file and cut it into non-overlapping (or ``cfg.stride_s``) windows of one class.
 
-    Windows start at ``cfg.trim_edges_s`` and are cut back to back; rejection follows
-    :func:`reject_part` (none when the config disables both amplitude and flat tests).
+    Windows start at ``cfg.trim_edges_s`` and are cut back to back; rejection is the one rule
+    of :func:`~neuript.data.windows.cut_windows` (non-finite windows only, unless the config
+    sets ``reject_abs_uv`` or ``flat_std_uv``). A file shorter than ``cfg.min_duration_s``
+    gives no window.
 
     Parameters
     ----------
@@ -143,68 +146,33 @@ def window_file(
         Windows (N, C, W) in µV, all labelled ``label``.
     """
     from neuript.data.io import read_recording
-    from neuript.data.preprocess import make_windows, preprocess_continuous
+    from neuript.data.preprocess import preprocess_continuous
+    from neuript.data.windows import cut_windows, sliding_starts
 
     rec = read_recording(path)
     cont = preprocess_continuous(rec, cfg, target=target)
-    window = cfg.window_samples
-    n_samples = cont.data.shape[1]
+    window, n_samples = cfg.window_samples, cont.data.shape[1]
     trim = int(round(cfg.trim_edges_s * cont.sfreq_hz))
-    if rec.duration_s < cfg.min_duration_s or n_samples - 2 * trim < window:
-        windows = np.zeros((0, len(cont.ch_names), window), np.float32)
-        starts = np.zeros(0, np.int64)
-    else:
-        windows, starts = make_windows(cont.data[:, trim:n_samples - trim], window,
-                                       cfg.stride_samples)
-        starts = np.asarray(starts, dtype=np.int64) + trim
-    part = Part(
-        windows=np.asarray(windows, dtype=np.float32),
-        starts=starts,
-        labels=np.full(len(starts), label, dtype=np.int64),
-        subject=subject,
-        source=str(path),
-        ch_names=tuple(cont.ch_names),
+    starts = (np.zeros(0, np.int64) if rec.duration_s < cfg.min_duration_s else
+              sliding_starts(n_samples, window, cfg.stride_samples, start=trim,
+                             stop=n_samples - trim))
+    return _part(cont, cut_windows(cont, starts, window, cfg, rec=rec),
+                 np.full(starts.size, label, dtype=np.int64), subject, str(path))
+
+
+def _part(cont: Any, cut: Any, labels: np.ndarray, subject: str, source: str,
+          rejected: Mapping[str, int] | None = None) -> Part:
+    """A :class:`Part` from a Continuous, its :class:`~neuript.data.windows.Windows` and the
+    labels of every requested start (the kept ones are selected here)."""
+    counts = {k: v for k, v in cut.rejected.items() if v}
+    return Part(
+        windows=cut.windows, starts=cut.starts, labels=np.asarray(labels, np.int64)[cut.keep],
+        subject=subject, source=source, ch_names=tuple(cont.ch_names),
         positions=np.asarray(cont.positions, dtype=np.float32),
-        rejected={},
+        rejected={**(rejected or {}), **counts},
     )
-    return reject_part(part, cfg, cont.clipped)
 
 
-def reject_part(part: Part, cfg: PreprocessConfig, clipped: np.ndarray | None = None) -> Part:
-    """Drop the windows of ``part`` that the config's rejection rules flag.
-
-    With ``cfg.reject_abs_uv`` and ``cfg.flat_std_uv`` both None nothing is dropped (the
-    downstream protocols). Otherwise :func:`~neuript.data.preprocess.reject_windows` applies
-    them, and windows overlapping clipped samples are dropped too.
-
-    Parameters
-    ----------
-    part : Part
-        Windows to screen.
-    cfg : PreprocessConfig
-        The rejection thresholds.
-    clipped : ndarray, shape (T,), bool | None
-        Clipped samples of the continuous source (``Continuous.clipped``).
-    """
-    if (cfg.reject_abs_uv is None and cfg.flat_std_uv is None) or part.windows.shape[0] == 0:
-        return part
-    from neuript.data.preprocess import reject_windows
-
-    flags = None
-    if clipped is not None:
-        cum = np.concatenate([[0], np.cumsum(np.asarray(clipped, dtype=bool), dtype=np.int64)])
-        end = np.minimum(part.starts + part.windows.shape[2], len(cum) - 1)
-        flags = (cum[end] - cum[np.clip(part.starts, 0, len(cum) - 1)]) > 0
-    rejection = reject_windows(part.windows, cfg.reject_abs_uv, cfg.flat_std_uv, clipped=flags)
-    keep = np.asarray(rejection.keep, dtype=bool)
-    counts = {k: part.rejected.get(k, 0) + int(v) for k, v in rejection.counts.items()}
-    return part._replace(windows=part.windows[keep], starts=part.starts[keep],
-                         labels=part.labels[keep], rejected={**part.rejected, **counts})
-
-
-# --------------------------------------------------------------------------------------------
-# splits
-# --------------------------------------------------------------------------------------------
 # --------------------------------------------------------------------------------------------
 # assembly
 # --------------------------------------------------------------------------------------------
@@ -361,6 +329,56 @@ def load_cached(task: str, key: str) -> TaskWindows | None:
         return None
 
 
+def epochs_part(
+    rec: Any,
+    cfg: PreprocessConfig,
+    onsets_s: np.ndarray,
+    labels: np.ndarray,
+    *,
+    subject: str,
+    offset_s: float = 0.0,
+    target: Any = None,
+) -> Part:
+    """Preprocess a whole recording, then cut one ``cfg.window_s`` window per onset.
+
+    Parameters
+    ----------
+    rec : Recording
+        The recording (volts).
+    cfg : PreprocessConfig
+        Filtering, resampling, window length and rejection (edge trimming is not applied).
+    onsets_s : ndarray, shape (N,), float
+        Event onsets (s from the first sample).
+    labels : ndarray, shape (N,), int
+        Class of each event.
+    subject : str
+        Subject written into the part.
+    offset_s : float
+        Window start relative to each onset (s); negative starts before it.
+    target : str | list of str | None
+        Montage target (:func:`~neuript.data.montage.build_channel_map`); None: ``cfg.montage``.
+
+    Returns
+    -------
+    part : Part
+        Windows (N_kept, C, W) float32 µV of the events whose window lies inside the recording
+        (``rejected["outside"]`` counts the others) and that survive the rejection rule of
+        :func:`~neuript.data.windows.cut_windows`.
+    """
+    from neuript.data.preprocess import preprocess_continuous
+    from neuript.data.windows import cut_windows, event_starts
+
+    onsets = np.asarray(onsets_s, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    assert onsets.shape == labels.shape, (onsets.shape, labels.shape)
+    cont = preprocess_continuous(rec, cfg, target=target)
+    window = cfg.window_samples
+    starts, valid = event_starts(onsets, offset_s, cont.sfreq_hz, cont.data.shape[1], window)
+    cut = cut_windows(cont, starts, window, cfg, rec=rec)
+    return _part(cont, cut, labels[valid], subject, rec.source,
+                 {"outside": int((~valid).sum())})
+
+
 def epoch_file(
     path: Path,
     cfg: PreprocessConfig,
@@ -370,48 +388,24 @@ def epoch_file(
     offset_s: float = 0.0,
     target: Any = None,
 ) -> Part:
-    """Read one file and cut event-locked windows of ``cfg.window_s`` at its labelled events.
+    """Read one file and cut event-locked windows at its labelled events (:func:`epochs_part`).
 
     Parameters
     ----------
     path : Path
         The recording (its :class:`~neuript.data.recording.Events` carry the markers).
-    cfg : PreprocessConfig
-        Filtering, resampling, window length and rejection (edge trimming is not applied).
+    cfg, subject, offset_s, target
+        As in :func:`epochs_part`.
     event_labels : mapping of str to int
         Event description → class index; other events are ignored.
-    subject : str
-        Subject identifier written into the part.
-    offset_s : float
-        Window start relative to each event onset (s); negative starts before the event.
-    target : str | list of str | None
-        Montage target; None: ``cfg.montage``.
-
-    Returns
-    -------
-    part : Part
-        One window (C, W) µV per labelled event whose window fits inside the recording (and
-        survives rejection, if ``cfg`` asks for it).
     """
     from neuript.data.io import read_recording
-    from neuript.data.preprocess import epochs_at, preprocess_continuous
 
     rec = read_recording(path)
-    cont = preprocess_continuous(rec, cfg, target=target)
-    desc = np.asarray(cont.events.description, dtype=str)
+    desc = np.asarray(rec.events.description, dtype=str)
     chosen = np.flatnonzero(np.isin(desc, list(event_labels)))
-    onsets = np.asarray(cont.events.onset_s, dtype=np.float64)[chosen]
+    onsets = np.asarray(rec.events.onset_s, dtype=np.float64)[chosen]
     labels = np.array([event_labels[d] for d in desc[chosen]], dtype=np.int64)
-    windows, starts, valid = epochs_at(cont, onsets, cfg.window_s, offset_s)
-    valid = np.asarray(valid, dtype=bool)
-    windows = np.asarray(windows, dtype=np.float32)
-    starts = np.asarray(starts, dtype=np.int64)
-    if windows.shape[0] == valid.shape[0] and not valid.all():
-        windows, starts = windows[valid], starts[valid]
-    part = Part(
-        windows=windows, starts=starts, labels=labels[valid], subject=subject,
-        source=str(path), ch_names=tuple(cont.ch_names),
-        positions=np.asarray(cont.positions, dtype=np.float32),
-        rejected={"outside": int((~valid).sum())},
-    )
-    return reject_part(part, cfg, cont.clipped)
+    part = epochs_part(rec, cfg, onsets, labels, subject=subject, offset_s=offset_s,
+                       target=target)
+    return part._replace(source=str(path))

@@ -196,7 +196,8 @@ def build_from_units(
     NeuriptError
         Listing every error problem, each naming its manifest row / item.
     """
-    from neuript.data.preprocess import preprocess_continuous, reject_windows
+    from neuript.data.preprocess import preprocess_continuous
+    from neuript.data.windows import cut_windows
 
     problems = list(problems) + check_units(units, cfg).problems
     classes = class_names_of(units, class_names, problems)
@@ -217,7 +218,7 @@ def build_from_units(
     blocks, labels, subjects, splits, sources, starts_all = [], [], [], [], [], []
     ch_names: tuple[str, ...] = ()
     positions = np.zeros((0, 3), np.float32)
-    rejected = 0
+    rejected: dict[str, int] = {}
     peaks_uv = np.zeros(len(units))
     for i, (unit, unit_split) in enumerate(zip(units, split_of_unit)):
         key = id(unit.recording)
@@ -230,15 +231,13 @@ def build_from_units(
             starts = cut_starts(cut, cont.data.shape[1], cont.sfreq_hz, window, stride)
             if starts.size == 0:
                 continue
-            index = starts[:, None] + np.arange(window)[None, :]
-            windows = np.ascontiguousarray(cont.data[:, index].transpose(1, 0, 2))
-            peaks_uv[i] = max(peaks_uv[i], float(np.abs(windows).max(initial=0.0)))
-            if cfg.reject_abs_uv is not None or cfg.flat_std_uv is not None:
-                keep = reject_windows(windows, cfg.reject_abs_uv, cfg.flat_std_uv).keep
-                rejected += int((~keep).sum())
-                windows, starts = windows[keep], starts[keep]
+            kept = cut_windows(cont, starts, window, cfg, rec=unit.recording)
+            peaks_uv[i] = max(peaks_uv[i], float(np.abs(kept.windows).max(initial=0.0)))
+            for reason, count in kept.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + count
+            windows, starts = kept.windows, kept.starts
             n = len(starts)
-            blocks.append(windows.astype(np.float32, copy=False))
+            blocks.append(windows)
             labels.append(np.full(n, label_index[cut.label], np.int64))
             subjects.append(np.full(n, unit.subject, dtype=object))
             splits.append(np.full(n, unit_split, dtype=object))
@@ -248,8 +247,9 @@ def build_from_units(
     log_warnings(name, [amplitude] if amplitude else [])
     if not blocks or sum(len(b) for b in blocks) == 0:
         raise NeuriptError(f"task {name!r}: no window could be cut (window {cfg.window_s} s)")
-    if rejected:
-        log.info("%s: %d windows rejected by amplitude/flat rules", name, rejected)
+    if sum(rejected.values()):
+        log.info("%s: %d windows rejected (%s)", name, sum(rejected.values()),
+                 ", ".join(f"{k} {v}" for k, v in rejected.items() if v))
     task = TaskWindows(
         name=name,
         signals=np.concatenate(blocks),

@@ -42,8 +42,15 @@ import numpy as np
 from neuript.config import PreprocessConfig
 from neuript.data.io import read_recording
 from neuript.data.splits import train_val_test
-from neuript.data.tasks._common import Part, assemble, map_files, rejected_total, require_files
-from neuript.data.tasks._paper import epochs_part, subject_ids
+from neuript.data.tasks._common import (
+    Part,
+    assemble,
+    epochs_part,
+    map_files,
+    rejected_total,
+    require_files,
+)
+from neuript.data.tasks._paper import subject_ids
 from neuript.data.tasks.base import TaskSpec, TaskWindows
 from neuript.errors import NeuriptError
 

@@ -43,8 +43,14 @@ from neuript.config import PreprocessConfig
 from neuript.data.io import read_annotations, read_recording
 from neuript.data.recording import Events
 from neuript.data.splits import fraction_split
-from neuript.data.tasks._common import Part, assemble, map_files, rejected_total, require_files
-from neuript.data.tasks._paper import epochs_part
+from neuript.data.tasks._common import (
+    Part,
+    assemble,
+    epochs_part,
+    map_files,
+    rejected_total,
+    require_files,
+)
 from neuript.data.tasks.base import TaskSpec, TaskWindows
 from neuript.errors import NeuriptError
 

@@ -40,8 +40,8 @@ import numpy as np
 from neuript.config import PreprocessConfig
 from neuript.data.io import read_recording
 from neuript.data.splits import tuh_split
-from neuript.data.tasks._common import Part, assemble, map_files, rejected_total
-from neuript.data.tasks._paper import epochs_part, tuh_root
+from neuript.data.tasks._common import Part, assemble, epochs_part, map_files, rejected_total
+from neuript.data.tasks._paper import tuh_root
 from neuript.data.tasks.base import TaskSpec, TaskWindows
 from neuript.errors import NeuriptError
 
