@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +143,7 @@ def subset_task(task: TaskWindows, n_subjects: int | None) -> TaskWindows:
         for label in range(task.n_classes):
             pick = (task.splits == split) & (task.labels == label)
             chosen.update(sorted(set(subjects[pick].tolist()))[:n_subjects])
-    rows = np.flatnonzero(np.isin(subjects, sorted(chosen)))
-    return replace(task, signals=task.signals[rows], labels=task.labels[rows],
-                   subjects=task.subjects[rows], splits=task.splits[rows],
-                   sources=task.sources[rows], starts=task.starts[rows])
+    return task.take(np.flatnonzero(np.isin(subjects, sorted(chosen))))
 
 
 def metric_fields(aggregate: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -582,8 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "error (default) or dropped (task option on_unknown)")
     p.add_argument("--stride-s", type=float, help="window step (s; default: the window "
                    "length; task option stride_s)")
-    p.add_argument("--montage", choices=("auto", "tcp", "monopolar", "as_is"),
-                   help="the task's channel set (task option montage; a list of channels: "
+    p.add_argument("--montage", choices=("auto", "tcp", "monopolar", "as_is", "per_recording"),
+                   help="the task's channel set (task option montage; per_recording: each "
+                   "recording keeps its own channels; a list of channels: "
                    "--set task_options.montage=[Fp1,Cz])")
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP)

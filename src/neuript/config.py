@@ -136,6 +136,12 @@ class InputContract:
     calibration recordings of the same person."""
     subject_norm_uv: float = 10.0
     """The target of ``subject_norm`` (µV)."""
+    any_montage: bool = False
+    """True: trained on recordings that each kept their own channels (a task built with
+    ``montage="per_recording"``; ``channels`` is then empty). Inference takes any recording's
+    channels that have a position; a pooling group (lobe) its channels do not reach is pooled
+    to zeros, as for the training montages that lacked it. False: every recording must map to
+    ``channels`` (or the montage) and cover the training lobes."""
 
     @classmethod
     def from_preprocess(

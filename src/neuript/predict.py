@@ -27,7 +27,7 @@ from neuript.batch import Batch
 from neuript.config import InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.data.windows import cut_windows, event_starts, sliding_starts
-from neuript.errors import ContractError, NeuriptError, RecordingError, check_option
+from neuript.errors import ChannelError, ContractError, NeuriptError, RecordingError, check_option
 from neuript.files import atomic_write
 from neuript.model_folder import LoadedClassifier, load_classifier
 from neuript.train.evaluate import predict_batches
@@ -222,13 +222,22 @@ def model_continuous(rec: Recording, loaded: LoadedClassifier, model_dir: Any = 
 def model_groups(cont: Continuous, loaded: LoadedClassifier) -> np.ndarray:
     """The pooling-group mask (G, C), bool, of the mapped channels, checked against the model.
 
+    A model trained on recordings that kept their own channels (``contract.any_montage``)
+    takes any subset of its groups (:func:`neuript.data.montage.groups_as`).
+
     Raises
     ------
     ContractError
         The groups differ from the ones the model was trained with.
     """
-    from neuript.data.montage import pooling_groups
+    from neuript.data.montage import groups_as, pooling_groups
 
+    if loaded.contract.any_montage:  # trained on many montages: lobes it lacks pool to zeros
+        try:
+            return groups_as(list(cont.ch_names), np.asarray(cont.positions),
+                             loaded.info.scheme, loaded.info.group_names)
+        except ChannelError as err:
+            raise ContractError(f"{cont.source}: {err}") from None
     groups = pooling_groups(list(cont.ch_names), np.asarray(cont.positions),
                             loaded.info.scheme)
     expected = loaded.info.group_names or tuple(groups.names)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from neuript.batch import Batch
 from neuript.config import AugmentConfig
 from neuript.data.augment import augment_windows
-from neuript.data.montage import pooling_groups
+from neuript.data.montage import groups_as, pooling_groups
 from neuript.data.preprocess import alaw
 from neuript.data.store import WindowStore
 from neuript.data.tasks.base import SPLITS, TaskWindows
@@ -46,7 +46,10 @@ class WindowItem(NamedTuple):
 # datasets
 # --------------------------------------------------------------------------------------------
 class TaskDataset(Dataset):
-    """The windows of one split of a :class:`TaskWindows` (one montage, labelled).
+    """The windows of one split of a :class:`TaskWindows` (labelled).
+
+    A task whose recordings kept their own channels (:attr:`TaskWindows.present`) has one
+    montage per channel set; each window is returned with its own channels only.
 
     Parameters
     ----------
@@ -60,16 +63,20 @@ class TaskDataset(Dataset):
         check_option("split", split, SPLITS)
         self.task = task
         self.indices = task.indices(split)
-        self.montages = [(tuple(task.ch_names), np.asarray(task.positions, np.float32))]
-        self.montage_of = np.zeros(len(self.indices), dtype=np.int64)
+        sets, montage_of = task.montages()
+        names, positions = np.asarray(task.ch_names), np.asarray(task.positions, np.float32)
+        self.channels = [np.flatnonzero(row) for row in sets]
+        self.montages = [(tuple(names[c].tolist()), positions[c]) for c in self.channels]
+        self.montage_of = montage_of[self.indices]
+        self.whole = not task.mixed_montage
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int) -> WindowItem:
-        i = int(self.indices[k])
-        signals = np.asarray(self.task.signals[i], dtype=np.float32)
-        return WindowItem(signals, 0, int(self.task.labels[i]), i)
+        i, m = int(self.indices[k]), int(self.montage_of[k])
+        signals = self.task.signals[i] if self.whole else self.task.signals[i, self.channels[m]]
+        return WindowItem(np.asarray(signals, dtype=np.float32), m, int(self.task.labels[i]), i)
 
 
 class CorpusDataset(Dataset):
@@ -193,21 +200,28 @@ class MontageCollate:
         Sampling rate of the windows (for time shifts).
     augment_seed : int
         Seed of the augmentations' generator (vary it per epoch).
+    group_names : sequence of str | None
+        Lay every montage's groups on these (:func:`neuript.data.montage.groups_as`: the
+        model's groups, when montages differ in the lobes they cover); None: each montage's own.
     """
 
     def __init__(self, montages: Sequence[tuple[Sequence[str], np.ndarray]], *, scheme: str,
                  compression: str, alaw_a: float, labelled: bool,
                  augment: AugmentConfig | None = None, sfreq_hz: float = 64.0,
-                 augment_seed: int = 0) -> None:
+                 augment_seed: int = 0, group_names: Sequence[str] | None = None) -> None:
         check_option("compression", compression, ("alaw", "none"))
         self.compression, self.alaw_a, self.labelled = compression, alaw_a, labelled
         self.augment, self.sfreq_hz = augment, sfreq_hz
         self.generator = torch.Generator().manual_seed(augment_seed)
         self.positions = [torch.as_tensor(np.asarray(p, np.float32)) for _, p in montages]
-        self.group_masks = [torch.as_tensor(pooling_groups(list(n), np.asarray(p), scheme).mask)
-                            for n, p in montages]
-        self.group_names = [pooling_groups(list(n), np.asarray(p), scheme).names
-                            for n, p in montages]
+        if group_names is None:
+            self.group_masks = [torch.as_tensor(pooling_groups(list(n), np.asarray(p),
+                                                               scheme).mask)
+                                for n, p in montages]
+        else:
+            self.group_masks = [torch.as_tensor(groups_as(list(n), np.asarray(p), scheme,
+                                                          group_names))
+                                for n, p in montages]
 
     def __call__(self, items: Sequence[WindowItem]) -> Batch:
         montage = items[0].montage
@@ -238,22 +252,29 @@ def _loader(dataset: TaskDataset | CorpusDataset, sampler: MontageBatchSampler,
 def make_task_loader(task: TaskWindows, split: str, *, batch_size: int, shuffle: bool, seed: int,
                      scheme: str = "functional", rank: int = 0, world_size: int = 1,
                      drop_last: bool = False, epoch: int = 0, num_workers: int = 0,
-                     augment: AugmentConfig | None = None) -> DataLoader:
+                     augment: AugmentConfig | None = None,
+                     group_names: Sequence[str] | None = None) -> DataLoader:
     """A DataLoader of labelled :class:`Batch` es over one split of a task.
 
     Compression follows ``task.preprocess`` (``compression``, ``alaw_a``); ``group_mask`` follows
-    ``scheme``. See :class:`MontageBatchSampler` for ``shuffle``/``seed``/``rank``/``world_size``.
+    ``scheme``, laid on ``group_names`` (a model's groups) when given, else on the groups of all
+    the task's channels (a task of one montage: that montage's groups). See
+    :class:`MontageBatchSampler` for ``shuffle``/``seed``/``rank``/``world_size``.
     ``augment`` (training only) draws from a generator seeded by ``(seed, epoch, rank)``.
     """
     dataset = TaskDataset(task, split)
     sampler = MontageBatchSampler(dataset.montage_of, batch_size, shuffle=shuffle, seed=seed,
                                   rank=rank, world_size=world_size, drop_last=drop_last,
                                   epoch=epoch)
+    groups = group_names
+    if groups is None and task.mixed_montage:
+        groups = pooling_groups(list(task.ch_names), np.asarray(task.positions), scheme).names
     collate = MontageCollate(dataset.montages, scheme=scheme, labelled=True,
                              compression=task.preprocess.compression,
                              alaw_a=task.preprocess.alaw_a, augment=augment,
                              sfreq_hz=float(task.preprocess.sfreq_hz),
-                             augment_seed=(seed * 1_000_003 + epoch) * 101 + rank)
+                             augment_seed=(seed * 1_000_003 + epoch) * 101 + rank,
+                             group_names=groups)
     return _loader(dataset, sampler, collate, num_workers)
 
 

@@ -562,6 +562,44 @@ def pooling_groups(
     return Groups(tuple(g for g, k in zip(order, keep) if k), mask[keep])
 
 
+def groups_as(ch_names: Sequence[str], positions: np.ndarray, scheme: str,
+              names: Sequence[str]) -> np.ndarray:
+    """The :func:`pooling_groups` mask of one montage laid out on a given list of groups.
+
+    A model trained on recordings that each keep their own channels pools into the groups of
+    all of them; a montage without a channel in one of those groups gets an all-False row there
+    (the head then sees zeros, as :func:`neuript.model.heads.group_pool` defines).
+
+    Parameters
+    ----------
+    ch_names : sequence of str, length C
+    positions : ndarray, shape (C, 3), metres
+    scheme : str
+        As :func:`pooling_groups`.
+    names : sequence of str, length G
+        The groups to lay the mask on (a model's ``group_names``).
+
+    Returns
+    -------
+    mask : ndarray, shape (G, C), bool
+
+    Raises
+    ------
+    ChannelError
+        The montage has a channel in a group that ``names`` lacks (the model has no weights for
+        it).
+    """
+    own = pooling_groups(ch_names, positions, scheme)
+    extra = [g for g in own.names if g not in names]
+    if extra:
+        raise ChannelError(None, f"channels in pooling group(s) {extra}, which the model's "
+                                 f"groups {list(names)} do not include")
+    mask = np.zeros((len(names), len(ch_names)), dtype=bool)
+    for g, row in zip(own.names, own.mask):
+        mask[list(names).index(g)] = row
+    return mask
+
+
 def is_reference_channel(raw: str) -> bool:
     """True for ear/mastoid reference differences such as ``"EEG A2-A1"``."""
     canon = canonical_name(raw)

@@ -283,8 +283,4 @@ def subset_subjects(task: TaskWindows, n_per_split: int) -> TaskWindows:
         idx = task.indices(split)
         chosen = sorted(set(task.subjects[idx].tolist()))[:n_per_split]
         keep[idx[np.isin(task.subjects[idx], chosen)]] = True
-    rows = np.flatnonzero(keep)
-    return replace(
-        task, signals=task.signals[rows], labels=task.labels[rows], subjects=task.subjects[rows],
-        splits=task.splits[rows], sources=task.sources[rows], starts=task.starts[rows],
-    )
+    return task.take(np.flatnonzero(keep))

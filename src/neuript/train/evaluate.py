@@ -216,7 +216,8 @@ def run_evaluate(
                                 loaded.info.init, allow=allow_overlap, split=split)
     scheme = loaded.info.scheme
     loader = make_task_loader(task, split, batch_size=batch_size, shuffle=False, seed=0,
-                              scheme=scheme)
+                              scheme=scheme, group_names=loaded.info.group_names
+                              if loaded.contract.any_montage else None)
     dev = resolve_device(device)
     preds = predict_batches(loaded.model.to(dev), loader, dev)
     assert preds.labels is not None

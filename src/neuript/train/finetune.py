@@ -312,6 +312,11 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
     run_dir = Path(cfg.out_dir)
     prebuilt = task is not None
     task = normalize_task(resolve_task(cfg, task), cfg.subject_norm, cfg.subject_norm_uv)
+    if task.mixed_montage and cfg.model != "neuript":
+        raise NeuriptError(f"task {task.name!r}: its recordings keep their own channels "
+                           f"(montage 'per_recording'), which only model 'neuript' takes; "
+                           f"'{cfg.model}' needs one channel set: give one (--set "
+                           "task_options.montage=auto) or use --model neuript")
     overlap = None
     if cfg.init != "scratch":
         init_dir = resolve_init_dir(cfg.init)

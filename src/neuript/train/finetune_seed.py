@@ -352,8 +352,10 @@ def fit_torch_seed(
         extra["allow_overlap"] = cfg.allow_overlap
     if cfg.model != "neuript":
         extra["baseline"] = baseline_args(cfg, task)
-    contract = replace(InputContract.from_preprocess(task.preprocess, task.ch_names),
-                       subject_norm=cfg.subject_norm, subject_norm_uv=cfg.subject_norm_uv)
+    contract = replace(InputContract.from_preprocess(
+        task.preprocess, () if task.mixed_montage else task.ch_names),
+        subject_norm=cfg.subject_norm, subject_norm_uv=cfg.subject_norm_uv,
+        any_montage=task.mixed_montage)
     model_dir = save_classifier(model.cpu(), seed_dir / "model", contract, extra)
     from neuript.report import read_curves
 

@@ -454,11 +454,16 @@ def common_montage(
     ``"auto"``: the 20 TCP pairs when every recording has their electrodes, else the channels
     all recordings share (a warning lists what each loses). ``"tcp"`` or a list: exactly those
     (a recording lacking one is an error). ``"monopolar"``: the shared channels.
-    ``"as_is"``: every recording must have the same channels. Per-unit targets (a manifest's
+    ``"as_is"``: every recording must have the same channels. ``"per_recording"``: no shared
+    set; each recording keeps its recognised channels (or its row's own ``channels``), and the
+    task holds their union with a per-window mask (:attr:`TaskWindows.present`). Per-unit
+    targets (a manifest's
     ``channels``/``montage`` column) restrict the shared set. Unknown channel names are an
     error (``on_unknown="raise"``) only where the shared set is built from them; with TCP or
     an explicit list they are simply not used (a warning).
     """
+    if isinstance(montage, str) and montage == "per_recording":
+        return _per_recording(units, on_unknown)
     explicit = None if isinstance(montage, str) else tuple(montage)
     global_target: Any = explicit if explicit is not None else (
         None if montage == "auto" else montage)
@@ -494,6 +499,37 @@ def common_montage(
     return MontagePlan(target, problems, infos, text)
 
 
+def _per_recording(units: Sequence[Unit], on_unknown: str) -> MontagePlan:
+    """Every unit mapped to its own channels; unknown names are errors under ``"raise"``."""
+    problems: list[Problem] = []
+    infos: list[ChannelInfo | None] = []
+    cache: dict[tuple[int, Any], ChannelInfo] = {}
+    for unit in units:
+        key = (id(unit.recording), unit.target)
+        try:
+            if key not in cache:
+                cache[key] = channel_info(unit.recording, unit.target)
+        except ChannelError as err:
+            problems.append(Problem(unit.where, "missing_channel", str(err)))
+            infos.append(None)
+            continue
+        info = cache[key]
+        infos.append(info)
+        if info.unknown:
+            used = unit.target in (None, "monopolar", "as_is")
+            problems.append(_unknown_problem(unit, info, used, on_unknown))
+        if not info.available:
+            problems.append(Problem(unit.where, "no_channels",
+                                    f"{unit.recording.source}: no channel has a known name or a "
+                                    f"position; {POSITION_HINT}"))
+    sets = {i.available for i in infos if i is not None and i.available}
+    union = {n for channels in sets for n in channels}
+    text = (f"Montage: each recording keeps its own channels ({len(sets)} channel set(s), "
+            f"{len(union)} channels in all); windows are batched by channel set and pooled by "
+            "the lobes their positions fall in.")
+    return MontagePlan("per_recording", problems, infos, text)
+
+
 def _shared(
     ok: list[tuple[Unit, ChannelInfo]], montage: Any, global_target: Any, problems: list[Problem]
 ) -> tuple[tuple[str, ...], str]:
@@ -508,9 +544,9 @@ def _shared(
                                 "the shared ones"))
     if not common:
         problems.append(Problem("task", "no_common_channels",
-                                "the recordings share no channel; give channels per row, or "
-                                "use montage='auto' with on_unknown='drop' (--set "
-                                "task_options.montage=auto --set task_options.on_unknown=drop)"))
+                                "the recordings share no channel; let each keep its own "
+                                "(montage='per_recording': --set "
+                                "task_options.montage=per_recording), or give channels per row"))
         return common, ""
     for unit, info in ok:
         lost = [n for n in info.available if n not in common]

@@ -299,9 +299,10 @@ def save_cached(task: TaskWindows, key: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            mixed = {} if task.present is None else {"present": task.present}
             np.savez(fh, signals=task.signals, labels=task.labels, subjects=task.subjects,
                      splits=task.splits, sources=task.sources, starts=task.starts,
-                     positions=task.positions, meta=np.array(json.dumps(meta)))
+                     positions=task.positions, meta=np.array(json.dumps(meta)), **mixed)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -168,8 +168,9 @@ def build_from_units(
         The recordings with their labelled cuts.
     cfg : PreprocessConfig
         Filters, target rate, window length and stride (rejection too, if set).
-    montage : {"auto", "tcp", "monopolar", "as_is"} or list of channel names / "A-B" pairs
-        See :func:`~neuript.data.tasks._byod.common_montage`.
+    montage : {"auto", "tcp", "monopolar", "as_is", "per_recording"} or list of names / "A-B"
+        See :func:`~neuript.data.tasks._byod.common_montage`; ``"per_recording"`` keeps each
+        recording's own channels (:attr:`TaskWindows.present`).
     split : {"subject", "column"}
         Seeded subject-wise split (units with a ``split`` force their subject's split), or the
         units' own ``split`` values (every unit must have one).
@@ -211,22 +212,23 @@ def build_from_units(
     raise_errors(name, split_problems)
     log_warnings(name, problems + split_problems)
     cfg = dataclasses.replace(cfg, montage="tcp" if plan.target == "tcp" else "monopolar")
+    per_recording = plan.target == "per_recording"
 
     window, stride = cfg.window_samples, cfg.stride_samples
     label_index = {c: k for k, c in enumerate(classes)}
     continuous: dict[int, Any] = {}
     blocks, labels, subjects, splits, sources, starts_all = [], [], [], [], [], []
-    ch_names: tuple[str, ...] = ()
-    positions = np.zeros((0, 3), np.float32)
+    montages: list[tuple[tuple[str, ...], np.ndarray]] = []  # per block
     rejected: dict[str, int] = {}
     peaks_uv = np.zeros(len(units))
     for i, (unit, unit_split) in enumerate(zip(units, split_of_unit)):
         key = id(unit.recording)
         if key not in continuous:
+            own = (unit.target if unit.target is not None else "monopolar") \
+                if per_recording else plan.target
             continuous[key] = preprocess_continuous(
-                unit.recording, cfg, target=plan.target, on_unknown="drop")
+                unit.recording, cfg, target=own, on_unknown="drop")
         cont = continuous[key]
-        ch_names, positions = cont.ch_names, cont.positions
         for cut in unit.cuts:
             starts = cut_starts(cut, cont.data.shape[1], cont.sfreq_hz, window, stride)
             if starts.size == 0:
@@ -238,6 +240,7 @@ def build_from_units(
             windows, starts = kept.windows, kept.starts
             n = len(starts)
             blocks.append(windows)
+            montages.append((tuple(cont.ch_names), np.asarray(cont.positions, np.float32)))
             labels.append(np.full(n, label_index[cut.label], np.int64))
             subjects.append(np.full(n, unit.subject, dtype=object))
             splits.append(np.full(n, unit_split, dtype=object))
@@ -250,9 +253,13 @@ def build_from_units(
     if sum(rejected.values()):
         log.info("%s: %d windows rejected (%s)", name, sum(rejected.values()),
                  ", ".join(f"{k} {v}" for k, v in rejected.items() if v))
+    if per_recording:
+        ch_names, positions, signals, present = union_montage(blocks, montages, name)
+    else:
+        (ch_names, positions), signals, present = montages[0], np.concatenate(blocks), None
     task = TaskWindows(
         name=name,
-        signals=np.concatenate(blocks),
+        signals=signals,
         labels=np.concatenate(labels),
         subjects=np.concatenate(subjects).astype(str),
         splits=np.concatenate(splits).astype(str),
@@ -263,11 +270,64 @@ def build_from_units(
         class_names=tuple(classes),
         preprocess=cfg,
         protocol=" ".join(p for p in (protocol, split_text, plan.text) if p),
+        present=present,
     )
     window_problems = split_class_problems(where, task.counts())
     raise_errors(name, window_problems)
     log_warnings(name, window_problems)
     return task
+
+
+def union_montage(
+    blocks: Sequence[np.ndarray], montages: Sequence[tuple[tuple[str, ...], np.ndarray]],
+    name: str,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Lay windows of different channel sets on the union of their channels.
+
+    Parameters
+    ----------
+    blocks : sequence of ndarray, shape (N_b, C_b, W), µV
+    montages : sequence of (ch_names (C_b,), positions (C_b, 3) metres)
+        The channels of each block.
+    name : str
+        Task name, for errors.
+
+    Returns
+    -------
+    ch_names : tuple of str, length C
+        Every channel, in order of first appearance.
+    positions : ndarray, shape (C, 3), float32
+    signals : ndarray, shape (N, C, W), float32
+        Zeros where a window lacks a channel.
+    present : ndarray, shape (N, C), bool
+
+    Raises
+    ------
+    NeuriptError
+        One channel name at two positions more than 1 cm apart (two recordings disagree).
+    """
+    index: dict[str, int] = {}
+    where: list[np.ndarray] = []
+    for ch_names, pos in montages:
+        for ch, p in zip(ch_names, pos):
+            if ch not in index:
+                index[ch] = len(index)
+                where.append(p)
+            elif float(np.linalg.norm(where[index[ch]] - p)) > 0.01:
+                raise NeuriptError(f"task {name!r}: channel {ch!r} is at {where[index[ch]]} in one "
+                                   f"recording and at {p} in another (metres); give one "
+                                   "position per name")
+    n = sum(len(b) for b in blocks)
+    window = blocks[0].shape[-1]
+    signals = np.zeros((n, len(index), window), np.float32)
+    present = np.zeros((n, len(index)), bool)
+    row = 0
+    for block, (ch_names, _) in zip(blocks, montages):
+        cols = [index[ch] for ch in ch_names]
+        signals[row:row + len(block), cols] = block
+        present[row:row + len(block), cols] = True
+        row += len(block)
+    return tuple(index), np.asarray(where, np.float32).reshape(-1, 3), signals, present
 
 
 def _as_unit(item: Any, index: int, memo: dict[tuple[int, str], Recording]) -> Unit:

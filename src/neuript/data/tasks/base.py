@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ class TaskWindows:
         How the windows were made (the input contract on the data side).
     protocol : str
         One paragraph: the split protocol and any choices made.
+    present : ndarray, shape (N, C), bool | None
+        None (every task built with one montage): every channel is real in every window.
+        Otherwise (``montage="per_recording"``) each recording kept its own channels:
+        ``ch_names``/``positions`` are the union in order of first appearance, ``present[i]``
+        marks window i's own channels and the others hold zeros. The loader batches windows of
+        one montage together and gives the model only their own channels (:attr:`montages`).
     """
 
     name: str
@@ -63,6 +69,7 @@ class TaskWindows:
     class_names: tuple[str, ...]
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     protocol: str = ""
+    present: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.signals.shape[0]
@@ -70,11 +77,48 @@ class TaskWindows:
             assert getattr(self, key).shape == (n,), (key, getattr(self, key).shape, n)
         assert self.signals.ndim == 3 and self.signals.shape[1] == len(self.ch_names)
         assert self.positions.shape == (len(self.ch_names), 3)
+        if self.present is not None:
+            assert self.present.shape == self.signals.shape[:2] and self.present.dtype == bool, (
+                self.present.shape, self.present.dtype)
+
+    @property
+    def mixed_montage(self) -> bool:
+        """Whether windows hold different channel sets (:attr:`present` is set)."""
+        return self.present is not None
+
+    def montages(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct channel sets and each window's set.
+
+        Returns
+        -------
+        channel_sets : ndarray, shape (M, C), bool
+            Row m marks the channels of montage m (in order of first appearance); one all-True
+            row when the task has one montage.
+        montage_of : ndarray, shape (N,), int64
+            Montage index of every window.
+        """
+        n, c = self.signals.shape[:2]
+        if self.present is None:
+            return np.ones((1, c), dtype=bool), np.zeros(n, dtype=np.int64)
+        rows, first, inverse = np.unique(self.present, axis=0, return_index=True,
+                                         return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rows[order], rank[inverse.reshape(-1)].astype(np.int64)
 
     @property
     def n_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)
+
+    def take(self, rows: np.ndarray) -> TaskWindows:
+        """A new task holding windows ``rows`` (N_rows,) int, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return replace(self, signals=self.signals[rows], labels=self.labels[rows],
+                       subjects=self.subjects[rows], splits=self.splits[rows],
+                       sources=self.sources[rows], starts=self.starts[rows],
+                       present=None if self.present is None else self.present[rows])
 
     def indices(self, split: str) -> np.ndarray:
         """Window indices of one split, shape (N_split,)."""
