@@ -198,6 +198,18 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                    {**_DEF, "init": "neuript-small",
                                     "subject_norm": "channel_std"},
         pair_with="logstd_lr3e-3_subjnorm"),
+    # seventh pass: the MoE balance term. 0.8 x the summed per-layer balance losses (about 8)
+    # dwarfs the task loss (about 0.7) in the logged total; try a tenth of it.
+    "logstd_lr3e-3_spectral_aux0.1": Variant("the default on subject-equalised spectra with the "
+                                             "MoE auxiliary weight 0.1 instead of 0.8",
+                                             {**_DEF, "subject_norm": "spectral",
+                                              "aux_weight": 0.1},
+        pair_with="logstd_lr3e-3_spectral"),
+    "pretrained_spectral_aux0.1": Variant("from `neuript-small`, subject-equalised spectra, MoE "
+                                          "auxiliary weight 0.1 instead of 0.8",
+                                          {**_DEF, "init": "neuript-small",
+                                           "subject_norm": "spectral", "aux_weight": 0.1},
+        pair_with="pretrained_spectral"),
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
 DEFAULT = "logstd_lr3e-3"
