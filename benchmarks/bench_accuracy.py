@@ -68,8 +68,11 @@ TRANSFER_TASKS: tuple[str, ...] = ("adhd", "muse_p300")
 # --------------------------------------------------------------------------------------------
 # corpus and pretraining
 # --------------------------------------------------------------------------------------------
-def ensure_corpus(opts: BenchOptions) -> dict[str, Any]:
-    """Build (or finish, or reuse) the pretraining corpus in ``work_dir/corpus``."""
+def ensure_corpus(opts: BenchOptions, recording_norm: str = "none") -> dict[str, Any]:
+    """Build (or finish, or reuse) the pretraining corpus in ``work_dir/corpus``.
+
+    ``recording_norm`` normalises each recording's windows (``prepare --recording-norm``).
+    """
     from neuript.data.store import prepare_corpus
     from neuript.paths import data_root
 
@@ -77,10 +80,10 @@ def ensure_corpus(opts: BenchOptions) -> dict[str, Any]:
     inputs = [root / name for name in CORPUS_DATASETS if (root / name).exists()]
     with timed("pretraining corpus (reused when present)"):
         summary = prepare_corpus(inputs, opts.work_dir / "corpus", CORPUS_CONFIG, workers=2,
-                                 progress=False)
+                                 progress=False, recording_norm=recording_norm)
     return {"dir": str(opts.work_dir / "corpus"), "hours": summary.hours,
             "windows": summary.windows, "files": summary.files_done,
-            "datasets": [p.name for p in inputs]}
+            "datasets": [p.name for p in inputs], "recording_norm": recording_norm}
 
 
 def ensure_pretrained(opts: BenchOptions, strategy: str = "aamp",

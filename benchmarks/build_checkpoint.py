@@ -12,7 +12,9 @@ Stages (each reuses what an earlier call left in ``--work-dir``):
    ``MODEL_CARD.md`` and ``card.json`` written from the run's own logs.
 
 Run: ``python -m benchmarks.build_checkpoint [--stage pretrain|ship|card|render|all]
-[--threads 2]``.
+[--threads 2]``. ``--recording-norm spectral --stage pretrain`` pretrains the same model on the
+corpus with each recording's spectrum equalised (``prepare --recording-norm``), in
+``benchmarks/work/checkpoint_spectral`` (an experiment: only the plain run is shipped).
 Bounded by steps, so the same seed gives the same weights on a fast or a busy machine
 (thread count changes float summation order, so bitwise equality needs the same threads).
 """
@@ -57,14 +59,15 @@ def pretrain_config(work: Path, threads: int | None):
     )
 
 
-def stage_pretrain(work: Path, threads: int | None) -> dict[str, Any]:
+def stage_pretrain(work: Path, threads: int | None, recording_norm: str = "none",
+                   ) -> dict[str, Any]:
     """Corpus, then pretraining (resumed from the newest checkpoint when interrupted)."""
     from benchmarks.bench_accuracy import ensure_corpus
     from benchmarks.common import BenchOptions
     from neuript.train.checkpoint import latest_checkpoint
     from neuript.train.pretrain import run_pretrain
 
-    corpus = ensure_corpus(BenchOptions(work_dir=work))
+    corpus = ensure_corpus(BenchOptions(work_dir=work), recording_norm)
     cfg = pretrain_config(work, threads)
     done = Path(cfg.out) / "result.json"
     if done.is_file():
@@ -299,11 +302,19 @@ def main(argv: list[str] | None = None) -> None:
                         default="all", help="ship: only copy the weights into the package; "
                         "render: rewrite MODEL_CARD.md from card.json")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work-dir", type=Path, default=WORK)
+    parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--recording-norm", choices=("none", "channel_std", "spectral"),
+                        default="none", help="pretrain on each recording's normalised windows "
+                        "(stage pretrain only; work dir checkpoint_<norm>)")
     args = parser.parse_args(argv)
+    if args.recording_norm != "none" and args.stage != "pretrain":
+        parser.error("--recording-norm is an experiment of --stage pretrain (not shipped)")
+    if args.work_dir is None:
+        args.work_dir = (WORK if args.recording_norm == "none"
+                         else WORK.with_name(f"{WORK.name}_{args.recording_norm}"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.stage in ("pretrain", "all"):
-        stage_pretrain(args.work_dir, args.threads)
+        stage_pretrain(args.work_dir, args.threads, args.recording_norm)
     if args.stage == "ship":
         ship_weights(args.work_dir, PACKAGE_DIR)
     if args.stage == "render":  # MODEL_CARD.md and checkpoint.md again from card.json

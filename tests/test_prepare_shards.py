@@ -278,3 +278,40 @@ def test_files_done_excludes_files_that_kept_no_window(tmp_path) -> None:
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert (saved["files_done"], saved["files_empty"]) == (1, 1)
     assert summary.inputs_total.files_read == 2  # read, but one kept nothing
+
+
+def _off_reference(x: np.ndarray) -> float:
+    """Mean |log| ratio of each channel's average band power (4 bands in 3-26 Hz) in windows
+    ``x`` (N, C, T) to the ``spectral`` reference's."""
+    from neuript.data.normalize import reference_power
+
+    freqs = np.fft.rfftfreq(x.shape[-1], 1 / CFG.sfreq_hz)
+    ref = reference_power(x.shape[-1], CFG.sfreq_hz, 10.0, (CFG.l_freq_hz, CFG.h_freq_hz))
+    power = (np.abs(np.fft.rfft(x, axis=-1)) ** 2).mean(0)  # (C, F)
+    bands = [(freqs >= lo) & (freqs < hi) for lo, hi in ((3, 8), (8, 13), (13, 20), (20, 26))]
+    return float(np.mean([np.abs(np.log(power[:, b].sum(1) / ref[b].sum())) for b in bands]))
+
+
+def test_recording_norm_equalises_each_recording_and_is_part_of_the_config(
+        inputs: list[Path], reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """``--recording-norm spectral`` stores each recording's windows with their average spectrum
+    at the reference (the fine-tuning ``subject_norm`` per recording); the windows match
+    ``normalize_groups`` on the plain corpus's windows; a folder built without it refuses it."""
+    from neuript.data.normalize import normalize_groups
+
+    out = tmp_path / "norm"
+    code, err = _cli(["prepare", *map(str, inputs[:2]), "--out", str(out), *CFG_FLAGS,
+                      "--recording-norm", "spectral"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["recording_norm"] == "spectral"
+    plain, normed = WindowStore(reference), WindowStore(out)
+    for source in map(str, inputs[:2]):
+        raw = plain.windows(np.flatnonzero(plain.sources == source))
+        new = normed.windows(np.flatnonzero(normed.sources == source))
+        assert len(new) == len(raw) > 3
+        want = normalize_groups(raw, np.zeros(len(raw)), "spectral", sfreq_hz=CFG.sfreq_hz,
+                                band_hz=(CFG.l_freq_hz, CFG.h_freq_hz))
+        np.testing.assert_allclose(new, want, rtol=1e-4, atol=1e-3)
+        assert _off_reference(new) < 0.25 < 2.0 < _off_reference(raw)
+    code, err = _cli(["prepare", *map(str, inputs[:2]), "--out", str(out), *CFG_FLAGS], capsys)
+    assert code != 0 and "recording_norm: corpus has 'spectral', run asks None" in err, err

@@ -73,11 +73,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     options = reader_options(args.reader_option)
     settings = {"inputs": inputs, "out": args.out, "workers": args.workers, "shard": args.shard,
                 "on_unknown": args.on_unknown, "reader_options": options,
-                "positions": args.positions, "preprocess": dataclasses.asdict(cfg)}
+                "positions": args.positions, "recording_norm": args.recording_norm,
+                "preprocess": dataclasses.asdict(cfg)}
     body = show_config(settings)
     summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
                              on_unknown=args.on_unknown, reader_options=options,
-                             positions=args.positions)
+                             positions=args.positions, recording_norm=args.recording_norm)
     print(json.dumps(summary.to_dict(), indent=2, default=str))
     print(prepare_table(summary), flush=True)
     check_usable(summary, cfg)
@@ -510,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP + "; given to every file's reader")
     p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
+    p.add_argument("--recording-norm", choices=("none", "channel_std", "spectral"),
+                   default="none", help="normalise each recording's windows as fine-tuning's "
+                   "subject_norm does (a corpus for a model fine-tuned with it; default none)")
     common_flags(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)
     _pretrain_parser(sub)

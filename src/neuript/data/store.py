@@ -3,7 +3,8 @@
 Layout of a corpus folder ``out_dir``::
 
     config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"} (+ the
-                           "reader_options" and "positions" of the run, when given)
+                           "reader_options", "positions" and "recording_norm" of the run,
+                           when given)
     parts/<key>.json       one per source file: the commit record (windows, or why it was
                            skipped; the size and sha256 of its shard array)
     shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import dataclasses
 import errno
 import hashlib
 import importlib
@@ -62,6 +64,7 @@ import numpy as np
 from neuript.config import PreprocessConfig, from_dict, to_dict
 from neuript.data.io import read_recording
 from neuript.data.locks import hold_lock
+from neuript.data.normalize import normalize_groups
 from neuript.data.positions import load_positions, unplaced_channels, with_positions
 from neuript.data.preprocess import prepare_recording
 from neuript.data.recording import Events
@@ -294,15 +297,22 @@ class Reading(NamedTuple):
     """Keyword arguments of :func:`~neuript.data.io.read_recording`'s reader."""
     positions: Mapping[str, np.ndarray] = types.MappingProxyType({})
     """Positions (metres) of custom electrodes, by name (:mod:`neuript.data.positions`)."""
+    recording_norm: str = "none"
+    """``channel_std`` or ``spectral``: each recording's kept windows are normalised as one
+    group by :func:`neuript.data.normalize.normalize_groups` (the fine-tuning ``subject_norm``
+    applied per recording), so a model pretrained on them sees what a ``subject_norm`` task
+    gives it; ``none`` stores them as prepared."""
 
     def record(self) -> dict[str, Any]:
-        """The entries of ``config.json`` for these settings (none when both are empty)."""
+        """The entries of ``config.json`` for these settings (none when all are unset)."""
         out: dict[str, Any] = {}
         if self.reader_options:
             out["reader_options"] = dict(self.reader_options)
         if self.positions:
             out["positions"] = {k: np.round(np.asarray(v, float), 9).tolist()
                                 for k, v in sorted(self.positions.items())}
+        if self.recording_norm != "none":
+            out["recording_norm"] = self.recording_norm
         return out
 
 
@@ -315,7 +325,8 @@ def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: 
     """Read, prepare and store one file; write its part last; return the part.
 
     ``reading.reader_options`` go to :func:`read_recording`; ``reading.positions`` are given to
-    the recording's channels by :func:`neuript.data.positions.with_positions`.
+    the recording's channels by :func:`neuript.data.positions.with_positions`;
+    ``reading.recording_norm`` normalises the kept windows (:func:`_normalized`).
     """
     t0, cpu0 = time.perf_counter(), time.process_time()
     size, mtime_ns = source_stat(path)
@@ -343,11 +354,21 @@ def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: 
         if prep.skipped:  # too short: no window at all
             part.update(reason=prep.skipped, duration_s=float(prep.duration_s))
         else:
+            prep = _normalized(prep, cfg, reading.recording_norm)
             part.update(_store_windows(prep, rec.events, out_dir, part["key"], cfg))
     part["compute_s"] = time.perf_counter() - t0
     part["cpu_s"] = time.process_time() - cpu0
     _atomic_json(out_dir / "parts" / f"{part['key']}.json", part)
     return part
+
+
+def _normalized(prep: Any, cfg: PreprocessConfig, method: str) -> Any:
+    """``prep`` with its windows normalised as one group (``method="none"``: unchanged)."""
+    if method == "none" or not len(prep.windows):
+        return prep
+    windows = normalize_groups(prep.windows, np.zeros(len(prep.windows), np.int64), method,
+                               sfreq_hz=float(cfg.sfreq_hz), band_hz=(cfg.l_freq_hz, cfg.h_freq_hz))
+    return dataclasses.replace(prep, windows=windows)
 
 
 def _names(names: Sequence[str], shown: int = 8) -> str:
@@ -416,7 +437,8 @@ def config_record(cfg: PreprocessConfig, on_unknown: str,
                   reading: Reading = PLAIN_READING) -> dict[str, Any]:
     """The body of ``config.json`` (JSON-normalised: tuples as lists).
 
-    Reader options and positions are recorded only when given (:meth:`Reading.record`).
+    Reader options, positions and a recording norm are recorded only when given
+    (:meth:`Reading.record`).
     """
     return json.loads(json.dumps(
         {"format": FORMAT_VERSION, "preprocess": to_dict(cfg), "on_unknown": on_unknown,
@@ -434,7 +456,7 @@ def config_diffs(found: Mapping[str, Any], wanted: Mapping[str, Any],
     have, ask = found.get("preprocess", {}), wanted.get("preprocess", {})
     diffs = [f"{k}: {says[0]} {have.get(k)!r}, {says[1]} {v!r}"
              for k, v in ask.items() if have.get(k) != v]
-    for key in ("on_unknown", "reader_options", "positions"):
+    for key in ("on_unknown", "reader_options", "positions", "recording_norm"):
         if found.get(key) != wanted.get(key):
             diffs.append(f"{key}: {says[0]} {found.get(key)!r}, {says[1]} {wanted.get(key)!r}")
     return diffs or ["format version"]
@@ -481,6 +503,7 @@ def prepare_corpus(
     progress: bool = True,
     reader_options: Mapping[str, Any] | None = None,
     positions: str | os.PathLike | Mapping[str, Any] | None = None,
+    recording_norm: str = "none",
 ) -> CorpusSummary:
     """Turn recordings into a window corpus on disk (the ``neuript prepare`` engine).
 
@@ -514,8 +537,13 @@ def prepare_corpus(
         or a montage file MNE reads) or ``{name: (x, y, z)}`` in metres. Read once, given to
         every recording's matching channels; channels with a 10-05 name keep the package's
         positions.
+    recording_norm : {"none", "channel_std", "spectral"}
+        Normalise each recording's kept windows as one group
+        (:func:`neuript.data.normalize.normalize_groups`, the pass band of ``cfg``): a corpus
+        for a model that will be fine-tuned with that ``subject_norm``. ``"none"`` (default)
+        stores the windows as prepared.
 
-    Both are recorded in ``config.json``: a folder started with other ones is refused.
+    All three are recorded in ``config.json``: a folder started with other ones is refused.
 
     Returns
     -------
@@ -536,7 +564,8 @@ def prepare_corpus(
         raise NeuriptError(f"workers must be >= 1, got {workers!r}")
     ij = parse_shard(shard)
     scans = scan_inputs(inputs)  # a missing input is refused before anything is written
-    reading = Reading(dict(reader_options or {}), load_positions(positions))
+    check_option("recording_norm", recording_norm, ("none", "channel_std", "spectral"))
+    reading = Reading(dict(reader_options or {}), load_positions(positions), recording_norm)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = "all" if ij is None else shard_tag(ij)
@@ -631,7 +660,8 @@ def _files_into(bar: Any, todo: list[Path], out: Path, cfg: PreprocessConfig, on
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            sent = Reading(dict(reading.reader_options), dict(reading.positions))  # picklable
+            sent = Reading(dict(reading.reader_options), dict(reading.positions),
+                           reading.recording_norm)  # picklable
             futures = [pool.submit(_process_file, p, out, cfg, on_unknown, sent) for p in todo]
             try:
                 for future in as_completed(futures):
