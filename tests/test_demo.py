@@ -39,6 +39,33 @@ def test_demo_estimate_and_warnings_are_plain(tmp_path):
     assert "WARNING" in (tmp_path / "REPORT.md").read_text()
 
 
+def test_subject_norm_reaches_every_row_and_the_table_says_so(tmp_path, monkeypatch):
+    """``--subject-norm spectral``: every fine-tuning row gets it, and the table is flagged as
+    transductive (the paper's protocol is ``none``, the default)."""
+    from types import SimpleNamespace
+
+    import neuript.train.finetune as finetune
+    from neuript.demo import finetune_rows, write_demo_report
+
+    cfg = parse_args(["--subject-norm", "spectral", "--subjects-per-split", "1"])
+    assert cfg.subject_norm == "spectral" and DemoConfig().subject_norm == "none"
+    seen = {}
+
+    def fake(run_cfg, task=None):
+        seen[run_cfg.model, run_cfg.init] = run_cfg.subject_norm
+        return SimpleNamespace(aggregate={}, per_seed=[], run_dir=tmp_path, split_hash="h")
+
+    monkeypatch.setattr(finetune, "run_finetune", fake)
+    finetune_rows(cfg, "neuript-small", tmp_path)
+    assert len(seen) == 4 and set(seen.values()) == {"spectral"}, seen
+    row = {"band power + LR": (SimpleNamespace(
+        aggregate={"balanced_accuracy": {"mean": 0.8, "std": 0.0, "n": 1}}, per_seed=[],
+        run_dir=tmp_path / "x", split_hash="h"), 1.0)}
+    text = write_demo_report(tmp_path, row, {}, cfg)
+    assert "subject_norm=spectral" in text and "transductive" in text
+    assert "transductive" not in write_demo_report(tmp_path, row, {}, DemoConfig())
+
+
 def test_quick_demo_end_to_end(tmp_path, capsys):
     main(["--quick", "--out", str(tmp_path), "--threads", "1"])
     table = capsys.readouterr().out
