@@ -280,3 +280,25 @@ def test_a_code_version_bump_drops_every_cached_cell(tmp_path, monkeypatch):
     assert set(br.cached_cells(opts)) == {br.REFERENCE, "logstd"}
     monkeypatch.setattr(br, "CELL_CODE_VERSION", br.CELL_CODE_VERSION + 1)
     assert br.cached_cells(opts) == {}
+
+
+def test_targets_pair_matched_cells_and_say_not_met():
+    """Issue 11's targets: the default vs band power paired by fold (band power has one seed),
+    a carried row without cells compared by its mean, a claim without both rows left out."""
+    from benchmarks.bench_recipe import DEFAULT, REFERENCE, target_rows
+
+    def row(name, per_cell, mean=None):
+        vals = [v for _, _, v in per_cell]
+        return {"variant": name, "per_cell": per_cell,
+                "balanced_accuracy_mean": mean if mean is not None else sum(vals) / len(vals)}
+
+    rows = [row(DEFAULT, [[0, 0, 0.60], [0, 1, 0.64], [1, 0, 0.70]]),
+            row(REFERENCE, [[0, 0, 0.65], [1, 0, 0.66]]),
+            row("shallowconvnet", [], mean=0.60)]
+    lines = target_rows(rows)
+    assert len(lines) == 2
+    bandpower, shallow = lines
+    # diffs -0.05, -0.01 (fold 0, both seeds against the one band-power cell), +0.04 → -0.7
+    assert "-0.7 [" in bandpower[2] and "(3 cells)" in bandpower[2]
+    assert bandpower[3] == "**not met**"
+    assert "unpaired" in shallow[2] and shallow[3] == "**met**"  # 64.7 vs 60.0
