@@ -224,6 +224,12 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
         "recording's spectrum equalised (`prepare --recording-norm spectral`), subject-equalised "
         "spectra", {**_DEF, "init": SPECTRAL_CHECKPOINT, "subject_norm": "spectral"},
         pair_with="pretrained_spectral"),
+    "pretrained_spectral_lld0.75": Variant("from `neuript-small`, subject-equalised spectra, "
+                                           "layer-wise LR decay 0.75 (block 0 at 0.75^6 of the "
+                                           "head's LR)",
+                                           {**_DEF, "init": "neuript-small",
+                                            "subject_norm": "spectral", "layer_decay": 0.75},
+        pair_with="pretrained_spectral"),
     # the wider CPU preset issue 11 asks for: d = 64, four heads of 16, every hidden size
     # doubled, the same blocks, merges and PMoE layout (about 4x the small preset's FLOPs)
     "wide64_spectral": Variant("the default recipe on a d = 64 model (4 heads of 16, dense "
