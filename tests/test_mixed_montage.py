@@ -141,6 +141,11 @@ def test_a_mixed_model_predicts_seen_and_unseen_montages(mixed, tmp_path):
     rows = run_predict(unseen, model_dir, device="cpu").rows
     assert len(rows) == 6 and np.isfinite(rows[["p_rest", "p_task"]].to_numpy()).all()
     np.testing.assert_allclose(rows[["p_rest", "p_task"]].sum(axis=1), 1.0, atol=1e-5)
+    # the live-stream path (neuript stream) takes the unseen montage too
+    from neuript.online import offline_equivalent
+
+    online = offline_equivalent(unseen, model_dir)
+    assert len(online) >= 1 and np.isfinite(online[["p_rest", "p_task"]].to_numpy()).all()
     # temporal electrodes: a lobe no training montage reached, so the head has no weights
     with pytest.raises(ContractError, match="Subject05_1: channels in pooling group.*Temporal"):
         run_predict(_recording("Subject05", 1, ("T3", "T4", "P3")), model_dir, device="cpu")
