@@ -224,6 +224,12 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
         "recording's spectrum equalised (`prepare --recording-norm spectral`), subject-equalised "
         "spectra", {**_DEF, "init": SPECTRAL_CHECKPOINT, "subject_norm": "spectral"},
         pair_with="pretrained_spectral"),
+    "pretrained_spectral_adapt": Variant("from `neuript-small` + 100 domain-adaptive AAMP steps "
+                                         "on the fold's subject-equalised training windows "
+                                         "(--adapt-steps 100), subject-equalised spectra",
+                                         {**_DEF, "init": "neuript-small",
+                                          "subject_norm": "spectral", "adapt_steps": 100},
+        pair_with="pretrained_spectral"),
     "pretrained_spectral_lld0.75": Variant("from `neuript-small`, subject-equalised spectra, "
                                            "layer-wise LR decay 0.75 (block 0 at 0.75^6 of the "
                                            "head's LR)",
