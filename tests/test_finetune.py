@@ -11,7 +11,15 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from _finetune_data import MICRO, reduced_task, thin
-from neuript.config import InputContract, OptimConfig, TrainConfig, from_dict, override, to_dict
+from neuript.config import (
+    InputContract,
+    OptimConfig,
+    PreprocessConfig,
+    TrainConfig,
+    from_dict,
+    override,
+    to_dict,
+)
 from neuript.data.splits import subset_subjects
 from neuript.errors import ContractError, NeuriptError
 from neuript.model_folder import load_classifier
@@ -116,7 +124,7 @@ def test_init_contract_mismatch_is_refused(task, tmp_path):
 
     cfg = override(preset("tiny"), MICRO)
     ckpt = tmp_path / "pre" / "pretrained"
-    NeurIPTPretrain(cfg).save_pretrained(ckpt, InputContract(sfreq_hz=128.0))
+    NeurIPTPretrain(cfg).save_pretrained(ckpt, InputContract(PreprocessConfig(sfreq_hz=128.0)))
     with pytest.raises(ContractError, match="sfreq_hz: model expects 128.0, data has 64.0"):
         run_finetune(micro_cfg(tmp_path / "run", init=str(tmp_path / "pre")), task=task)
     assert not (tmp_path / "run" / "metrics.json").exists()

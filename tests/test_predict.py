@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from _finetune_data import MICRO, eegmat_dir, n_windows, reduced_task
-from neuript.config import InputContract, override, to_dict
+from neuript.config import InputContract, override
 from neuript.data.io import read_recording
 from neuript.data.montage import pooling_groups
 from neuript.errors import ContractError
@@ -37,7 +37,7 @@ def model_dir(task, tmp_path_factory):
     groups = pooling_groups(list(task.ch_names), task.positions, "functional")
     model = NeurIPTClassifier(override(preset("tiny"), MICRO), 2, groups.names)
     extra = {"class_names": list(task.class_names), "group_names": list(groups.names),
-             "scheme": "functional", "preprocess": to_dict(task.preprocess),
+             "scheme": "functional",
              "ch_names": list(task.ch_names), "task": task.name, "model_kind": "neuript"}
     out = tmp_path_factory.mktemp("model") / "model"
     save_classifier(model, out, InputContract.from_preprocess(task.preprocess, task.ch_names),
@@ -112,19 +112,51 @@ def test_missing_channels_are_named(model_dir):
     assert str(path) in message
 
 
+def test_the_contract_holds_the_preprocessing_and_older_flat_folders_still_read(
+        model_dir, task, tmp_path):
+    """The contract carries the task's whole PreprocessConfig (notch, rejection …). A folder of
+    the layout before (seven preprocessing fields flat in the contract, the rest in
+    ``extra.preprocess``) reads back to the same contract; without ``extra.preprocess`` the
+    flat fields are kept and the rest defaults."""
+    from neuript.config import PreprocessConfig
+    from neuript.model_folder import read_model_folder
+
+    folder = read_model_folder(model_dir)
+    assert folder.contract.preprocess == task.preprocess
+    assert (folder.contract.sfreq_hz, folder.contract.window_s) == (task.preprocess.sfreq_hz,
+                                                                    task.preprocess.window_s)
+    config = json.loads((model_dir / "config.json").read_text())
+    pre = config["contract"].pop("preprocess")
+    flat = {k: pre[k] for k in ("sfreq_hz", "l_freq_hz", "h_freq_hz", "window_s", "montage",
+                                "compression", "alaw_a")}
+    for name, extra in (("with", {"preprocess": pre}), ("without", {})):
+        old = tmp_path / name
+        old.mkdir()
+        body = {**config, "contract": {**config["contract"], **flat},
+                "extra": {**config["extra"], **extra}}
+        (old / "config.json").write_text(json.dumps(body))
+        (old / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+        contract = read_model_folder(old).contract
+        if extra:
+            assert contract == folder.contract
+        else:
+            assert contract.preprocess == PreprocessConfig(**{**flat, "montage": pre["montage"]})
+            assert contract.channels == folder.contract.channels
+    assert load_classifier(tmp_path / "with").contract == folder.contract
+
+
 def test_contract_mismatch_refused(model_dir, task, tmp_path):
-    """A model whose stored preprocessing breaks its contract, or a task at another rate."""
+    """A task at another rate than the model's contract. (``predict`` prepares a recording with
+    the contract's own preprocessing, so the two cannot disagree there.)"""
     from neuript.train.evaluate import run_evaluate
 
     config = json.loads((model_dir / "config.json").read_text())
-    config["contract"]["sfreq_hz"] = 128.0
+    config["contract"]["preprocess"]["sfreq_hz"] = 128.0
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps(config))
     (bad / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
     with pytest.raises(ContractError, match="sfreq_hz: model expects 128.0, data has 64.0"):
-        run_predict(eegmat_dir() / RECORDING, bad, device="cpu")
-    with pytest.raises(ContractError, match="sfreq_hz"):
         run_evaluate(bad, task, device="cpu")
 
 
@@ -172,7 +204,7 @@ def test_onnx_engine_runs_a_baseline_whose_graph_drops_unused_inputs(task, tmp_p
                   n_classes=2, sfreq_hz=float(task.preprocess.sfreq_hz))
     groups = pooling_groups(list(task.ch_names), task.positions, "functional")
     extra = {"class_names": list(task.class_names), "group_names": list(groups.names),
-             "scheme": "functional", "preprocess": to_dict(task.preprocess),
+             "scheme": "functional",
              "ch_names": list(task.ch_names), "task": task.name, "model_kind": "eegnet",
              "baseline": {"name": "eegnet", "n_channels": len(task.ch_names),
                           "n_samples": int(task.signals.shape[2]), "n_classes": 2,

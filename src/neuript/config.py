@@ -106,25 +106,17 @@ recorded; ``channel_std`` applies one gain per (subject, channel); ``spectral`` 
 class InputContract:
     """What a checkpoint expects of its input; stored with every checkpoint (NEURIPT_SPEC §1).
 
-    Fine-tuning and inference compare the data pipeline with it and refuse a mismatch.
+    It holds the whole :class:`PreprocessConfig` the model was trained on (rate, band, notch,
+    window, montage, compression, rejection) plus what preprocessing does not say: units, the
+    head frame of positions, the channels, subject normalisation. Fine-tuning and inference
+    compare the data pipeline with it and refuse a mismatch; ``predict`` preprocesses a new
+    recording with ``preprocess``.
     """
 
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    """The preprocessing of the training data (the task's, or the pretraining corpus's)."""
     units: Literal["uV"] = "uV"
     """Signal units before compression."""
-    sfreq_hz: float = 64.0
-    """Sampling rate (Hz)."""
-    l_freq_hz: float | None = 0.1
-    """Band-pass low edge (Hz)."""
-    h_freq_hz: float | None = 30.0
-    """Band-pass high edge (Hz)."""
-    window_s: float = 4.0
-    """Window length (s) used in training (inference may use other lengths)."""
-    montage: str = "tcp"
-    """Montage name used in training."""
-    compression: Literal["alaw", "none"] = "alaw"
-    """Amplitude compression applied to µV values."""
-    alaw_a: float = 0.25
-    """The A-law's A."""
     coord_frame: str = "colin27_1005_head_m"
     """The fixed head frame of electrode positions (metres)."""
     channels: tuple[str, ...] = ()
@@ -143,21 +135,51 @@ class InputContract:
     to zeros, as for the training montages that lacked it. False: every recording must map to
     ``channels`` (or the montage) and cover the training lobes."""
 
+    # the preprocessing fields the checks and the model input read, by their old names
+    sfreq_hz = property(lambda self: self.preprocess.sfreq_hz, doc="Sampling rate (Hz).")
+    l_freq_hz = property(lambda self: self.preprocess.l_freq_hz, doc="Band-pass low edge (Hz).")
+    h_freq_hz = property(lambda self: self.preprocess.h_freq_hz, doc="Band-pass high edge (Hz).")
+    window_s = property(lambda self: self.preprocess.window_s,
+                        doc="Window length (s) used in training (inference may use others).")
+    montage = property(lambda self: self.preprocess.montage, doc="Montage used in training.")
+    compression = property(lambda self: self.preprocess.compression,
+                           doc="Amplitude compression applied to µV values.")
+    alaw_a = property(lambda self: self.preprocess.alaw_a, doc="The A-law's A.")
+
     @classmethod
     def from_preprocess(
         cls, cfg: PreprocessConfig, channels: tuple[str, ...] = ()
     ) -> InputContract:
         """Build the contract that data prepared with ``cfg`` satisfies."""
-        return cls(
-            sfreq_hz=cfg.sfreq_hz,
-            l_freq_hz=cfg.l_freq_hz,
-            h_freq_hz=cfg.h_freq_hz,
-            window_s=cfg.window_s,
-            montage=cfg.montage,
-            compression=cfg.compression,
-            alaw_a=cfg.alaw_a,
-            channels=tuple(channels),
-        )
+        return cls(preprocess=cfg, channels=tuple(channels))
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any],
+                    preprocess: dict[str, Any] | None = None) -> InputContract:
+        """Read a ``config.json`` ``contract`` block, of this layout or of the flat one before it.
+
+        Folders written before the contract held a ``preprocess`` section kept seven of its
+        fields at the top level (``sfreq_hz`` … ``alaw_a``); ``preprocess`` (the folder's old
+        ``extra.preprocess``, when it has one) then gives the whole preprocessing, else those
+        fields and the defaults do (a montage other than ``tcp``/``monopolar`` read as
+        ``as_is``, as inference always treated it).
+
+        Raises
+        ------
+        NeuriptError
+            An unknown field, or values no config accepts.
+        """
+        if "preprocess" in data:
+            return from_dict(cls, data)
+        flat = ("sfreq_hz", "l_freq_hz", "h_freq_hz", "window_s", "montage", "compression",
+                "alaw_a")
+        rest = {k: v for k, v in data.items() if k not in flat}
+        pre = dict(preprocess) if preprocess else {
+            k: v for k, v in data.items() if k in flat and k != "montage"}
+        if not preprocess:
+            pre["montage"] = data["montage"] if data.get("montage") in ("tcp", "monopolar") \
+                else "as_is"
+        return from_dict(cls, {**rest, "preprocess": pre})
 
     def mismatches(self, other: InputContract, *, check_window: bool = False) -> list[str]:
         """List every field where ``other`` breaks this contract, as readable sentences."""

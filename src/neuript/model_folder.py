@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from torch import nn
 
 from neuript import __version__
-from neuript.config import InputContract, PreprocessConfig, from_dict, to_dict
+from neuript.config import InputContract, to_dict
 from neuript.errors import ContractError, NeuriptError, read_json
 from neuript.files import atomic_directory
 from neuript.model.io import CONFIG_NAME, WEIGHTS_NAME
@@ -65,8 +65,6 @@ class ClassifierInfo:
         The grouping scheme the groups came from (``"functional"``, ``"hemisphere"`` …).
     ch_names : tuple of str
         The channels the model reads, in order.
-    preprocess : PreprocessConfig | None
-        The training preprocessing (None: rebuilt from the contract, older folders).
     task : str
         The task it was fine-tuned on.
     model_kind : str
@@ -85,7 +83,6 @@ class ClassifierInfo:
     group_names: tuple[str, ...] = ()
     scheme: str = "functional"
     ch_names: tuple[str, ...] = ()
-    preprocess: PreprocessConfig | None = None
     task: str = ""
     model_kind: str = "neuript"
     init: str = "scratch"
@@ -106,13 +103,11 @@ class ClassifierInfo:
             if not names or not all(isinstance(n, str) for n in names):
                 raise TypeError(f"class_names must be a non-empty list of strings, got {names!r}")
             baseline = extra.get("baseline")
-            pre = extra.get("preprocess")
             return cls(
                 class_names=tuple(names),
                 group_names=tuple(str(g) for g in extra.get("group_names") or ()),
                 scheme=str(extra.get("scheme", "functional")),
                 ch_names=tuple(str(c) for c in extra.get("ch_names") or ()),
-                preprocess=None if pre is None else from_dict(PreprocessConfig, pre),
                 task=str(extra.get("task", "")),
                 model_kind=str(extra.get("model_kind", "neuript")),
                 init=str(extra.get("init") or "scratch"),
@@ -133,20 +128,8 @@ class ClassifierInfo:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["class_names"], out["group_names"] = list(self.class_names), list(self.group_names)
         out["ch_names"] = list(self.ch_names)
-        out["preprocess"] = None if self.preprocess is None else to_dict(self.preprocess)
         out["baseline"] = None if self.baseline is None else to_dict(self.baseline)
         return {k: v for k, v in out.items() if v is not None}
-
-    def preprocessing(self, contract: InputContract) -> PreprocessConfig:
-        """The training preprocessing, or (older folders) one rebuilt from ``contract``."""
-        if self.preprocess is not None:
-            return self.preprocess
-        c = contract
-        return PreprocessConfig(sfreq_hz=c.sfreq_hz, l_freq_hz=c.l_freq_hz,
-                                h_freq_hz=c.h_freq_hz, window_s=c.window_s,
-                                compression=c.compression, alaw_a=c.alaw_a,
-                                montage=c.montage if c.montage in ("tcp", "monopolar")
-                                else "as_is")
 
 
 @dataclass(frozen=True)
@@ -217,7 +200,8 @@ def read_model_config(model_dir: str | os.PathLike) -> dict[str, Any]:
 def contract_of(config: Mapping[str, Any], where: Any = CONFIG_NAME) -> InputContract:
     """The :class:`InputContract` stored in a ``config.json`` dict."""
     try:
-        return from_dict(InputContract, config.get("contract", {}))
+        return InputContract.from_record(config.get("contract", {}),
+                                         (config.get("extra") or {}).get("preprocess"))
     except (TypeError, NeuriptError) as err:
         raise ContractError(f"{where}: input contract does not match this neuript ({err})") from err
 

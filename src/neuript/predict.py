@@ -146,8 +146,8 @@ class EmbeddingResult(NamedTuple):
 # recording → model input
 # --------------------------------------------------------------------------------------------
 def preprocess_of(loaded: LoadedClassifier) -> PreprocessConfig:
-    """The training preprocessing stored with the model (or one rebuilt from its contract)."""
-    return loaded.info.preprocessing(loaded.contract)
+    """The training preprocessing, from the model's contract."""
+    return loaded.contract.preprocess
 
 
 def missing_channels(rec: Recording, channels: tuple[str, ...]) -> list[str]:
@@ -192,14 +192,11 @@ def model_continuous(rec: Recording, loaded: LoadedClassifier, model_dir: Any = 
     Raises
     ------
     ContractError
-        The stored preprocessing breaks the contract, or the recording lacks channels.
+        The recording lacks channels.
     """
     from neuript.data.preprocess import preprocess_continuous
 
     pre = preprocess_of(loaded)
-    problems = loaded.contract.mismatches(InputContract.from_preprocess(pre))
-    if problems:
-        raise ContractError(f"{model_dir}: stored preprocessing breaks its contract: {problems}")
     channels = tuple(loaded.contract.channels)
     if channels:
         missing = missing_channels(rec, channels)

@@ -165,7 +165,8 @@ def parse_meta(directory: str | os.PathLike, config: dict[str, Any]) -> Checkpoi
     path = Path(directory)
     try:
         model = from_dict(ModelConfig, config["model"])
-        contract = from_dict(InputContract, config.get("contract", {}))
+        contract = InputContract.from_record(config.get("contract", {}),
+                                             (config.get("extra") or {}).get("preprocess"))
         mask = from_dict(MaskConfig, config["mask"]) if config.get("mask") else None
     except (KeyError, TypeError, NeuriptError) as err:
         raise ContractError(

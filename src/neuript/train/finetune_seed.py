@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuript.config import InputContract, ModelConfig, from_dict, override, to_dict
+from neuript.config import InputContract, ModelConfig, from_dict, override
 from neuript.data.tasks.base import TaskWindows
 from neuript.model_folder import read_model_config, resolve_init_dir, save_classifier
 from neuript.train.evaluate import Predictions, predict_batches, write_predictions_csv
@@ -340,7 +340,7 @@ def fit_torch_seed(
     write_predictions_csv(seed_dir / "test_predictions.csv", task, test_preds, task.class_names)
     extra = {
         "class_names": list(task.class_names), "group_names": list(groups.names),
-        "task": task.name, "scheme": cfg.scheme, "preprocess": to_dict(task.preprocess),
+        "task": task.name, "scheme": cfg.scheme,
         "ch_names": list(task.ch_names), "model_kind": cfg.model, "seed": seed,
         "positions": np.asarray(task.positions, np.float64).round(6).tolist(),
         "best_epoch": selector.best_epoch, "init": cfg.init, "adapt_steps": cfg.adapt_steps,
