@@ -27,7 +27,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,9 @@ def main(argv: list[str] | None = None) -> None:
                         "render: rewrite MODEL_CARD.md from card.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", type=Path)
-    parser.add_argument("--recording-norm", choices=("none", "channel_std", "spectral"),
+    from neuript.config import SubjectNorm
+
+    parser.add_argument("--recording-norm", choices=get_args(SubjectNorm),
                         default="none", help="pretrain on each recording's normalised windows "
                         "(stage pretrain only; work dir checkpoint_<norm>)")
     args = parser.parse_args(argv)

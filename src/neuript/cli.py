@@ -20,7 +20,7 @@ import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from neuript.cli_flags import (
     build_config,
@@ -30,6 +30,7 @@ from neuript.cli_flags import (
     save_config,
     show_config,
 )
+from neuript.config import SubjectNorm
 from neuript.errors import NeuriptError
 
 log = logging.getLogger("neuript")
@@ -511,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader-option", action="append", metavar="KEY=VALUE",
                    help=READER_OPTION_HELP + "; given to every file's reader")
     p.add_argument("--positions", metavar="FILE", help=POSITIONS_HELP)
-    p.add_argument("--recording-norm", choices=("none", "channel_std", "spectral"),
+    p.add_argument("--recording-norm", choices=get_args(SubjectNorm),
                    default="none", help="normalise each recording's windows as fine-tuning's "
                    "subject_norm does (a corpus for a model fine-tuned with it; default none)")
     common_flags(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)

@@ -23,6 +23,10 @@ from neuript.errors import NeuriptError, check_option
 SpatialCode = Literal["3d", "grid", "index", "none"]
 PoolingScheme = Literal["functional", "hemisphere", "sagittal", "coronal", "mean"]
 POOLING_SCHEMES: tuple[str, ...] = typing.get_args(PoolingScheme)
+MontageName = Literal["tcp", "monopolar", "as_is", "auto"]
+"""The named montages of :class:`PreprocessConfig` (a task may also take a channel list)."""
+Compression = Literal["alaw", "none"]
+"""Amplitude compression at the model input."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -41,7 +45,7 @@ class PreprocessConfig:
     notch_hz: float | None = 50.0
     """Mains frequency to notch (50 or 60 Hz) at the target rate; skipped (a no-op: the resampling
     anti-alias filter already removed it) when at or above the target Nyquist; None to skip."""
-    montage: Literal["tcp", "monopolar", "as_is", "auto"] = "tcp"
+    montage: MontageName = "tcp"
     """Re-reference to the 20-channel TCP double banana, keep monopolar channels, keep as read, or
     ``"auto"``: TCP when the recording has every TCP electrode, else its recognised monopolar
     channels (per recording, so a mixed corpus holds several montages)."""
@@ -57,7 +61,7 @@ class PreprocessConfig:
     """Reject a window if any |x| exceeds this (µV); None disables."""
     flat_std_uv: float | None = 0.1
     """Reject a window if any channel's standard deviation is below this (µV); None disables."""
-    compression: Literal["alaw", "none"] = "alaw"
+    compression: Compression = "alaw"
     """Amplitude compression applied to µV values at the model input."""
     alaw_a: float = 0.25
     """The modified A-law's A (NEURIPT_SPEC §1)."""
@@ -95,6 +99,10 @@ class PreprocessConfig:
         stride = self.window_s if self.stride_s is None else self.stride_s
         return int(round(stride * self.sfreq_hz))
 
+
+OnUnknown = Literal["raise", "drop"]
+"""What a channel without a known name or position does: skip the file (``raise``) or drop the
+channel (``drop``)."""
 
 SubjectNorm = Literal["none", "channel_std", "spectral"]
 """Subject-wise normalisation (:mod:`neuript.data.normalize`): ``none`` feeds windows as

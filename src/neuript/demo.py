@@ -31,9 +31,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from neuript.config import OptimConfig, PreprocessConfig, TrainConfig
+from neuript.config import OptimConfig, PreprocessConfig, SubjectNorm, TrainConfig
 from neuript.paths import data_root
 
 log = logging.getLogger("neuript.demo")
@@ -301,7 +301,7 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
     parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (1)")
     parser.add_argument("--subjects-per-split", type=int, help="subjects per split (all)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--subject-norm", choices=("none", "channel_std", "spectral"),
+    parser.add_argument("--subject-norm", choices=get_args(SubjectNorm),
                         help="every row's subject_norm (none: the paper's input; spectral: each "
                         "subject's spectrum equalised with its own windows, transductive)")
     args = vars(parser.parse_args(argv))

@@ -40,10 +40,9 @@ from neuript.data.filters import resample_factor
 from neuript.data.recording import Recording
 from neuript.errors import NeuriptError
 from neuript.model_folder import LoadedClassifier, load_classifier
-from neuript.predict import model_continuous, model_groups, preprocess_of
+from neuript.predict import ENGINES, model_continuous, model_groups, preprocess_of
 from neuript.train.evaluate import predict_batches
 
-ENGINES: tuple[str, ...] = ("torch", "onnx")
 """How a window is classified: the PyTorch model or its ONNX export (ONNX Runtime)."""
 
 

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,12 @@ if TYPE_CHECKING:
     from neuript.data.preprocess import Continuous
 
 log = logging.getLogger(__name__)
+
+Engine = Literal["torch", "onnx"]
+"""Run a model folder with PyTorch, or its ONNX export with ONNX Runtime."""
+ENGINES: tuple[str, ...] = get_args(Engine)
+Format = Literal["csv", "json"]
+"""``run_predict``'s output formats."""
 
 
 class PreparedInput(NamedTuple):
@@ -399,10 +405,10 @@ def run_predict(
     model_dir: str | os.PathLike,
     *,
     out: str | os.PathLike | None = None,
-    fmt: Literal["csv", "json"] = "csv",
+    fmt: Format = "csv",
     batch_size: int = 128,
     device: str = "auto",
-    engine: Literal["torch", "onnx"] = "torch",
+    engine: Engine = "torch",
     threads: int | None = None,
     calibration: Sequence[str | os.PathLike | Recording | Any] | None = None,
     events: Sequence[str] | None = None,
@@ -446,8 +452,8 @@ def run_predict(
     result : PredictionResult
         ``result.to_annotations()`` gives them as ``mne.Annotations``.
     """
-    check_option("fmt", fmt, ("csv", "json"))
-    check_option("engine", engine, ("torch", "onnx"))
+    check_option("fmt", fmt, get_args(Format))
+    check_option("engine", engine, ENGINES)
     loaded = load_classifier(model_dir)
     prepared, norm = _prepare_with_calibration(recording_path, loaded, model_dir, calibration,
                                                events=events, event_offset_s=event_offset_s)

@@ -26,22 +26,23 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
 import torch
 
+from neuript.config import check_literals
 from neuript.data.recording import UNIT_SCALE_TO_VOLTS
-from neuript.errors import NeuriptError, StreamError, check_option
+from neuript.errors import NeuriptError, StreamError
 from neuript.model_folder import load_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s
-from neuript.predict import preprocess_of
+from neuript.predict import Engine, preprocess_of
 
 log = logging.getLogger(__name__)
 
 Unit = Literal["auto", "V", "mV", "uV"]
-UNITS: tuple[str, ...] = ("auto", "V", "mV", "uV")
+UNITS: tuple[str, ...] = get_args(Unit)
 _LSL_UNITS = {"v": "V", "volt": "V", "volts": "V", "0": "V", "mv": "mV", "millivolt": "mV",
               "millivolts": "mV", "-3": "mV", "uv": "uV", "µv": "uV", "microvolt": "uV",
               "microvolts": "uV", "-6": "uV"}
@@ -82,7 +83,7 @@ class StreamConfig:
     threads: int | None = None
     """PyTorch (or ONNX Runtime) threads during the session (PyTorch's restored after); None
     leaves the library's setting."""
-    engine: Literal["torch", "onnx"] = "torch"
+    engine: Engine = "torch"
     """Classify with the PyTorch model, or with the folder's ONNX export (``neuript export``)."""
     poll_s: float = 0.002
     """Sleep between polls of the inlet when nothing is due (s)."""
@@ -105,8 +106,7 @@ class StreamConfig:
                                f"got {self.max_predictions!r}")
         if self.threads is not None and self.threads < 1:
             raise NeuriptError(f"StreamConfig.threads must be >= 1, got {self.threads!r}")
-        check_option("StreamConfig.unit", self.unit, UNITS)
-        check_option("StreamConfig.engine", self.engine, ("torch", "onnx"))
+        check_literals(self)
 
 
 class StreamResult(NamedTuple):

@@ -11,14 +11,14 @@ batch ``2b`` sees. Call ``loader.batch_sampler.set_epoch(e)`` at each epoch star
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neuript.batch import Batch
-from neuript.config import AugmentConfig
+from neuript.config import AugmentConfig, Compression
 from neuript.data.augment import augment_windows
 from neuript.data.montage import groups_as, pooling_groups
 from neuript.data.preprocess import alaw
@@ -209,7 +209,7 @@ class MontageCollate:
                  compression: str, alaw_a: float, labelled: bool,
                  augment: AugmentConfig | None = None, sfreq_hz: float = 64.0,
                  augment_seed: int = 0, group_names: Sequence[str] | None = None) -> None:
-        check_option("compression", compression, ("alaw", "none"))
+        check_option("compression", compression, get_args(Compression))
         self.compression, self.alaw_a, self.labelled = compression, alaw_a, labelled
         self.augment, self.sfreq_hz = augment, sfreq_hz
         self.generator = torch.Generator().manual_seed(augment_seed)

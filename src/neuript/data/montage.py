@@ -29,11 +29,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import numpy as np
 
-from neuript.config import POOLING_SCHEMES
+from neuript.config import POOLING_SCHEMES, MontageName, OnUnknown
 from neuript.errors import ChannelError, check_option
 
 MONTAGE_NAME = "colin27_1005"
@@ -49,7 +49,6 @@ CORONAL_EDGES_M: tuple[float, ...] = (0.065, 0.030, -0.030, -0.090)
 MIDLINE_TOL_M = 0.005
 SAGITTAL_CENTRAL_DEG = 15.0
 SAGITTAL_LATERAL_DEG = 65.0
-OnUnknown = Literal["raise", "drop"]
 _PREFIX_RE = re.compile(r"^([A-Za-z]+?)(?=\d|z|h|$)")
 UNKNOWN_HINT = "give custom electrodes a position in metres, or drop them: on_unknown='drop'"
 """The ways out of an unknown channel name (callers that know the command add their own)."""
@@ -411,13 +410,13 @@ def build_channel_map(
     ChannelError
         Unknown channel (with close matches) or missing electrodes for the target.
     """
-    check_option("on_unknown", on_unknown, ("raise", "drop"))
+    check_option("on_unknown", on_unknown, get_args(OnUnknown))
     extra = dict(extra_positions or {})
     resolved, aliases, dropped = _resolve_inputs(ch_names, extra)
     if isinstance(target, str) and target == "auto":
         target = "tcp" if has_tcp(resolved) else "monopolar"
     if isinstance(target, str) and target not in ("monopolar", "as_is"):
-        check_option("target", target, ("tcp", "monopolar", "as_is", "auto"))
+        check_option("target", target, get_args(MontageName))
         targets: Sequence[str | tuple[str, str]] = [f"{a}-{b}" for a, b in TCP_PAIRS]
     elif isinstance(target, str):
         targets = []

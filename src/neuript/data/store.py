@@ -57,11 +57,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
-from neuript.config import PreprocessConfig, from_dict, to_dict
+from neuript.config import OnUnknown, PreprocessConfig, SubjectNorm, from_dict, to_dict
 from neuript.data.io import read_recording
 from neuript.data.locks import hold_lock
 from neuript.data.normalize import normalize_groups
@@ -559,12 +559,12 @@ def prepare_corpus(
     """
     from neuript.data.merge import corpus_lock, shard_tag
 
-    check_option("on_unknown", on_unknown, ("raise", "drop"))
+    check_option("on_unknown", on_unknown, get_args(OnUnknown))
     if workers < 1:
         raise NeuriptError(f"workers must be >= 1, got {workers!r}")
     ij = parse_shard(shard)
     scans = scan_inputs(inputs)  # a missing input is refused before anything is written
-    check_option("recording_norm", recording_norm, ("none", "channel_std", "spectral"))
+    check_option("recording_norm", recording_norm, get_args(SubjectNorm))
     reading = Reading(dict(reader_options or {}), load_positions(positions), recording_norm)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ and classify. Plain mean pooling is the same with one group holding every channe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,7 @@ class FeatureStandardizer(nn.Module):
 
 def feature_norm(kind: HeadNorm, n_features: int) -> nn.Module:
     """The feature normalisation of ``ModelConfig.head_norm`` (Identity for ``"none"``)."""
-    check_option("head_norm", kind, ("none", "batch", "layer"))
+    check_option("head_norm", kind, get_args(HeadNorm))
     if kind == "batch":
         return FeatureStandardizer(n_features)
     if kind == "layer":
@@ -81,7 +81,7 @@ def time_pool(tokens: Tensor, stats: PoolStats = "mean", two_pass: bool = False)
     -------
     per_channel : Tensor, shape (B, C, d · s), s = 1 or 2
     """
-    check_option("stats", stats, ("mean", "mean_logstd"))
+    check_option("stats", stats, get_args(PoolStats))
     mean = tokens.mean(dim=2)  # (B, C, d)
     if stats == "mean":
         return mean
@@ -154,14 +154,14 @@ class PoolingHead(nn.Module):
                  kind: HeadKind = "linear", hidden: int = 256, dropout: float = 0.0,
                  norm: HeadNorm = "none", stats: PoolStats = "mean") -> None:
         super().__init__()
-        check_option("PoolingHead.kind", kind, ("linear", "mlp"))
+        check_option("PoolingHead.kind", kind, get_args(HeadKind))
         if n_classes < 1 or n_groups < 1 or n_levels < 1:
             raise ValueError(
                 f"PoolingHead needs n_classes, n_groups, n_levels >= 1, got "
                 f"{n_classes}, {n_groups}, {n_levels}"
             )
         self.d, self.n_levels, self.n_groups, self.n_classes = d, n_levels, n_groups, n_classes
-        check_option("PoolingHead.stats", stats, ("mean", "mean_logstd"))
+        check_option("PoolingHead.stats", stats, get_args(PoolStats))
         self.stats, self.n_stats = stats, 1 if stats == "mean" else 2
         self.fast_paths = True
         """Two-pass variance for ``stats="mean_logstd"`` (:func:`time_pool`)."""

@@ -30,9 +30,10 @@ from neuript.config import (
     ModelConfig,
     OptimConfig,
     TrainConfig,
+    check_literals,
     to_dict,
 )
-from neuript.errors import NeuriptError, check_option
+from neuript.errors import NeuriptError
 from neuript.train.checkpoint import (
     full_model_state,
     latest_checkpoint,
@@ -103,7 +104,7 @@ class PretrainRunConfig:
     optimiser settings; the step budget may change, see ``neuript.train.resume``)."""
 
     def __post_init__(self) -> None:
-        check_option("PretrainRunConfig.strategy", self.strategy, ("ddp", "fsdp"))
+        check_literals(self)
         if not 0 <= self.val_fraction < 1:
             raise NeuriptError(
                 f"PretrainRunConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}"
