@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -358,8 +357,3 @@ def run_finetune(cfg: FinetuneRunConfig, *, task: TaskWindows | None = None) -> 
         write_report(run_dir)
     return FinetuneResult(run_dir, per_seed, summary, split_hash)
 
-
-def steps_per_epoch(n_train: int, train: TrainConfig, drop_last: bool = False) -> int:
-    """Optimiser steps per epoch for ``n_train`` windows."""
-    per_step = train.batch_size * train.grad_accum
-    return max(1, n_train // per_step if drop_last else math.ceil(n_train / per_step))
