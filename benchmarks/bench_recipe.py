@@ -74,6 +74,14 @@ _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0
 _DEF = {**_OLD, "model_overrides": {"pool_stats": "mean_logstd"}, "optim.lr": 3e-3}
 """The default recipe (``logstd_lr3e-3``) stated in full, the base of later screens."""
 
+def _from_small_spectral(what: str, **overrides: Any) -> Variant:
+    """A screen of the default recipe from `neuript-small` under ``subject_norm="spectral"``,
+    paired with ``pretrained_spectral``; ``overrides`` change it."""
+    return Variant(f"from `neuript-small`, subject-equalised spectra, {what}",
+                   {**_DEF, "init": "neuript-small", "subject_norm": "spectral", **overrides},
+                   pair_with="pretrained_spectral")
+
+
 def _normalised_rows(method: str, tag: str, how: str) -> dict[str, Variant]:
     """Band power, ShallowConvNet and the default recipe on ``subject_norm=method`` input."""
     bandpower = f"bandpower_lr_{tag}"
@@ -210,11 +218,8 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                              {**_DEF, "subject_norm": "spectral",
                                               "aux_weight": 0.1},
         pair_with="logstd_lr3e-3_spectral"),
-    "pretrained_spectral_aux0.1": Variant("from `neuript-small`, subject-equalised spectra, MoE "
-                                          "auxiliary weight 0.1 instead of 0.8",
-                                          {**_DEF, "init": "neuript-small",
-                                           "subject_norm": "spectral", "aux_weight": 0.1},
-        pair_with="pretrained_spectral"),
+    "pretrained_spectral_aux0.1": _from_small_spectral("MoE auxiliary weight 0.1 instead of 0.8",
+                                                       aux_weight=0.1),
     # eighth pass: pretrain on the input the fine-tuning sees. The same checkpoint recipe on
     # the corpus with every recording's spectrum equalised (prepare --recording-norm spectral;
     # built by `python -m benchmarks.build_checkpoint --stage pretrain --recording-norm
@@ -224,18 +229,11 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
         "recording's spectrum equalised (`prepare --recording-norm spectral`), subject-equalised "
         "spectra", {**_DEF, "init": SPECTRAL_CHECKPOINT, "subject_norm": "spectral"},
         pair_with="pretrained_spectral"),
-    "pretrained_spectral_adapt": Variant("from `neuript-small` + 100 domain-adaptive AAMP steps "
-                                         "on the fold's subject-equalised training windows "
-                                         "(--adapt-steps 100), subject-equalised spectra",
-                                         {**_DEF, "init": "neuript-small",
-                                          "subject_norm": "spectral", "adapt_steps": 100},
-        pair_with="pretrained_spectral"),
-    "pretrained_spectral_lld0.75": Variant("from `neuript-small`, subject-equalised spectra, "
-                                           "layer-wise LR decay 0.75 (block 0 at 0.75^6 of the "
-                                           "head's LR)",
-                                           {**_DEF, "init": "neuript-small",
-                                            "subject_norm": "spectral", "layer_decay": 0.75},
-        pair_with="pretrained_spectral"),
+    "pretrained_spectral_adapt": _from_small_spectral(
+        "100 domain-adaptive AAMP steps on the fold's equalised training windows first "
+        "(--adapt-steps 100)", adapt_steps=100),
+    "pretrained_spectral_lld0.75": _from_small_spectral(
+        "layer-wise LR decay 0.75 (block 0 at 0.75^6 of the head's LR)", layer_decay=0.75),
     # the wider CPU preset issue 11 asks for: d = 64, four heads of 16, every hidden size
     # doubled, the same blocks, merges and PMoE layout (about 4x the small preset's FLOPs)
     "wide64_spectral": Variant("the default recipe on a d = 64 model (4 heads of 16, dense "
