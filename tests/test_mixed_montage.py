@@ -57,6 +57,31 @@ def test_no_shared_channel_is_refused_with_a_hint_naming_the_mode(items):
         build_array_task(items, window_s=4.0, split="column")
 
 
+def test_a_recording_with_nothing_placeable_and_a_name_placed_twice_are_named(items):
+    """Under ``per_recording`` a recording whose only channel has no name or position is
+    refused by name, and so is a custom electrode two recordings put in different places."""
+    rec = items[0]["recording"]
+    custom_only = Recording.from_array(rec.data[:1], rec.sfreq_hz, ["X1"], unit="V",
+                                       subject="Subject00", source="custom_only")
+    with pytest.raises(NeuriptError, match=r"custom_only: unknown channel.*\n.*custom_only: "
+                                           "no channel has a known name or a position"):
+        build_array_task([{**items[0], "recording": custom_only}, *items[1:]], window_s=4.0,
+                         montage="per_recording", split="column")
+
+    def with_x1(item, position):
+        r = item["recording"]
+        return {**item, "recording": Recording.from_array(
+            np.concatenate([r.data, r.data[:1]]), r.sfreq_hz, [*r.ch_names, "X1"], unit="V",
+            subject=item["subject"], source=r.source, positions={"X1": position})}
+
+    placed = {"Subject00": (0.0, 0.05, 0.08), "Subject01": (0.0, -0.05, 0.08)}
+    moved = [with_x1(it, placed[it["subject"]]) if it["subject"] in placed else it
+             for it in items]
+    with pytest.raises(NeuriptError, match=r"'X1' is at \[0.0, 0.05, 0.08\] m in Subject00_1 "
+                                           r"and at \[0.0, -0.05, 0.08\] m in Subject01_1"):
+        build_array_task(moved, window_s=4.0, montage="per_recording", split="column")
+
+
 def test_windows_keep_each_recordings_channels_and_values(mixed, items):
     task = mixed
     union = ("Fp1", "F3", "C3", "Cz", "P4", "O2", "F4", "C4", "Pz")

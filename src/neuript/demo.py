@@ -83,7 +83,7 @@ class DemoConfig:
     """Baselines fine-tuned beside NeurIPT."""
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
-    subject_norm: str = "none"
+    subject_norm: SubjectNorm = "none"
     """Every row's ``subject_norm`` (docs/subject_norm.md): ``spectral`` equalises each
     subject's spectrum with that subject's own unlabelled windows (transductive, so not the
     paper's protocol; the table says so); ``none`` is the paper's input."""

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import dataclasses
 import errno
 import hashlib
 import importlib
@@ -55,7 +54,7 @@ import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -291,7 +290,7 @@ def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> 
 # one file (runs in a worker process)
 # --------------------------------------------------------------------------------------------
 class Reading(NamedTuple):
-    """How every input file of a run is read (the same for all of them)."""
+    """How every input file of a run is read and stored (the same for all of them)."""
 
     reader_options: Mapping[str, Any] = types.MappingProxyType({})
     """Keyword arguments of :func:`~neuript.data.io.read_recording`'s reader."""
@@ -368,7 +367,7 @@ def _normalized(prep: Any, cfg: PreprocessConfig, method: str) -> Any:
         return prep
     windows = normalize_groups(prep.windows, np.zeros(len(prep.windows), np.int64), method,
                                sfreq_hz=float(cfg.sfreq_hz), band_hz=(cfg.l_freq_hz, cfg.h_freq_hz))
-    return dataclasses.replace(prep, windows=windows)
+    return replace(prep, windows=windows)
 
 
 def _names(names: Sequence[str], shown: int = 8) -> str:

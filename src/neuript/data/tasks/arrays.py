@@ -218,7 +218,7 @@ def build_from_units(
     label_index = {c: k for k, c in enumerate(classes)}
     continuous: dict[int, Any] = {}
     blocks, labels, subjects, splits, sources, starts_all = [], [], [], [], [], []
-    montages: list[tuple[tuple[str, ...], np.ndarray]] = []  # per block
+    montages: list[tuple[tuple[str, ...], np.ndarray, str]] = []  # per block, with its source
     rejected: dict[str, int] = {}
     peaks_uv = np.zeros(len(units))
     for i, (unit, unit_split) in enumerate(zip(units, split_of_unit)):
@@ -240,7 +240,8 @@ def build_from_units(
             windows, starts = kept.windows, kept.starts
             n = len(starts)
             blocks.append(windows)
-            montages.append((tuple(cont.ch_names), np.asarray(cont.positions, np.float32)))
+            montages.append((tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
+                             unit.recording.source))
             labels.append(np.full(n, label_index[cut.label], np.int64))
             subjects.append(np.full(n, unit.subject, dtype=object))
             splits.append(np.full(n, unit_split, dtype=object))
@@ -256,7 +257,7 @@ def build_from_units(
     if per_recording:
         ch_names, positions, signals, present = union_montage(blocks, montages, name)
     else:
-        (ch_names, positions), signals, present = montages[0], np.concatenate(blocks), None
+        (ch_names, positions, _), signals, present = montages[0], np.concatenate(blocks), None
     task = TaskWindows(
         name=name,
         signals=signals,
@@ -279,7 +280,7 @@ def build_from_units(
 
 
 def union_montage(
-    blocks: Sequence[np.ndarray], montages: Sequence[tuple[tuple[str, ...], np.ndarray]],
+    blocks: Sequence[np.ndarray], montages: Sequence[tuple[tuple[str, ...], np.ndarray, str]],
     name: str,
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     """Lay windows of different channel sets on the union of their channels.
@@ -287,8 +288,8 @@ def union_montage(
     Parameters
     ----------
     blocks : sequence of ndarray, shape (N_b, C_b, W), µV
-    montages : sequence of (ch_names (C_b,), positions (C_b, 3) metres)
-        The channels of each block.
+    montages : sequence of (ch_names (C_b,), positions (C_b, 3) metres, source)
+        The channels of each block, and the recording it came from (named in errors).
     name : str
         Task name, for errors.
 
@@ -308,26 +309,35 @@ def union_montage(
     """
     index: dict[str, int] = {}
     where: list[np.ndarray] = []
-    for ch_names, pos in montages:
+    first: list[str] = []  # the recording that placed each channel
+    for ch_names, pos, source in montages:
         for ch, p in zip(ch_names, pos):
             if ch not in index:
                 index[ch] = len(index)
                 where.append(p)
+                first.append(source)
             elif float(np.linalg.norm(where[index[ch]] - p)) > 0.01:
-                raise NeuriptError(f"task {name!r}: channel {ch!r} is at {where[index[ch]]} in one "
-                                   f"recording and at {p} in another (metres); give one "
-                                   "position per name")
+                k = index[ch]
+                raise NeuriptError(
+                    f"task {name!r}: channel {ch!r} is at {_metres(where[k])} m in "
+                    f"{first[k]} and at {_metres(p)} m in {source}; give one "
+                    "position per name (or rename one of them)")
     n = sum(len(b) for b in blocks)
     window = blocks[0].shape[-1]
     signals = np.zeros((n, len(index), window), np.float32)
     present = np.zeros((n, len(index)), bool)
     row = 0
-    for block, (ch_names, _) in zip(blocks, montages):
+    for block, (ch_names, _, _) in zip(blocks, montages):
         cols = [index[ch] for ch in ch_names]
         signals[row:row + len(block), cols] = block
         present[row:row + len(block), cols] = True
         row += len(block)
     return tuple(index), np.asarray(where, np.float32).reshape(-1, 3), signals, present
+
+
+def _metres(position: np.ndarray) -> list[float]:
+    """A position (3,) as a short list of metres for messages."""
+    return [round(float(v), 4) for v in position]
 
 
 def _as_unit(item: Any, index: int, memo: dict[tuple[int, str], Recording]) -> Unit:
