@@ -327,22 +327,10 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    """Total and activated parameters of the fine-tuning encoder on the 20-channel TCP montage."""
-    import numpy as np
+    """Total and activated parameters of a preset's fine-tuning model (``describe_preset``)."""
+    from neuript.model.presets import describe_preset
 
-    from neuript.data.montage import TCP_PAIRS, channel_position, pooling_groups
-    from neuript.model.neuript import NeurIPTClassifier
-    from neuript.model.presets import count_parameters, preset
-
-    cfg = preset(args.preset)
-    names = [f"{a}-{b}" for a, b in TCP_PAIRS]
-    positions = np.stack([channel_position(n) for n in names])
-    groups = pooling_groups(names, positions, "functional").names
-    count = count_parameters(NeurIPTClassifier(cfg, 2, groups), cfg, n_channels=len(names))
-    print(f"preset {args.preset}: d_model={cfg.d_model}, blocks={cfg.depth}, "
-          f"experts={cfg.moe.experts_per_block}")
-    print(f"total parameters:     {count.total:,} ({count.total / 1e6:.1f} M)")
-    print(f"activated parameters: {count.activated:,} ({count.activated / 1e6:.1f} M)")
+    print(describe_preset(args.preset))
 
 
 INSPECT_FLAGS = {"manifest": "manifest", "bids_root": "bids_root", "events": "bids_events",

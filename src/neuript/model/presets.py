@@ -114,3 +114,23 @@ def count_parameters(module: nn.Module, cfg: ModelConfig, n_channels: int = 20) 
             idle += (layer.n_experts - layer.k) * per_expert
     del n_channels
     return ParamCount(total, total - idle)
+
+
+def describe_preset(name: str, n_classes: int = 2) -> str:
+    """The text of ``neuript info``: the preset's shape and the parameter counts of its
+    fine-tuning model (embedding + encoder + IILP head over the functional lobes).
+
+    NeurIPT has no per-channel parameters, so the counts hold for any montage that reaches
+    every lobe.
+    """
+    from neuript.data.montage import FUNCTIONAL_LOBES  # local: as count_parameters
+    from neuript.model.neuript import NeurIPTClassifier
+
+    cfg = preset(name)
+    count = count_parameters(NeurIPTClassifier(cfg, n_classes, FUNCTIONAL_LOBES), cfg)
+    return "\n".join([
+        f"preset {name}: d_model={cfg.d_model}, blocks={cfg.depth}, "
+        f"experts={cfg.moe.experts_per_block}",
+        f"total parameters:     {count.total:,} ({count.total / 1e6:.1f} M)",
+        f"activated parameters: {count.activated:,} ({count.activated / 1e6:.1f} M)",
+    ])
