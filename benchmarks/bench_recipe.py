@@ -64,6 +64,9 @@ class Variant:
     pair_with: str | None = None
     """Another variant this row is paired against in its own column (the same input for
     another model, or the same recipe from scratch); None: no such column entry."""
+    train_subjects: int | None = None
+    """Train on the first n (by name) of the fold's training subjects, validation and test
+    unchanged (the learning curve); None: all of them."""
 
 
 _OLD = {"head_init": "random", "augment.scale_range": 0.0, "augment.noise_uv": 0.0,
@@ -94,6 +97,31 @@ def _normalised_rows(method: str, tag: str, how: str) -> dict[str, Variant]:
                                          pair_with=bandpower),
         f"logstd_lr3e-3_{tag}": Variant(f"the default on {how} (subject_norm={method})",
                                         {**_DEF, "subject_norm": method}, pair_with=bandpower),
+    }
+
+
+LEARNING_CURVE: tuple[int, ...] = (6, 12)
+"""Training-subject counts of the learning-curve rows (a fold trains on 24)."""
+
+
+def _curve_rows(n: int) -> dict[str, Variant]:
+    """Band power, the default from scratch and from `neuript-small`, all on subject-equalised
+    spectra, trained on ``n`` of the fold's training subjects."""
+    few = f"trained on {n} of the fold's 24 training subjects, subject-equalised spectra"
+    return {
+        f"bandpower_lr_spectral_n{n}": Variant(f"band power + LR, {few}",
+                                               {"subject_norm": "spectral"}, "bandpower_lr",
+                                               pair_with="bandpower_lr_spectral",
+                                               train_subjects=n),
+        f"logstd_lr3e-3_spectral_n{n}": Variant(f"the default from scratch, {few}",
+                                                {**_DEF, "subject_norm": "spectral"},
+                                                pair_with=f"bandpower_lr_spectral_n{n}",
+                                                train_subjects=n),
+        f"pretrained_spectral_n{n}": Variant(f"from `neuript-small`, the default recipe, {few}",
+                                             {**_DEF, "init": "neuript-small",
+                                              "subject_norm": "spectral"},
+                                             pair_with=f"logstd_lr3e-3_spectral_n{n}",
+                                             train_subjects=n),
     }
 
 
@@ -242,6 +270,9 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                                {**_DEF, "subject_norm": "spectral",
                                 "model_overrides": {**_DEF["model_overrides"], **WIDE64}},
         pair_with="logstd_lr3e-3_spectral"),
+    # ninth pass: the learning curve. Is the gap to band power a matter of data scale? The
+    # fold's first 6 and 12 of its 24 training subjects, the same validation and test subjects.
+    **{name: row for n in LEARNING_CURVE for name, row in _curve_rows(n).items()},
 })
 """Every recipe tried, by name (keep failed ones: the table shows what was tried)."""
 DEFAULT = "logstd_lr3e-3"
@@ -293,6 +324,8 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
             "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}
     if variant.compression is not None:
         spec["compression"] = variant.compression
+    if variant.train_subjects is not None:
+        spec["train_subjects"] = variant.train_subjects
     if "init" in variant.overrides:  # a rebuilt checkpoint invalidates its cells
         from neuript.errors import ContractError
         from neuript.model_folder import resolve_init_dir
@@ -309,7 +342,7 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
 def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> dict[str, Any]:
     """Run one cell (or read it back from the cache); ``{"error": …}`` when it failed."""
     from neuript.config import to_dict
-    from neuript.data.splits import fold_task
+    from neuript.data.splits import fold_task, subset_subjects
     from neuript.train.finetune import run_finetune
 
     cfg = cell_config(opts, name, k, seed)
@@ -328,7 +361,10 @@ def run_cell(opts: BenchOptions, task, folds, name: str, k: int, seed: int) -> d
 
         task = replace(task, preprocess=replace(task.preprocess, compression=variant.compression))
     try:
-        result = run_finetune(cfg, task=task if k == PAPER else fold_task(task, folds, k))
+        task = task if k == PAPER else fold_task(task, folds, k)
+        if variant.train_subjects is not None:
+            task = subset_subjects(task, variant.train_subjects, splits=("train",))
+        result = run_finetune(cfg, task=task)
         row = result.per_seed[0]
         cell = {"test": row["test"], "val": row.get("val"), "best_epoch": row.get("best_epoch"),
                 "warnings": row.get("warnings", [])}
@@ -705,6 +741,44 @@ TARGETS: tuple[tuple[str, str, str], ...] = (
 ShallowConvNet on the same folds), and the nearest rows, as (claim, variant, reference)."""
 
 
+def row_difference(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`paired` difference of two table rows from their ``per_cell`` lists (band power
+    matched by fold); None when they share no cell (a carried row keeps none)."""
+    cells = [[{"fold": f, "seed": s, "test": {"balanced_accuracy": v}}
+              for f, s, v in r.get("per_cell", [])] for r in (row, ref)]
+    return paired(*cells, seeds_free=VARIANTS[ref["variant"]].model == "bandpower_lr")
+
+
+CURVE_ROWS = ("bandpower_lr_spectral", "logstd_lr3e-3_spectral", "pretrained_spectral")
+"""The full-data rows (24 training subjects) the learning curve ends on."""
+
+
+def curve_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The "Training subjects" section: band power, NeurIPT from scratch and from
+    `neuript-small` (all on subject-equalised spectra) at each learning-curve size, with the
+    paired gaps that say whether more subjects close the distance to band power."""
+    by_name = {r["variant"]: r for r in rows}
+    lines = []
+    for n in (*LEARNING_CURVE, 24):
+        names = [name if n == 24 else f"{name}_n{n}" for name in CURVE_ROWS]
+        if not all(name in by_name for name in names):
+            continue
+        band, scratch, small = (by_name[name] for name in names)
+        lines.append([str(n), *(f"{pct(r['balanced_accuracy_mean'])} ({r['cells']})"
+                                for r in (band, scratch, small)),
+                      _diff(row_difference(scratch, band)), _diff(row_difference(small, band)),
+                      _diff(row_difference(small, scratch))])
+    if not lines:
+        return []
+    return ["## Training subjects (the learning curve)", "",
+            "The fold's first n of its 24 training subjects (by name); validation and test "
+            "subjects unchanged; subject-equalised spectra for every row; balanced accuracy % "
+            "(cells). Δ paired over the cells both rows ran.", "",
+            md_table(["training subjects", "band power + LR", "NeurIPT from scratch",
+                      "from `neuript-small`", "scratch − band power", "`neuript-small` − band "
+                      "power", "`neuript-small` − scratch"], lines), ""]
+
+
 def target_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     """One line per :data:`TARGETS` claim whose two rows are in the table: the means, the
     difference paired over matched (fold[, seed]) cells (a row carried from an earlier pass
@@ -714,9 +788,7 @@ def target_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     for claim, name, ref in TARGETS:
         if name not in by_name or ref not in by_name:
             continue
-        cells = [[{"fold": f, "seed": s, "test": {"balanced_accuracy": v}}
-                  for f, s, v in by_name[n].get("per_cell", [])] for n in (name, ref)]
-        diff = paired(*cells, seeds_free=VARIANTS[ref].model == "bandpower_lr")
+        diff = row_difference(by_name[name], by_name[ref])
         means = [by_name[n]["balanced_accuracy_mean"] for n in (name, ref)]
         if diff is not None:
             delta, how = diff["mean"], f"{_diff(diff)} ({diff['n']} cells)"
@@ -766,6 +838,7 @@ def markdown(body: dict[str, Any]) -> str:
         "passes, in any checkout, pair against and add to them; cells rebuilt from an older "
         "table's (fold, seed, balanced accuracy) list carry that row's mean AUROC.", "",
         md_table(header, rows), "", *targets_markdown(body["rows"]),
+        *curve_markdown(body["rows"]),
         *task_markdown(body.get("tasks", [])),
     ])
 

@@ -302,3 +302,44 @@ def test_targets_pair_matched_cells_and_say_not_met():
     assert "-0.7 [" in bandpower[2] and "(3 cells)" in bandpower[2]
     assert bandpower[3] == "**not met**"
     assert "unpaired" in shallow[2] and shallow[3] == "**met**"  # 64.7 vs 60.0
+
+
+def test_learning_curve_thins_only_the_training_subjects(task):
+    """The curve's rows train on the first n training subjects; validation and test keep every
+    window, and the thinned task is the same windows as the original's."""
+    import numpy as np
+
+    from neuript.data.splits import subset_subjects
+
+    train = sorted(set(task.subjects[task.indices("train")].tolist()))
+    assert len(train) >= 2
+    few = subset_subjects(task, 1, splits=("train",))
+    assert sorted(set(few.subjects[few.indices("train")].tolist())) == train[:1]
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(few.signals[few.indices(split)],
+                                      task.signals[task.indices(split)])
+    kept = task.indices("train")[task.subjects[task.indices("train")] == train[0]]
+    np.testing.assert_array_equal(few.signals[few.indices("train")], task.signals[kept])
+
+
+def test_learning_curve_section_pairs_each_size_with_its_rows():
+    """One line per size whose three rows exist (24 = the full rows), gaps paired by fold."""
+    from benchmarks.bench_recipe import CURVE_ROWS, curve_markdown
+
+    def row(name, vals):
+        return {"variant": name, "cells": len(vals), "per_cell": [[k, 0, v] for k, v in
+                                                                   enumerate(vals)],
+                "balanced_accuracy_mean": sum(vals) / len(vals)}
+
+    band, scratch, small = CURVE_ROWS
+    rows = [row(f"{band}_n6", [0.70, 0.72]), row(f"{scratch}_n6", [0.60, 0.66]),
+            row(f"{small}_n6", [0.70, 0.70]), row(band, [0.80, 0.80]),
+            row(scratch, [0.70, 0.70])]  # no full-data pretrained row: 24 is left out
+    text = "\n".join(curve_markdown(rows))
+    lines = [line for line in text.splitlines() if line.startswith("| 6 ")]
+    assert len(lines) == 1 and "| 24 " not in text
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[1:4] == ["71.0 (2)", "63.0 (2)", "70.0 (2)"]
+    assert cells[4].startswith("-8.0") and cells[5].startswith("-1.0")
+    assert cells[6].startswith("+7.0")
+    assert curve_markdown([row(band, [0.8])]) == []

@@ -265,21 +265,25 @@ def fold_task(task: TaskWindows, folds: list[list[str]], k: int) -> TaskWindows:
     return replace(task, splits=splits)
 
 
-def subset_subjects(task: TaskWindows, n_per_split: int) -> TaskWindows:
-    """Keep the first ``n_per_split`` subjects (sorted by name) of every split.
+def subset_subjects(task: TaskWindows, n_per_split: int,
+                    splits: Sequence[str] = ("train", "val", "test")) -> TaskWindows:
+    """Keep the first ``n_per_split`` subjects (sorted by name) of each of ``splits``.
 
     Parameters
     ----------
     task : TaskWindows
     n_per_split : int
+    splits : sequence of str
+        The splits to thin; the others keep every window (``("train",)``: a learning curve
+        over training subjects on fixed validation and test subjects).
 
     Returns
     -------
     subset : TaskWindows
         A new object; windows keep their order.
     """
-    keep = np.zeros(len(task.labels), dtype=bool)
-    for split in ("train", "val", "test"):
+    keep = ~np.isin(task.splits, list(splits))
+    for split in splits:
         idx = task.indices(split)
         chosen = sorted(set(task.subjects[idx].tolist()))[:n_per_split]
         keep[idx[np.isin(task.subjects[idx], chosen)]] = True
