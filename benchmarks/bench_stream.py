@@ -49,7 +49,7 @@ def small_model_dir(out: Path) -> Path:
     groups = pooling_groups(names, np.stack([channel_position(n) for n in names]), "functional")
     model = NeurIPTClassifier(preset("small"), 2, groups.names)
     info = ClassifierInfo(class_names=("rest", "task"), group_names=tuple(groups.names),
-                          ch_names=tuple(names), preprocess=PREPROCESS, task="mental_arithmetic")
+                          ch_names=tuple(names), task="mental_arithmetic")
     return save_classifier(model, out, InputContract.from_preprocess(PREPROCESS, tuple(names)),
                            info)
 

@@ -281,3 +281,17 @@ def test_readme_block_is_replaced_between_markers(result_dir: Path, tmp_path: Pa
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
     assert not run.update_readme(plain, {}) and plain.read_text() == "no markers\n"
+
+
+def test_stream_benchmark_model_folder_loads_with_the_task_contract(tmp_path: Path) -> None:
+    """bench_stream's random `small` classifier is a model folder predict reads: the
+    MentalArithmetic channels, rate and window (a stale ClassifierInfo call broke the part)."""
+    from benchmarks.bench_stream import small_model_dir
+
+    from neuript.data.tasks.mental_arithmetic import PREPROCESS
+    from neuript.model_folder import load_classifier
+
+    loaded = load_classifier(small_model_dir(tmp_path / "model"))
+    assert loaded.contract.preprocess == PREPROCESS
+    assert len(loaded.contract.channels) == 20
+    assert loaded.info.class_names == ("rest", "task")

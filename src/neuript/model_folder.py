@@ -166,7 +166,7 @@ class LoadedClassifier(NamedTuple):
     contract : InputContract
         What the model expects of its input (channels, rate, band, window, compression).
     info : ClassifierInfo
-        Class names, pooling groups, preprocessing, task, init.
+        Class names, pooling groups, task, init (the preprocessing is in ``contract``).
     kind : str
         ``"classifier"`` (NeurIPT) or ``"baseline"``.
     extra : dict
