@@ -136,10 +136,79 @@ def run(out_dir: Path, *, workers: int = 2, root: Path | None = None,
         "store_open_and_read_s": read_s,
         "windows_read": n_read,
         "disk_mb": disk_mb,
+        "manifest_open": manifest_open(),
     }
     (out_dir / "corpus.json").write_text(json.dumps(result, indent=1))
     (out_dir / "corpus.md").write_text(_markdown(result))
     return result
+
+
+MANIFEST_ROWS = 500_000
+"""Windows of the synthetic manifest the open benchmark reads (issue 14's 500k-window case)."""
+_OPEN_CHILD = """
+import json, os, sys, time
+from pathlib import Path
+import numpy as np
+import pandas
+from neuript.data import store
+def rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+path, mode = Path(sys.argv[1]), sys.argv[2]
+before = rss_mb()
+t0 = time.perf_counter()
+if mode == "csv":
+    cols = {c: a if v is None else np.asarray(v, dtype=object)[a]
+            for c, (a, v) in store._parse_manifest(path).items()}
+else:
+    cols = store._read_manifest_columns(path)
+s = time.perf_counter() - t0
+print(json.dumps({"s": s, "rss_mb": rss_mb() - before, "rows": len(cols["start"])}))
+"""
+"""One open in a fresh process (pandas and neuript already imported): seconds, and the resident
+memory it added while the columns are held."""
+
+
+def manifest_open(rows: int = MANIFEST_ROWS, rounds: int = 2) -> dict:
+    """Open a synthetic ``rows``-window manifest by parsing manifest.csv and by mapping its
+    columns/ (:data:`neuript.data.store.COLUMNS_DIR`), each in a fresh process, alternating.
+
+    2,000 sources of 250 windows, 400 subjects, unique 16-hex hashes, as prepare writes them.
+    """
+    import hashlib
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from neuript.data import store
+
+    rng = np.random.default_rng(0)
+    lines = [",".join(store.MANIFEST_COLUMNS)]
+    for i in range(rows):
+        src = i // 250
+        lines.append(f"{i},/data/site{src % 7}/sub-{src % 400:03d}/rec{src:05d}.edf,"
+                     f"sub-{src % 400:03d},{src % 3},{(i % 250) * 256},20ch-0123abcd,,"
+                     f"{hashlib.sha1(rng.bytes(8)).hexdigest()[:16]},"
+                     f"shards/20ch-0123abcd/rec{src:05d}.npy,{i % 250}")
+    manifest = ("\n".join(lines) + "\n").encode()
+    out = {"rows": rows, "csv": [], "columns": []}
+    with tempfile.TemporaryDirectory(prefix="neuript-manifest-") as tmp:
+        path = Path(tmp) / "manifest.csv"
+        path.write_bytes(manifest)
+        store._write_columns(Path(tmp), manifest)
+        out["csv_mb"] = len(manifest) / 2**20
+        out["columns_mb"] = sum(p.stat().st_size for p in (Path(tmp) / store.COLUMNS_DIR
+                                                           ).iterdir()) / 2**20
+        for _ in range(rounds):
+            for mode in ("csv", "columns"):
+                done = subprocess.run([sys.executable, "-c", _OPEN_CHILD, str(path), mode],
+                                      check=True, capture_output=True, text=True)
+                out[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for mode in ("csv", "columns"):
+        out[f"{mode}_s"] = float(np.median([r["s"] for r in out[mode]]))
+        out[f"{mode}_rss_mb"] = float(np.median([r["rss_mb"] for r in out[mode]]))
+    return out
 
 
 def _markdown(r: dict) -> str:
@@ -187,11 +256,27 @@ def _markdown(r: dict) -> str:
         f"| corpus size on disk | {r['disk_mb']:.1f} MB |",
         f"| open store + read {r['windows_read']} windows | {r['store_open_and_read_s']:.2f} s |",
         "",
+        *_open_markdown(r.get("manifest_open")),
         "| dataset | files | hours | windows kept | rejected |",
         "|---|---|---|---|---|",
         *rows,
         "",
     ])
+
+
+def _open_markdown(m: dict | None) -> list[str]:
+    """The manifest-open table (absent in results written before it existed)."""
+    if not m:
+        return []
+    return [
+        f"Opening a synthetic {m['rows']:,}-window manifest, each way in a fresh process "
+        f"({len(m['csv'])} alternating rounds, medians; imports done before the clock starts):",
+        "", "| read | on disk | open time | resident memory added |", "|---|---|---|---|",
+        f"| parse manifest.csv | {m['csv_mb']:.0f} MB | {m['csv_s']:.2f} s | "
+        f"{m['csv_rss_mb']:.0f} MB |",
+        f"| map columns/ (what WindowStore reads) | {m['columns_mb']:.0f} MB | "
+        f"{m['columns_s']:.2f} s ({m['csv_s'] / max(m['columns_s'], 1e-9):.1f}x faster) | "
+        f"{m['columns_rss_mb']:.0f} MB |", ""]
 
 
 def _threshold(text: str) -> float | None:

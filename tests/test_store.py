@@ -320,3 +320,37 @@ def test_full_disk_stops_every_worker_names_the_file_and_leaves_no_temporaries(
     assert "another --out" in last
     assert not list(out.rglob(".*.tmp"))  # nothing half-written is left behind
     assert not (out / "manifest.csv").exists()
+
+
+def _decoded(parsed) -> dict[str, list]:
+    return {c: (a.tolist() if v is None else [v[i] for i in a]) for c, (a, v) in parsed.items()}
+
+
+def test_manifest_columns_are_memory_mapped_and_equal_the_csv(built, tmp_path) -> None:
+    """The reader maps columns/ (written with manifest.csv); they hold the CSV's values, and a
+    manifest.csv edited after the build is read from the CSV instead (the CSV is the truth)."""
+    import shutil
+
+    out, _ = built
+    meta = json.loads((out / store_mod.COLUMNS_DIR / "meta.json").read_text())
+    assert meta["manifest_sha256"] == hashlib.sha256((out / "manifest.csv").read_bytes()
+                                                     ).hexdigest()
+    csv_cols = _decoded(store_mod._parse_manifest(out / "manifest.csv"))
+    mapped = store_mod._read_manifest_columns(out / "manifest.csv")
+    assert {c: a.tolist() for c, a in mapped.items()} == csv_cols
+    assert isinstance(mapped["start"], np.memmap) and isinstance(mapped["row"], np.memmap)
+    store = WindowStore(out)
+    assert store.starts.tolist() == [int(v) for v in csv_cols["start"]]
+
+    copy = tmp_path / "corpus"
+    shutil.copytree(out, copy)
+    lines = (copy / "manifest.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    first = lines[1].split(",")
+    first[header.index("label")] = "edited"
+    (copy / "manifest.csv").write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    assert WindowStore(copy).labels[0] == "edited"  # the stale columns are not used
+    assert not isinstance(store_mod._read_manifest_columns(copy / "manifest.csv")["start"],
+                          np.memmap)
+    (copy / store_mod.COLUMNS_DIR / "meta.json").write_text("{not json")
+    assert WindowStore(copy).labels[0] == "edited"

@@ -9,6 +9,7 @@ Layout of a corpus folder ``out_dir``::
                            skipped; the size and sha256 of its shard array)
     shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
     manifest.csv           one row per window (rebuilt from the parts at the end of every run)
+    columns/               the same manifest as memory-mappable arrays (:data:`COLUMNS_DIR`)
     montages.json          montage id -> channel names + positions (metres, head frame)
     skipped.json           files that failed, with the reason
     summary.json           :class:`CorpusSummary`
@@ -70,7 +71,7 @@ from neuript.data.recording import Events
 from neuript.data.scan import InputScan, scan_inputs, source_stat
 from neuript.data.scan import find_inputs as find_inputs  # re-exported: prepare's input list
 from neuript.errors import ChannelError, NeuriptError, check_option
-from neuript.files import atomic_write
+from neuript.files import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,16 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "window_id", "source", "subject", "session", "start", "montage_id", "label", "hash",
     "shard", "row",
 )
+
+
+COLUMNS_DIR = "columns"
+"""Folder of ``manifest.csv``'s columns as ``.npy`` arrays (text columns as int32 codes into
+``meta.json``'s value lists), written with every manifest and memory-mapped by the reader, so
+opening a corpus neither parses the CSV nor copies its columns into each data-loader process.
+``meta.json`` (written last) records the SHA-256 of the ``manifest.csv`` they were made from;
+a manifest replaced or edited since is read from the CSV instead."""
+INT_COLUMNS: tuple[str, ...] = ("window_id", "start", "row")
+"""Manifest columns held as int64; the rest are text."""
 
 
 SKIP_REASONS: tuple[str, ...] = (
@@ -746,7 +757,9 @@ def _finish(out: Path, parts: dict[str, dict], fresh: list[dict], elapsed: float
                                                  "positions": v["positions"]}
                                              for k, v in montages.items()})
         _atomic_json(out / "skipped.json", skipped)
-        _atomic_write(out / "manifest.csv", text.getvalue().encode())
+        manifest = text.getvalue().encode()
+        _atomic_write(out / "manifest.csv", manifest)
+        _write_columns(out, manifest)
     hours_now = sum(p["duration_s"] for p in fresh) / 3600
     cpu_s = sum(p.get("cpu_s", 0.0) for p in fresh)
     summary = CorpusSummary(
@@ -837,30 +850,85 @@ def _input_reports(scans: Sequence[InputScan], files: Sequence[Path],
 # --------------------------------------------------------------------------------------------
 # the reader
 # --------------------------------------------------------------------------------------------
-def _read_manifest_columns(path: Path) -> dict[str, np.ndarray]:
-    """manifest.csv as one array per column: repeated text shares one string object per value.
-
-    Text columns are object arrays over the column's distinct values (a corpus repeats a few
-    thousand sources and subjects across its windows), ``start`` and ``row`` are int64. On a
-    synthetic 500,000-window manifest (80 MB) this held the reader at 293 MB peak RSS against
-    688 MB for a list of row dicts (2026-12-02, this 2-core machine, opening time equal within
-    the machine's load); the columns are not memory-mapped yet.
-    """
+def _parse_manifest(source: Path | bytes) -> dict[str, tuple[np.ndarray, list[str] | None]]:
+    """manifest.csv (a path or its bytes) as ``{column: (array, values)}``: int64 arrays with
+    ``values`` None for :data:`INT_COLUMNS`, int32 codes into the distinct ``values`` for text."""
     import pandas as pd
 
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    name = source if isinstance(source, Path) else "manifest.csv"
+    frame = pd.read_csv(source if isinstance(source, Path) else io.BytesIO(source), dtype=str,
+                        keep_default_na=False, na_filter=False)
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise NeuriptError(f"{path}: manifest columns {missing} missing; rebuild the corpus "
+        raise NeuriptError(f"{name}: manifest columns {missing} missing; rebuild the corpus "
                            "with `neuript prepare`")
-    out = {}
+    out: dict[str, tuple[np.ndarray, list[str] | None]] = {}
     for col in MANIFEST_COLUMNS:
-        if col in ("start", "row"):
-            out[col] = frame[col].to_numpy(dtype=np.int64)
+        if col in INT_COLUMNS:
+            out[col] = (frame[col].to_numpy(dtype=np.int64), None)
         else:
             cat = frame[col].astype("category")
-            out[col] = np.asarray(cat.cat.categories, dtype=object)[cat.cat.codes.to_numpy()]
+            out[col] = (cat.cat.codes.to_numpy().astype(np.int32),
+                        [str(v) for v in cat.cat.categories])
     return out
+
+
+def _write_columns(out: Path, manifest: bytes) -> None:
+    """Write :data:`COLUMNS_DIR` for the ``manifest`` bytes just written to manifest.csv
+    (nothing when they already describe it).
+
+    ``meta.json`` goes first out and last in, so a run killed in between leaves no meta (or
+    one naming another manifest's hash) and the reader falls back to the CSV.
+    """
+    folder = out / COLUMNS_DIR
+    digest = hashlib.sha256(manifest).hexdigest()
+    try:  # a rerun that changed nothing leaves them untouched
+        if (json.loads((folder / "meta.json").read_text()).get("manifest_sha256") == digest
+                and all((folder / f"{col}.npy").is_file() for col in MANIFEST_COLUMNS)):
+            return
+    except (OSError, ValueError):
+        pass
+    (folder / "meta.json").unlink(missing_ok=True)
+    values = {}
+    for col, (array, names) in _parse_manifest(manifest).items():
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        _atomic_write(folder / f"{col}.npy", buf.getvalue())
+        values[col] = names
+    _atomic_json(folder / "meta.json", {"manifest_sha256": digest, "rows": int(len(array)),
+                                        "values": values})
+
+
+def _read_manifest_columns(path: Path) -> dict[str, np.ndarray]:
+    """manifest.csv as one array per column, memory-mapped from :data:`COLUMNS_DIR` when it
+    matches the CSV, else parsed from it.
+
+    ``window_id``, ``start`` and ``row`` are int64 (memory-mapped); text columns are object
+    arrays over the column's distinct values (a corpus repeats a few thousand sources and
+    subjects across its windows), built from the memory-mapped codes. Measured by
+    ``bench_corpus`` (the manifest-open rows).
+    """
+    folder = path.parent / COLUMNS_DIR
+    meta = None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("manifest_sha256") != sha256_file(path):
+            meta = None  # manifest.csv changed since: the CSV is the truth
+    except (OSError, ValueError):
+        meta = None
+    parsed: dict[str, tuple[np.ndarray, list[str] | None]] = {}
+    if meta is not None:
+        try:
+            parsed = {col: (np.load(folder / f"{col}.npy", mmap_mode="r", allow_pickle=False),
+                            meta["values"][col]) for col in MANIFEST_COLUMNS}
+            if any(len(a) != meta["rows"] for a, _ in parsed.values()):
+                parsed = {}
+        except (OSError, ValueError, KeyError, TypeError):
+            parsed = {}
+    if not parsed:
+        parsed = _parse_manifest(path)
+    return {col: array if names is None else np.asarray(names, dtype=object)[array]
+            for col, (array, names) in parsed.items()}
 
 
 def _codes(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
