@@ -182,6 +182,16 @@ def test_onnx_engine_matches_torch_and_refuses_stale_exports(model_dir, tmp_path
     np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
                                torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
     assert list(onnx_rows["predicted"]) == list(torch_rows["predicted"])
+    # the int8 copy: written beside it, close to PyTorch, refused when missing or stale
+    with pytest.raises(ContractError, match="no int8 ONNX export here.*--int8"):
+        run_predict(path, folder, engine="onnx-int8")
+    main(["export", str(folder), "--int8"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["onnx_int8"].endswith("model.int8.onnx") and report["int8_max_abs_logit_diff"] > 0
+    int8_rows = run_predict(path, folder, engine="onnx-int8", threads=1).rows
+    int8_proba = int8_rows[["p_rest", "p_task"]].to_numpy()
+    np.testing.assert_allclose(int8_proba, torch_rows[["p_rest", "p_task"]].to_numpy(), atol=0.05)
+    assert not np.allclose(int8_proba, onnx_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-6)
     # new weights in the folder: the export no longer describes them
     from safetensors.torch import load_file, save_file
 
@@ -190,6 +200,8 @@ def test_onnx_engine_matches_torch_and_refuses_stale_exports(model_dir, tmp_path
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ContractError, match="exported from other weights"):
         run_predict(path, folder, engine="onnx")
+    with pytest.raises(ContractError, match="int8.onnx: exported from other weights"):
+        run_predict(path, folder, engine="onnx-int8")
     assert json.loads((folder / SIDECAR_NAME).read_text())["n_groups"] == 5
 
 

@@ -30,7 +30,7 @@ from neuript.cli_flags import (
     save_config,
     show_config,
 )
-from neuript.config import SubjectNorm
+from neuript.config import Engine, SubjectNorm
 from neuript.errors import NeuriptError
 
 log = logging.getLogger("neuript")
@@ -285,12 +285,19 @@ def cmd_stream(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a fine-tuned model to ONNX, checked against PyTorch (``deploy.export_model_dir``)."""
-    from neuript.deploy import export_model_dir
+    from neuript.deploy import export_model_dir, quantize_model_dir
 
+    if args.int8 and args.out is not None:
+        raise NeuriptError("--int8 writes MODEL_DIR/model.int8.onnx beside the folder's "
+                           "model.onnx; drop --out")
     result = export_model_dir(args.model_dir, out=args.out, opset=args.opset)
-    print(json.dumps({"onnx": str(result.path), "channels": result.n_channels,
-                      "samples": result.n_samples, "groups": result.n_groups,
-                      "max_abs_logit_diff": result.max_abs_diff}, indent=2))
+    body = {"onnx": str(result.path), "channels": result.n_channels,
+            "samples": result.n_samples, "groups": result.n_groups,
+            "max_abs_logit_diff": result.max_abs_diff}
+    if args.int8:
+        int8 = quantize_model_dir(args.model_dir)
+        body.update({"onnx_int8": str(int8.path), "int8_max_abs_logit_diff": int8.max_abs_diff})
+    print(json.dumps(body, indent=2))
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -427,9 +434,9 @@ def _recording_parser(sub: Any, name: str, func: Callable, fmt: bool) -> None:
     p.add_argument("--out", help="output file (printed when omitted)" if fmt else ".npy/.npz")
     if fmt:
         p.add_argument("--format", choices=("csv", "json"), default="csv")
-        p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+        p.add_argument("--engine", choices=get_args(Engine), default="torch",
                        help="onnx: run the folder's ONNX export (neuript export) with ONNX "
-                       "Runtime")
+                       "Runtime; onnx-int8: its int8 copy (neuript export --int8)")
         p.add_argument("--threads", type=int, default=None,
                        help="ONNX Runtime threads (default: every core)")
         p.add_argument("--events", nargs="*", metavar="DESCRIPTION",
@@ -471,7 +478,7 @@ def _stream_parser(sub: Any) -> None:
     p.add_argument("--outlet", help="publish the class probabilities on an LSL outlet of this "
                    "name (type Probabilities, one float32 channel per class)")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's)")
-    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+    p.add_argument("--engine", choices=get_args(Engine), default="torch",
                    help="PyTorch, or the folder's ONNX export (run `neuript export` first)")
     p.set_defaults(func=cmd_stream)
 
@@ -542,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", help="fine-tuned model folder (RUN/seed_<s>/model)")
     p.add_argument("--out", help="the .onnx file (default: MODEL_DIR/model.onnx)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--int8", action="store_true",
+                   help="also write model.int8.onnx (int8 weights, for --engine onnx-int8)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tasks", help=_doc(cmd_tasks))

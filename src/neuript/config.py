@@ -27,6 +27,9 @@ MontageName = Literal["tcp", "monopolar", "as_is", "auto"]
 """The named montages of :class:`PreprocessConfig` (a task may also take a channel list)."""
 Compression = Literal["alaw", "none"]
 """Amplitude compression at the model input."""
+Engine = Literal["torch", "onnx", "onnx-int8"]
+"""Run a model folder with PyTorch, its ONNX export with ONNX Runtime, or the int8 export
+(``predict``, ``stream``, ``neuript.online``)."""
 
 
 # --------------------------------------------------------------------------------------------

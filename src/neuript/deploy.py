@@ -8,6 +8,12 @@ difference between ONNX Runtime and PyTorch on a check batch. :class:`OnnxClassi
 pair and refuses a graph whose weights no longer match the folder (re-trained or replaced since
 the export), so ``neuript predict --engine onnx`` never silently runs a stale model.
 
+:func:`quantize_model_dir` (``neuript export --int8``) adds ``model.int8.onnx``: the same graph
+with the weights of every MatMul/Gemm stored as int8 and its activations quantised per batch at
+run time (ONNX Runtime's dynamic quantisation), for ``--engine onnx-int8``. Its logits differ
+from PyTorch's by more than the fp32 export's tolerance, so its sidecar records the difference
+instead of refusing it; ``benchmarks/results/int8.md`` measures the accuracy and latency cost.
+
 ONNX Runtime is the optional ``export`` extra (``pip install 'neuript[export]'``). On this
 project's 2-core CPU it runs one window of the ``small`` preset in less time than eager PyTorch,
 whose per-operator overhead dominates at batch 1 (``benchmarks/results/speed.md``).
@@ -28,6 +34,8 @@ from neuript.files import sha256_file
 
 ONNX_NAME = "model.onnx"
 SIDECAR_NAME = "model.onnx.json"
+INT8_NAME = "model.int8.onnx"
+"""The dynamically quantised export (:func:`quantize_model_dir`); its sidecar is ``<name>.json``."""
 PARITY_ATOL = 1e-3
 """Largest |logit difference| between ONNX Runtime and PyTorch accepted at export."""
 INPUT_NAMES: tuple[str, ...] = ("signals", "positions", "channel_mask", "group_mask")
@@ -152,6 +160,57 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
     return ExportResult(path, c, t, g, diff)
 
 
+def quantize_model_dir(model_dir: str | os.PathLike, seed: int = 0) -> ExportResult:
+    """Write ``MODEL_DIR/model.int8.onnx`` from the folder's fp32 export (int8 weights).
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A folder with a current ``model.onnx`` (:func:`export_model_dir`).
+    seed : int
+        Seed of the check batch whose largest |logit| difference to PyTorch is recorded.
+
+    Returns
+    -------
+    result : ExportResult
+        ``path`` is the int8 graph; ``max_abs_diff`` its difference to PyTorch (recorded in the
+        sidecar, not bounded: quantisation changes the logits).
+
+    Raises
+    ------
+    ContractError
+        No export, or one made from other weights (:class:`OnnxClassifier`'s checks).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from neuript.model_folder import load_classifier
+
+    model_dir = Path(model_dir)
+    fp32 = OnnxClassifier(model_dir, threads=1)  # refuses a missing or stale export
+    c, t, g = (fp32.meta[k] for k in ("n_channels", "n_samples", "n_groups"))
+    path = model_dir / INT8_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        quantize_dynamic(str(model_dir / ONNX_NAME), str(tmp), weight_type=QuantType.QInt8)
+        feed = check_batch(model_dir, c, t, g, seed)
+        with torch.no_grad():
+            expected = load_classifier(model_dir).model(
+                *(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits.numpy()
+        got = _logits(_session(tmp, threads=1), feed)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    diff = float(np.abs(got - expected).max())
+    sidecar = {**fp32.meta, "quantization": "dynamic int8 (MatMul/Gemm weights)",
+               "max_abs_diff": diff}
+    side = path.with_name(path.name + ".json")
+    side_tmp = side.with_name(f".{side.name}.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2))
+    os.replace(tmp, path)
+    os.replace(side_tmp, side)
+    return ExportResult(path, c, t, g, diff)
+
+
 def check_batch(model_dir: str | os.PathLike, c: int, t: int, g: int,
                 seed: int = 0) -> dict[str, np.ndarray]:
     """Two random windows with the folder's positions and groups, as ONNX inputs."""
@@ -189,6 +248,8 @@ class OnnxClassifier:
         The folder :func:`export_model_dir` wrote into (``model.onnx`` + ``model.onnx.json``).
     threads : int | None
         ONNX Runtime intra-op threads (None: its default, every core).
+    int8 : bool
+        Open the quantised graph (``model.int8.onnx``, ``neuript export --int8``) instead.
 
     Raises
     ------
@@ -197,14 +258,17 @@ class OnnxClassifier:
         ``model.safetensors``.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None,
+                 int8: bool = False) -> None:
         from neuript.model.io import WEIGHTS_NAME
 
         self.model_dir = Path(model_dir)
-        path, side = self.model_dir / ONNX_NAME, self.model_dir / SIDECAR_NAME
+        name = INT8_NAME if int8 else ONNX_NAME
+        path, side = self.model_dir / name, self.model_dir / f"{name}.json"
         if not path.is_file() or not side.is_file():
-            raise ContractError(f"{self.model_dir}: no ONNX export here; run "
-                                f"`neuript export {self.model_dir}` first")
+            raise ContractError(f"{self.model_dir}: no {'int8 ' if int8 else ''}ONNX export "
+                                f"here; run `neuript export {self.model_dir}"
+                                f"{' --int8' if int8 else ''}` first")
         self.meta: dict[str, Any] = read_json(side, "ONNX export sidecar", ContractError)
         if self.meta.get("weights_sha256") != sha256_file(self.model_dir / WEIGHTS_NAME):
             raise ContractError(f"{path}: exported from other weights than "
@@ -230,7 +294,7 @@ class OnnxClassifier:
         b, c, t = signals.shape
         want = (self.meta["n_channels"], self.meta["n_samples"])
         if (c, t) != want:
-            raise ContractError(f"{self.model_dir / ONNX_NAME}: input of {c} channels x {t} "
+            raise ContractError(f"{self.model_dir}: input of {c} channels x {t} "
                                 f"samples; the graph takes {want[0]} x {want[1]}")
         feed = {"signals": np.ascontiguousarray(signals, dtype=np.float32),
                 "positions": np.broadcast_to(positions.astype(np.float32), (b, c, 3)).copy(),

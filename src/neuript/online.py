@@ -143,9 +143,9 @@ class OnlineModel:
         Named in errors (a file path or ``lsl:<stream>``).
     model_dir : Any
         The model folder (named in errors; the ONNX engine reads its export there).
-    engine : {"torch", "onnx"}
-        Run the PyTorch model, or the folder's ONNX export with ONNX Runtime (as
-        ``neuript predict --engine onnx``; export first with ``neuript export``).
+    engine : {"torch", "onnx", "onnx-int8"}
+        Run the PyTorch model, or the folder's ONNX export (or its int8 copy) with ONNX Runtime
+        (as ``neuript predict --engine onnx``; export first with ``neuript export [--int8]``).
     threads : int | None
         ONNX Runtime threads (the torch engine uses PyTorch's setting).
 
@@ -177,10 +177,10 @@ class OnlineModel:
         self.loaded, self.pre = loaded, preprocess_of(loaded)
         self.engine = engine
         self._onnx = None
-        if engine == "onnx":
+        if engine != "torch":
             from neuript.deploy import OnnxClassifier
 
-            self._onnx = OnnxClassifier(model_dir, threads=threads)
+            self._onnx = OnnxClassifier(model_dir, threads=threads, int8=engine == "onnx-int8")
         self.ch_names, self.sfreq_hz = tuple(ch_names), float(sfreq_hz)
         self.source, self.model_dir = source, model_dir
         self.window_s = float(loaded.contract.window_s)

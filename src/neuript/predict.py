@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from neuript.batch import Batch
-from neuript.config import InputContract, PreprocessConfig
+from neuript.config import Engine, InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.data.windows import cut_windows, event_starts, sliding_starts
 from neuript.errors import ChannelError, ContractError, NeuriptError, RecordingError, check_option
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Engine = Literal["torch", "onnx"]
-"""Run a model folder with PyTorch, or its ONNX export with ONNX Runtime."""
 ENGINES: tuple[str, ...] = get_args(Engine)
 Format = Literal["csv", "json"]
 """``run_predict``'s output formats."""
@@ -431,9 +429,10 @@ def run_predict(
     batch_size : int
     device : str
         PyTorch device (``engine="torch"`` only).
-    engine : {"torch", "onnx"}
+    engine : {"torch", "onnx", "onnx-int8"}
         ``"onnx"`` runs the folder's ONNX export (``neuript export``) with ONNX Runtime on the
-        CPU; preprocessing and outputs are the same.
+        CPU; preprocessing and outputs are the same. ``"onnx-int8"`` runs its quantised copy
+        (``neuript export --int8``), whose probabilities differ slightly (``deploy``).
     threads : int | None
         ONNX Runtime threads (None: every core); ignored by ``engine="torch"``.
     calibration : sequence of recordings | None
@@ -457,8 +456,8 @@ def run_predict(
     loaded = load_classifier(model_dir)
     prepared, norm = _prepare_with_calibration(recording_path, loaded, model_dir, calibration,
                                                events=events, event_offset_s=event_offset_s)
-    if engine == "onnx":
-        proba = _onnx_proba(model_dir, prepared, batch_size, threads)
+    if engine != "torch":
+        proba = _onnx_proba(model_dir, prepared, batch_size, threads, int8=engine == "onnx-int8")
     else:
         dev = _resolve_device(device)
         proba = predict_batches(loaded.model.to(dev), _batches(prepared, batch_size), dev).proba
@@ -510,13 +509,13 @@ def run_predict(
 
 
 def _onnx_proba(model_dir: str | os.PathLike, prepared: PreparedInput, batch_size: int,
-                threads: int | None) -> np.ndarray:
-    """Softmax probabilities (N, K), float64, from the folder's ONNX export."""
+                threads: int | None, int8: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, K), float64, from the folder's ONNX export (or int8 copy)."""
     from scipy.special import softmax
 
     from neuript.deploy import OnnxClassifier
 
-    model = OnnxClassifier(model_dir, threads=threads)
+    model = OnnxClassifier(model_dir, threads=threads, int8=int8)
     logits = [model.logits(prepared.signals[lo: lo + batch_size], prepared.positions,
                            prepared.group_mask)
               for lo in range(0, len(prepared.signals), batch_size)]

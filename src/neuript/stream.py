@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neuript.config import check_literals
+from neuript.config import Engine, check_literals
 from neuript.data.recording import UNIT_SCALE_TO_VOLTS
 from neuript.errors import NeuriptError, StreamError
 from neuript.model_folder import load_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s
-from neuript.predict import Engine, preprocess_of
+from neuript.predict import preprocess_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class StreamConfig:
     """PyTorch (or ONNX Runtime) threads during the session (PyTorch's restored after); None
     leaves the library's setting."""
     engine: Engine = "torch"
-    """Classify with the PyTorch model, or with the folder's ONNX export (``neuript export``)."""
+    """Classify with the PyTorch model, the folder's ONNX export (``neuript export``) or its
+    int8 copy (``neuript export --int8``)."""
     poll_s: float = 0.002
     """Sleep between polls of the inlet when nothing is due (s)."""
     calibration: tuple[str, ...] = ()
