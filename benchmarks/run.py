@@ -1,7 +1,7 @@
 """Run the benchmarks and regenerate benchmarks/RESULTS.md from every result file.
 
-``python -m benchmarks.run [--only speed,pretrain_speed,stream,corpus,accuracy,recipe,ablation,
-transfer]
+``python -m benchmarks.run [--only speed,pretrain_speed,stream,int8,corpus,accuracy,recipe,
+ablation,transfer]
 [--quick]
 [--seeds 0 1 2 3 4] [--out benchmarks/results]`` (``make bench BENCH_ARGS="--quick"``).
 
@@ -38,9 +38,9 @@ from benchmarks.common import (
 
 log = logging.getLogger("benchmarks")
 
-PARTS: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "corpus", "accuracy", "recipe",
-                         "ablation", "transfer")
-ORDER: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "corpus", "checkpoint",
+PARTS: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "int8", "corpus", "accuracy",
+                         "recipe", "ablation", "transfer")
+ORDER: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "int8", "corpus", "checkpoint",
                          "mental_arithmetic", "recipe", "transfer", "ablations")
 """Section order of RESULTS.md (other JSON files follow, alphabetically)."""
 ROOT = Path(__file__).resolve().parent
@@ -57,12 +57,19 @@ def _corpus_markdown(r: dict[str, Any]) -> str:
 
 def renderers() -> dict[str, Callable[[Any], str]]:
     """JSON stem -> the function that renders it (the same one that wrote ``<stem>.md``)."""
-    from benchmarks import bench_ablation, bench_accuracy, bench_recipe, bench_speed, bench_stream
+    from benchmarks import (
+        bench_ablation,
+        bench_accuracy,
+        bench_int8,
+        bench_recipe,
+        bench_speed,
+        bench_stream,
+    )
     from benchmarks.build_checkpoint import model_card
 
     return {"speed": bench_speed.markdown, "checkpoint": model_card, "corpus": _corpus_markdown,
             "pretrain_speed": bench_speed.markdown_pretrain_speed,
-            "stream": bench_stream.markdown,
+            "stream": bench_stream.markdown, "int8": bench_int8.markdown,
             "mental_arithmetic": bench_accuracy.markdown, "recipe": bench_recipe.markdown,
             "transfer": bench_accuracy.markdown_transfer, "ablations": bench_ablation.markdown}
 
@@ -115,13 +122,13 @@ def _generic(stem: str, body: Any) -> str:
     return f"# {stem}\n\n{provenance(_meta(body))}\n\n```json\n{text}\n```\n"
 
 
-OWN_PARTS: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "mental_arithmetic",
+OWN_PARTS: tuple[str, ...] = ("speed", "pretrain_speed", "stream", "int8", "mental_arithmetic",
                               "recipe", "transfer", "ablations")
 """Stems whose ``<stem>.md`` this harness renders (corpus.md belongs to bench_corpus)."""
 
 
 README_PARTS: tuple[str, ...] = ("mental_arithmetic", "recipe", "checkpoint", "speed",
-                                  "pretrain_speed", "stream", "corpus")
+                                  "pretrain_speed", "stream", "int8", "corpus")
 """Sections copied into the README's results block (the rest stay in RESULTS.md)."""
 README_MARKERS: tuple[str, str] = ("<!-- results:start -->", "<!-- results:end -->")
 
@@ -324,7 +331,14 @@ def run_parts(opts: BenchOptions, parts: Sequence[str]) -> dict[str, float]:
     """Run ``parts`` in the canonical order; log and return each one's wall time."""
     import torch
 
-    from benchmarks import bench_ablation, bench_accuracy, bench_recipe, bench_speed, bench_stream
+    from benchmarks import (
+        bench_ablation,
+        bench_accuracy,
+        bench_int8,
+        bench_recipe,
+        bench_speed,
+        bench_stream,
+    )
 
     torch.set_num_threads(opts.train_threads)
     shared: dict[str, Any] = {}
@@ -337,7 +351,7 @@ def run_parts(opts: BenchOptions, parts: Sequence[str]) -> dict[str, float]:
     jobs: dict[str, Callable[[], Any]] = {
         "speed": lambda: bench_speed.run(opts), "corpus": lambda: run_corpus(opts),
         "pretrain_speed": lambda: bench_speed.run_pretrain_speed(opts),
-        "stream": lambda: bench_stream.run(opts),
+        "stream": lambda: bench_stream.run(opts), "int8": lambda: bench_int8.run(opts),
         "accuracy": lambda: bench_accuracy.run(opts, pretrained()),
         "recipe": lambda: bench_recipe.run(opts),
         "ablation": lambda: bench_ablation.run(opts, pretrained()),

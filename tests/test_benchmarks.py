@@ -295,3 +295,16 @@ def test_stream_benchmark_model_folder_loads_with_the_task_contract(tmp_path: Pa
     assert loaded.contract.preprocess == PREPROCESS
     assert len(loaded.contract.channels) == 20
     assert loaded.info.class_names == ("rest", "task")
+
+
+def test_int8_markdown_states_the_in_run_latency_ratio() -> None:
+    """int8.md: one row per engine and the int8 / fp32 ratio from the same run's medians."""
+    from benchmarks.bench_int8 import ENGINES, markdown
+
+    rows = [{"engine": e, "balanced_accuracy": 0.8, "agreement_with_torch": 1.0,
+             "max_abs_proba_diff": 0.0, "latency_ms": ms} for e, ms in zip(ENGINES, (9, 6, 4.5))]
+    text = markdown({"rows": rows, "windows": 96, "files": ["a"] * 8, "epochs": 3,
+                     "onnx_mb": 1.4, "int8_mb": 1.3, "date": "d", "machine": {},
+                     "command": "c", "wall_s": 60})
+    assert all(f"| `{e}` |" in text for e in ENGINES)
+    assert "**0.75x**" in text and "96 windows" in text
