@@ -99,6 +99,22 @@ def _logits(session: Any, feed: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(["logits"], {k: v for k, v in feed.items() if k in wanted})[0]
 
 
+def _torch_logits(model: torch.nn.Module, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """PyTorch logits (B, K) of a check batch."""
+    with torch.no_grad():
+        return model(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits.numpy()
+
+
+def _commit(tmp: Path, path: Path, sidecar: dict[str, Any]) -> None:
+    """Move a checked graph from ``tmp`` to ``path`` and write its sidecar ``<path>.json``
+    (through a temporary name too), so a failure leaves the earlier pair intact."""
+    side = path.with_name(path.name + ".json")
+    side_tmp = side.with_name(f".{side.name}.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2))
+    os.replace(tmp, path)
+    os.replace(side_tmp, side)
+
+
 def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                      opset: int = 17, seed: int = 0) -> ExportResult:
     """Export a fine-tuned model folder to ONNX and check it against PyTorch.
@@ -138,13 +154,12 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
     try:
         export_onnx(loaded.model, tmp, n_channels=c, n_samples=t, n_groups=g, opset=opset)
         feed = check_batch(model_dir, c, t, g, seed)
-        with torch.no_grad():
-            expected = loaded.model(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits
+        expected = _torch_logits(loaded.model, feed)
         got = _logits(_session(tmp, threads=1), feed)
     except BaseException:
         tmp.unlink(missing_ok=True)  # an earlier export at ``path`` stays intact
         raise
-    diff = float(np.abs(got - expected.numpy()).max())
+    diff = float(np.abs(got - expected).max())
     if not diff <= PARITY_ATOL:
         tmp.unlink(missing_ok=True)
         raise NeuriptError(f"{model_dir}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
@@ -152,11 +167,7 @@ def export_model_dir(model_dir: str | os.PathLike, out: str | os.PathLike | None
     sidecar = {"weights_sha256": sha256_file(model_dir / WEIGHTS_NAME), "model_dir": str(model_dir),
                "n_channels": c, "n_samples": t, "n_groups": g, "opset": opset,
                "max_abs_diff": diff, "inputs": list(INPUT_NAMES), "outputs": ["logits"]}
-    side = path.with_name(path.name + ".json")
-    side_tmp = side.with_name(f".{side.name}.tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2))
-    os.replace(tmp, path)
-    os.replace(side_tmp, side)
+    _commit(tmp, path, sidecar)
     return ExportResult(path, c, t, g, diff)
 
 
@@ -193,9 +204,7 @@ def quantize_model_dir(model_dir: str | os.PathLike, seed: int = 0) -> ExportRes
     try:
         quantize_dynamic(str(model_dir / ONNX_NAME), str(tmp), weight_type=QuantType.QInt8)
         feed = check_batch(model_dir, c, t, g, seed)
-        with torch.no_grad():
-            expected = load_classifier(model_dir).model(
-                *(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).logits.numpy()
+        expected = _torch_logits(load_classifier(model_dir).model, feed)
         got = _logits(_session(tmp, threads=1), feed)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -203,11 +212,7 @@ def quantize_model_dir(model_dir: str | os.PathLike, seed: int = 0) -> ExportRes
     diff = float(np.abs(got - expected).max())
     sidecar = {**fp32.meta, "quantization": "dynamic int8 (MatMul/Gemm weights)",
                "max_abs_diff": diff}
-    side = path.with_name(path.name + ".json")
-    side_tmp = side.with_name(f".{side.name}.tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2))
-    os.replace(tmp, path)
-    os.replace(side_tmp, side)
+    _commit(tmp, path, sidecar)
     return ExportResult(path, c, t, g, diff)
 
 
