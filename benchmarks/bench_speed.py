@@ -355,6 +355,57 @@ def measure_fast_paths(job: FastPathJob) -> dict[str, Any]:
             "d64_train": train, "d64_latency": d64_latency, "small_latency": small_latency}
 
 
+OP_CLASSES: dict[str, tuple[str, ...]] = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("scaled_dot_product",),
+    "copies and layout": ("aten::copy_", "aten::clone", "aten::cat", "aten::stack",
+                          "aten::contiguous", "aten::index", "aten::gather", "aten::scatter"),
+}
+"""Self-time classes of the profile (an op is in the first class one of whose names it
+contains); everything else is "other" (elementwise, norms, reductions, dispatch)."""
+
+
+def op_breakdown(fn: Any, reps: int) -> dict[str, Any]:
+    """Where ``fn``'s CPU time goes: torch.profiler self time by :data:`OP_CLASSES` and the
+    top ops, per call of ``fn`` (ATen op calls counted nested, as the dispatcher sees them)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(reps):
+            fn()
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+
+    def cls(name: str) -> str:
+        return next((c for c, keys in OP_CLASSES.items() if any(k in name for k in keys)),
+                    "other")
+
+    shares: dict[str, float] = {c: 0.0 for c in (*OP_CLASSES, "other")}
+    for e in events:
+        shares[cls(e.key)] += e.self_cpu_time_total / total
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:5]
+    return {"aten_calls": sum(e.count for e in events) / reps,
+            "self_ms": total / 1e3 / reps, "shares": shares,
+            "top": [{"op": e.key, "share": e.self_cpu_time_total / total,
+                     "calls": e.count / reps} for e in top]}
+
+
+def measure_profile(job: FastPathJob) -> dict[str, Any]:
+    """:func:`op_breakdown` of one 20 x 256 window's no-grad forward (fast paths on), for the
+    d = 64 and small models, at ``job.threads`` threads."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(job.threads)
+    one = make_inputs(20, 256, 1)
+    out = {"threads": job.threads, "load_before_1min": round(os.getloadavg()[0], 2)}
+    for name in ("d64", "small"):
+        model = build(name, one["group_names"])
+        out[name] = op_breakdown(_forward_fn(model, tensors(one)), reps=job.latency_rounds)
+    return out
+
+
 def compare_fast_paths(train_rounds: int = 3, latency_rounds: int = 15,
                        threads: int = 1) -> dict[str, Any]:
     """Quick fast-vs-plain comparison in a fresh child process (about a minute on 1 thread).
@@ -581,6 +632,8 @@ def run(opts: BenchOptions) -> dict[str, Any]:
                 else FastPathJob())
     with timed("speed: fast paths vs plain path"):
         fast = _in_child(measure_fast_paths, fast_job)
+    with timed("speed: one-window profile"):
+        fast["profile"] = _in_child(measure_profile, fast_job)
     with timed("speed: GPU section"):
         gpu = gpu_section(opts)
     for row in presets:
@@ -719,7 +772,28 @@ def _fast_paths_markdown(f: dict[str, Any] | None) -> list[str]:
                   "fast / plain (thread CPU)", "rounds"], rows), "",
         f"d = 64 training: {fmt(train['fast_windows_per_s'])} vs "
         f"{fmt(train['plain_windows_per_s'])} windows/s, **{train['speedup']:.2f}x**.", "",
+        *_profile_markdown(f.get("profile")),
     ]
+
+
+def _profile_markdown(p: dict[str, Any] | None) -> list[str]:
+    """The one-window profile table (empty for results written before it existed)."""
+    if not p:
+        return []
+    classes = (*OP_CLASSES, "other")
+    rows = [[label, f"{p[key]['aten_calls']:.0f}", fmt(p[key]["self_ms"], 1),
+             *(f"{100 * p[key]['shares'][c]:.0f}" for c in classes),
+             "; ".join(f"`{t['op']}` {100 * t['share']:.0f}%" for t in p[key]["top"][:3])]
+            for key, label in (("d64", "d = 64"), ("small", "small"))]
+    return [
+        "### Where one window's time goes (torch.profiler)", "",
+        f"One 20 x 256 window, no grad, fast paths on, {p['threads']} thread(s), self CPU time "
+        f"of the ATen ops per window (1-min load {p['load_before_1min']}). A model whose time "
+        "is mostly outside matmul and attention, over hundreds of op calls, is bound by "
+        "per-op dispatch: int8 weights or faster kernels do little for it, fewer and larger "
+        "ops (ONNX Runtime's fused graph, batching windows) do.", "",
+        md_table(["model", "ATen op calls", "self ms", *(f"{c} %" for c in classes),
+                  "top ops"], rows), ""]
 
 
 def _ort_cell(p: dict[str, Any], threads: str) -> str:
