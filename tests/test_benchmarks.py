@@ -308,3 +308,19 @@ def test_int8_markdown_states_the_in_run_latency_ratio() -> None:
                      "command": "c", "wall_s": 60})
     assert all(f"| `{e}` |" in text for e in ENGINES)
     assert "**0.75x**" in text and "96 windows" in text
+
+
+def test_op_breakdown_counts_calls_and_splits_the_time() -> None:
+    """The profile's classes partition the self time; calls are per call of the function."""
+    from benchmarks.bench_speed import op_breakdown
+
+    a = torch.randn(256, 256)
+
+    def fn() -> None:
+        torch.mm(a, a)
+        torch.mm(a, a).relu()
+
+    p = op_breakdown(fn, reps=3)
+    assert sum(p["shares"].values()) == pytest.approx(1.0)
+    assert p["shares"]["matmul"] > 0.5 and p["top"][0]["op"] == "aten::mm"
+    assert p["top"][0]["calls"] == pytest.approx(2.0)
