@@ -770,13 +770,18 @@ def curve_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
                       _diff(row_difference(small, scratch))])
     if not lines:
         return []
+    gaps = [line[4].split(" ")[0] for line in lines]
+    trend = (f"From scratch, the distance to band power goes from {gaps[0]} points at "
+             f"{lines[0][0]} training subjects to {gaps[-1]} at {lines[-1][0]}: the targets above "
+             "are missed by less the more subjects train." if len(lines) > 1 else "")
     return ["## Training subjects (the learning curve)", "",
             "The fold's first n of its 24 training subjects (by name); validation and test "
             "subjects unchanged; subject-equalised spectra for every row; balanced accuracy % "
             "(cells). Δ paired over the cells both rows ran.", "",
             md_table(["training subjects", "band power + LR", "NeurIPT from scratch",
                       "from `neuript-small`", "scratch − band power", "`neuript-small` − band "
-                      "power", "`neuript-small` − scratch"], lines), ""]
+                      "power", "`neuript-small` − scratch"], lines), "",
+            *([trend, ""] if trend else [])]
 
 
 def target_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:

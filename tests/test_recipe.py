@@ -343,3 +343,6 @@ def test_learning_curve_section_pairs_each_size_with_its_rows():
     assert cells[4].startswith("-8.0") and cells[5].startswith("-1.0")
     assert cells[6].startswith("+7.0")
     assert curve_markdown([row(band, [0.8])]) == []
+    rows.append(row(small, [0.75, 0.77]))  # now 24 has its three rows: a trend line
+    text = "\n".join(curve_markdown(rows))
+    assert "from -8.0 points at 6 training subjects to -10.0 at 24" in text
