@@ -479,7 +479,8 @@ def _stream_parser(sub: Any) -> None:
                    "name (type Probabilities, one float32 channel per class)")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's)")
     p.add_argument("--engine", choices=get_args(Engine), default="torch",
-                   help="PyTorch, or the folder's ONNX export (run `neuript export` first)")
+                   help="PyTorch, the folder's ONNX export (run `neuript export` first) or its "
+                   "int8 copy (`neuript export --int8`)")
     p.set_defaults(func=cmd_stream)
 
 

@@ -192,9 +192,10 @@ def quantize_model_dir(model_dir: str | os.PathLike, seed: int = 0) -> ExportRes
     ContractError
         No export, or one made from other weights (:class:`OnnxClassifier`'s checks).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from neuript.model_folder import load_classifier
+
+    _ort()  # the install hint, not an ImportError traceback, without the export extra
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model_dir = Path(model_dir)
     fp32 = OnnxClassifier(model_dir, threads=1)  # refuses a missing or stale export

@@ -301,7 +301,7 @@ def offline_equivalent(
     end_samples : sequence of int | None
         Window ends (exclusive, in samples of the recording); None: ``need + k·step`` up to the
         end of the file, the ends of a stream that starts at the first sample and keeps up.
-    engine : {"torch", "onnx"}
+    engine : {"torch", "onnx", "onnx-int8"}
         As in :class:`OnlineModel`.
     gains : ndarray, shape (C_model, F) | None
         As in :class:`OnlineModel` (a ``subject_norm`` model needs them).
