@@ -35,15 +35,13 @@ LATENCY_ROUNDS = 5
 
 
 def fine_tuned(opts: BenchOptions) -> Path:
-    """The benchmarked model folder (trained once per work folder, then reused)."""
+    """The benchmarked model folder, trained afresh on every run (a model left in the work
+    folder by older code would otherwise be measured as today's)."""
     from dataclasses import replace
 
     from neuript.train.finetune import FinetuneRunConfig, run_finetune
 
     out = opts.work_dir / "int8" / "run"
-    model_dir = out / "seed_0" / "model"
-    if (model_dir / "model.safetensors").is_file():
-        return model_dir
     base = FinetuneRunConfig()
     cfg = replace(base, task="mental_arithmetic", init="neuript-small", seeds=(0,),
                   out_dir=str(out), report=False,
