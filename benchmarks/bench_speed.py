@@ -421,39 +421,44 @@ def compare_fast_paths(train_rounds: int = 3, latency_rounds: int = 15,
 
 
 def onnxruntime_latency_ms(model: Any, one: dict[str, Any], runs: int,
-                           threads: int) -> dict[str, float]:
+                           threads: int) -> dict[str, Any]:
     """Median ms of one window through the model's ONNX export in ONNX Runtime, per thread count.
 
-    The deployment path of ``neuript export`` + ``neuript predict --engine onnx``; an empty dict
-    when onnx / onnxruntime are not installed.
+    The deployment path of ``neuript export`` + ``neuript predict --engine onnx``: one window
+    goes through ``deploy.ort_session(..., batch=1)``, the session with the batch axis fixed
+    that :class:`~neuript.deploy.OnnxClassifier` opens for one-window calls. The same graph with
+    a dynamic batch (the session every larger batch uses) is timed in the same rounds,
+    alternating, under ``"dynamic_batch"``, so the ratio of the two is measured in one run. An
+    empty dict when onnx / onnxruntime are not installed.
     """
     import tempfile
 
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         return {}
+    from neuript.deploy import ort_session
     from neuript.model.export import export_onnx
 
     args = tensors(one)
     feed = dict(zip(("signals", "positions", "channel_mask", "group_mask"),
                     (a.numpy() for a in args)))
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {"dynamic_batch": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "m.onnx", n_channels=args[0].shape[1],
                            n_samples=args[0].shape[2], n_groups=args[3].shape[1])
         for n in sorted({1, threads}):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = n, 1
-            session = ort.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
-            session.run(None, feed)
-            times = []
-            for _ in range(max(runs, 3)):
-                t0 = time.perf_counter()
+            sessions = {"fixed": ort_session(path, n, batch=1), "dynamic": ort_session(path, n)}
+            times: dict[str, list[float]] = {k: [] for k in sessions}
+            for session in sessions.values():
                 session.run(None, feed)
-                times.append(1e3 * (time.perf_counter() - t0))
-            out[str(n)] = statistics.median(times)
+            for _ in range(max(runs, 3)):
+                for name, session in sessions.items():
+                    t0 = time.perf_counter()
+                    session.run(None, feed)
+                    times[name].append(1e3 * (time.perf_counter() - t0))
+            out[str(n)] = statistics.median(times["fixed"])
+            out["dynamic_batch"][str(n)] = statistics.median(times["dynamic"])
     return out
 
 
@@ -740,6 +745,7 @@ def markdown(r: dict[str, Any]) -> str:
         "Training = forward + backward + AdamW step on random data; MFU = 3 x forward FLOPs "
         "(FlopCounterMode) x windows/s / the measured fp32 peak. Memory = the child process's "
         "max RSS after training minus its RSS just before (model and inputs already built).", "",
+        *_ort_batch_lines(r["presets"]),
         "## Small preset: throughput vs window length and channel count", "",
         md_table(["varied", "channels", "samples", "batch", "train windows/s", "tokens/s"],
                  scaling), "",
@@ -794,6 +800,21 @@ def _profile_markdown(p: dict[str, Any] | None) -> list[str]:
         "ops (ONNX Runtime's fused graph, batching windows) do.", "",
         md_table(["model", "ATen op calls", "self ms", *(f"{c} %" for c in classes),
                   "top ops"], rows), ""]
+
+
+def _ort_batch_lines(presets: list[dict[str, Any]]) -> list[str]:
+    """One line per preset: the batch-1 ONNX session against the dynamic-batch one, same run."""
+    lines = []
+    for p in presets:
+        ort_lat = p.get("onnxruntime_latency_ms_4s_window") or {}
+        dynamic = ort_lat.get("dynamic_batch", {}).get("1")
+        if dynamic and ort_lat.get("1"):
+            lines.append(f"- `{p['preset']}`, one window in ONNX Runtime, 1 thread: the session "
+                         f"with the batch axis fixed to 1 (what `OnnxClassifier` opens for one "
+                         f"window) {fmt(ort_lat['1'], 2)} ms against {fmt(dynamic, 2)} ms with a "
+                         f"dynamic batch, alternating in one process: "
+                         f"**{ort_lat['1'] / dynamic:.2f}x**.")
+    return [*lines, ""] if lines else []
 
 
 def _ort_cell(p: dict[str, Any], threads: str) -> str:

@@ -52,7 +52,8 @@ def fake_speed() -> dict:
             "batch_size": 32, "train_windows_per_s": {"320": wps, "256": wps * 1.2},
             "forward_flops_per_window": flops, "latency_ms_4s_window": {"1": lat * 2, "2": lat},
             "latency_ms_per_window_b32": lat / 2, "train_peak_rss_delta_mb": 100.0,
-            "onnxruntime_latency_ms_4s_window": ({"1": lat * 1.5, "2": lat * 1.5}
+            "onnxruntime_latency_ms_4s_window": ({"1": lat * 1.5, "2": lat * 1.5,
+                                                  "dynamic_batch": {"1": lat * 2, "2": lat * 2}}
                                                  if name != "paper" else {}),
             "mfu_train": {"320": 3 * flops["320"] * wps / 1e11},
             "mfu_infer_all_threads": 0.1,
@@ -171,8 +172,13 @@ def test_speed_markdown_reports_the_in_run_fast_path_ratios() -> None:
     assert "## Fast paths vs the plain path (one process, interleaved)" in text
     assert "| d = 64 training step (20 x 320, batch 8) | 500.0 | 1000.0 | 0.500 |" in text
     assert "**2.00x**" in text and "1-min load 0.3 before, 1.1 after" in text
+    # the batch-1 ONNX session against the dynamic-batch one, timed in the same run: 12 / 16
+    assert ("`small`, one window in ONNX Runtime, 1 thread: the session with the batch axis "
+            "fixed to 1" in text and "12.00 ms against 16.00 ms" in text and "**0.75x**" in text)
     old = fake_speed()
     del old["fast_paths"]  # results written before the section existed still render
+    del old["presets"][1]["onnxruntime_latency_ms_4s_window"]["dynamic_batch"]
+    assert "`small`, one window in ONNX Runtime" not in bench_speed.markdown(old)
     assert "Fast paths" not in bench_speed.markdown(old)
 
 

@@ -182,6 +182,19 @@ def test_onnx_engine_matches_torch_and_refuses_stale_exports(model_dir, tmp_path
     np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
                                torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
     assert list(onnx_rows["predicted"]) == list(torch_rows["predicted"])
+    # one window (a live stream's call) goes through a batch-1 session with its shapes folded:
+    # the same logits as inside a batch, and that session takes nothing but one window
+    from neuript.deploy import OnnxClassifier, check_batch
+
+    clf = OnnxClassifier(folder, threads=1)
+    feed = check_batch(folder, 20, 320, 5, seed=3)
+    pos, groups = feed["positions"][0], feed["group_mask"][0]
+    batch = clf.logits(feed["signals"], pos, groups)
+    assert clf._single is None
+    one = clf.logits(feed["signals"][1:], pos, groups)
+    np.testing.assert_allclose(one, batch[1:], atol=1e-5)
+    with pytest.raises(Exception, match="(?i)dimension|shape"):
+        clf._single.run(["logits"], feed)
     # the int8 copy: written beside it, close to PyTorch, refused when missing or stale
     with pytest.raises(ContractError, match="no int8 ONNX export here.*--int8"):
         run_predict(path, folder, engine="onnx-int8")
