@@ -406,6 +406,58 @@ def measure_profile(job: FastPathJob) -> dict[str, Any]:
     return out
 
 
+def measure_compiled(job: FastPathJob) -> dict[str, Any]:
+    """One window through ``torch.compile`` against eager, d = 64 and small, in one process.
+
+    The path of ``neuript stream --compile`` (:func:`neuript.online.compile_one_window`,
+    specialised to one 20 x 256 window). Three forms alternate in every round: eager with the
+    plain path, eager with the fast paths, compiled; ``compile_s`` is the wall time of the
+    compilation (the dry run that triggers it). An empty dict where compiling fails (no C++
+    compiler), with the error.
+    """
+    import torch
+
+    from neuript.model.fastpaths import set_fast_paths
+    from neuript.online import compile_one_window
+
+    torch.manual_seed(0)
+    torch.set_num_threads(job.threads)
+    one = make_inputs(20, 256, 1)
+    args = tensors(one)
+    out: dict[str, Any] = {"threads": job.threads,
+                           "load_before_1min": round(os.getloadavg()[0], 2)}
+    for name in ("d64", "small"):
+        model = build(name, one["group_names"]).eval()
+        t0 = time.perf_counter()
+        try:
+            net = compile_one_window(model, 20, 256, args[3].shape[1])
+        except Exception as err:  # noqa: BLE001 - reported in the table, not fatal
+            return {**out, "error": f"{type(err).__name__}: {err}"[:300]}
+        compile_s = time.perf_counter() - t0
+        plain = build(name, one["group_names"]).eval()
+        plain.load_state_dict(model.state_dict())
+        set_fast_paths(plain, False)
+        forms = {"plain": plain, "fast": model, "compiled": net}
+        times: dict[str, list[float]] = {k: [] for k in forms}
+        with torch.no_grad():
+            ref = plain(*args).logits
+            diff = float((net(*args).logits - ref).abs().max())
+            for r in range(job.warmup + job.latency_rounds):
+                for key, f in forms.items():
+                    t = time.perf_counter()
+                    f(*args)
+                    if r >= job.warmup:
+                        times[key].append(1e3 * (time.perf_counter() - t))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        out[name] = {"compile_s": compile_s, "max_abs_logit_diff": diff,
+                     **{f"{k}_ms": v for k, v in med.items()},
+                     "compiled_over_plain": med["compiled"] / med["plain"],
+                     "compiled_over_fast": med["compiled"] / med["fast"],
+                     "rounds": job.latency_rounds}
+    out["load_after_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def compare_fast_paths(train_rounds: int = 3, latency_rounds: int = 15,
                        threads: int = 1) -> dict[str, Any]:
     """Quick fast-vs-plain comparison in a fresh child process (about a minute on 1 thread).
@@ -639,6 +691,8 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         fast = _in_child(measure_fast_paths, fast_job)
     with timed("speed: one-window profile"):
         fast["profile"] = _in_child(measure_profile, fast_job)
+    with timed("speed: torch.compile for one window"):
+        fast["compiled"] = _in_child(measure_compiled, fast_job)
     with timed("speed: GPU section"):
         gpu = gpu_section(opts)
     for row in presets:
@@ -677,6 +731,20 @@ def targets(presets: list[dict[str, Any]], threads: int,
                                f"(same process, {n} thread(s))",
                      "value": lat["ratio"], "threshold": 0.4, "unit": "x",
                      "met": lat["ratio"] <= 0.4})
+    compiled = (fast or {}).get("compiled") or {}
+    if "d64" in compiled:
+        ratio = compiled["d64"]["compiled_over_plain"]
+        rows.append({"target": "d = 64 one-window latency, torch.compile / plain <= 0.4x "
+                               f"(same process, {compiled['threads']} thread(s); "
+                               "`stream --compile`)",
+                     "value": ratio, "threshold": 0.4, "unit": "x", "met": ratio <= 0.4})
+    if "small" in compiled:
+        lat = compiled["small"]["compiled_ms"]
+        rows.append({"target": "small preset <= 10 ms per window (1 window at a time, "
+                               f"{compiled['threads']} thread(s), torch.compile: "
+                               f"`stream --compile`, 1-min load "
+                               f"{compiled['load_before_1min']:.1f})",
+                     "value": lat, "threshold": 10.0, "unit": "ms", "met": lat <= 10.0})
     if "small" in by or fast:
         if fast:
             lat, load = fast["small_latency"]["fast_ms"], fast["load_before_1min"]
@@ -779,7 +847,30 @@ def _fast_paths_markdown(f: dict[str, Any] | None) -> list[str]:
         f"d = 64 training: {fmt(train['fast_windows_per_s'])} vs "
         f"{fmt(train['plain_windows_per_s'])} windows/s, **{train['speedup']:.2f}x**.", "",
         *_profile_markdown(f.get("profile")),
+        *_compiled_markdown(f.get("compiled")),
     ]
+
+
+def _compiled_markdown(c: dict[str, Any] | None) -> list[str]:
+    """The torch.compile table (empty for results written before it existed)."""
+    if not c:
+        return []
+    head = ["## One window through torch.compile (`neuript stream --compile`)", ""]
+    if "error" in c:
+        return [*head, f"Not measured: compiling failed ({c['error']}).", ""]
+    rows = [[name, fmt(m["plain_ms"], 2), fmt(m["fast_ms"], 2), fmt(m["compiled_ms"], 2),
+             f"{m['compiled_over_plain']:.2f}x", f"{m['compiled_over_fast']:.2f}x",
+             fmt(m["compile_s"], 0), f"{m['max_abs_logit_diff']:.1e}"]
+            for name, m in ((k, c[k]) for k in ("d64", "small") if k in c)]
+    return [*head,
+            f"One 20 x 256 window, no grad, {c['threads']} thread(s), the three forms "
+            f"alternating in one child process ({rows and c['small']['rounds']} rounds, "
+            f"medians); compiled = `torch.compile(dynamic=False)` for that shape "
+            f"(`neuript.online.compile_one_window`), compile time = its first call. 1-min "
+            f"load {c['load_before_1min']} before, {c.get('load_after_1min')} after.", "",
+            md_table(["model", "eager, plain (ms)", "eager, fast paths (ms)", "compiled (ms)",
+                      "compiled / plain", "compiled / fast", "compile (s)",
+                      "max |logit diff|"], rows), ""]
 
 
 def _profile_markdown(p: dict[str, Any] | None) -> list[str]:

@@ -70,6 +70,14 @@ def fake_speed() -> dict:
              "speedup": 2.0}
     fast = {"threads": 1, "train_batch": 8, "load_before_1min": 0.3, "load_after_1min": 1.1,
             "d64_train": train, "d64_latency": case(30.0, 60.0), "small_latency": case(8.0, 9.0)}
+
+    def compiled(plain: float, fast: float, comp: float) -> dict:
+        return {"compile_s": 80.0, "max_abs_logit_diff": 2e-7, "plain_ms": plain,
+                "fast_ms": fast, "compiled_ms": comp, "compiled_over_plain": comp / plain,
+                "compiled_over_fast": comp / fast, "rounds": 30}
+
+    fast["compiled"] = {"threads": 1, "load_before_1min": 0.2, "load_after_1min": 0.9,
+                        "d64": compiled(60.0, 30.0, 20.0), "small": compiled(9.0, 8.0, 5.0)}
     return {"meta": {"command": "python -m benchmarks.run --only speed", "date": "2025-01-01",
                      "machine": MACHINE, "wall_s": 300.0},
             "quick": False, "threads": 2, "fp32_matmul_peak_gflops": 100.0, "presets": presets,
@@ -159,6 +167,11 @@ def test_targets_are_judged_from_the_numbers(result_dir: Path) -> None:
     assert speed["small preset <= 10 ms per window (1 window at a time, 1 thread, "
                  "1-min load 0.3)"] is True  # 8 ms
     assert speed["small preset <= 10 ms per window (batches of 32)"] is True
+    compiled = ("d = 64 one-window latency, torch.compile / plain <= 0.4x (same process, 1 "
+                "thread(s); `stream --compile`)")
+    assert speed[compiled] is True  # 20 / 60 ms
+    assert speed["small preset <= 10 ms per window (1 window at a time, 1 thread(s), "
+                 "torch.compile: `stream --compile`, 1-min load 0.2)"] is True  # 5 ms
     ort_target = ("small preset <= 10 ms per window (1 window at a time, 1 thread, ONNX "
                   "Runtime: `predict --engine onnx`)")
     assert speed[ort_target] is False  # 12 ms
@@ -172,10 +185,16 @@ def test_speed_markdown_reports_the_in_run_fast_path_ratios() -> None:
     assert "## Fast paths vs the plain path (one process, interleaved)" in text
     assert "| d = 64 training step (20 x 320, batch 8) | 500.0 | 1000.0 | 0.500 |" in text
     assert "**2.00x**" in text and "1-min load 0.3 before, 1.1 after" in text
+    assert "## One window through torch.compile (`neuript stream --compile`)" in text
+    assert "| small | 9.00 | 8.00 | 5.00 | 0.56x | 0.62x | 80 | 2.0e-07 |" in text
     # the batch-1 ONNX session against the dynamic-batch one, timed in the same run: 12 / 16
     assert ("`small`, one window in ONNX Runtime, 1 thread: the session with the batch axis "
             "fixed to 1" in text and "12.00 ms against 16.00 ms" in text and "**0.75x**" in text)
     old = fake_speed()
+    failed = fake_speed()
+    failed["fast_paths"]["compiled"] = {"threads": 1, "load_before_1min": 0.2,
+                                        "error": "InvalidCxxCompiler: no working C++ compiler"}
+    assert "Not measured: compiling failed (InvalidCxxCompiler" in bench_speed.markdown(failed)
     del old["fast_paths"]  # results written before the section existed still render
     del old["presets"][1]["onnxruntime_latency_ms_4s_window"]["dynamic_batch"]
     assert "`small`, one window in ONNX Runtime" not in bench_speed.markdown(old)

@@ -17,6 +17,7 @@ import pytest
 
 from _finetune_data import eegmat_dir, micro_tcp_model
 from neuript.data.io import read_recording
+from neuript.errors import NeuriptError
 from neuript.model_folder import load_classifier
 from neuript.online import OnlineModel, RingBuffer, default_margin_s, offline_equivalent
 
@@ -110,6 +111,34 @@ def test_onnx_engine_gives_the_torch_probabilities(onnx_model_dir):
     assert len(onnx_rows) == len(torch_rows) >= 10
     np.testing.assert_allclose(onnx_rows[["p_rest", "p_task"]].to_numpy(),
                                torch_rows[["p_rest", "p_task"]].to_numpy(), atol=1e-4)
+
+
+def test_compiled_model_gives_the_eager_probabilities_without_recompiling(model_dir):
+    """`stream --compile`: compiled for the contract's one-window shape before any stream is
+    there; live windows then hit that graph (a recompilation would raise) with the eager
+    model's probabilities."""
+    import torch._dynamo
+
+    from neuript.online import compile_for_contract
+    from neuript.stream import StreamConfig
+
+    loaded = load_classifier(model_dir)
+    rec = read_recording(eegmat_dir() / RECORDING)
+    net = compile_for_contract(loaded)
+    eager = OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, margin_s=MARGIN_S,
+                        model_dir=model_dir)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled = OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, margin_s=MARGIN_S,
+                               model_dir=model_dir, net=net)
+        for end in (eager.need, eager.need + 7 * 250, rec.data.shape[1]):
+            context = rec.data[:, end - eager.need: end]
+            np.testing.assert_allclose(compiled.predict(context), eager.predict(context),
+                                       atol=1e-5)
+    with pytest.raises(NeuriptError, match="torch engine, not 'onnx'"):
+        OnlineModel(loaded, rec.ch_names, rec.sfreq_hz, model_dir=model_dir, engine="onnx",
+                    net=net)
+    with pytest.raises(NeuriptError, match="--compile .* --engine onnx"):
+        StreamConfig(stream_name="x", compile=True, engine="onnx")
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnx"])
@@ -226,8 +255,9 @@ def test_cli_options_reach_the_stream_config(model_dir, monkeypatch, tmp_path, c
     main(["stream", "--model", str(model_dir), "--source-id", "obci-1", "--step-s", "0.5",
           "--margin-s", "4", "--duration-s", "30", "--max-predictions", "7", "--unit", "uV",
           "--channels", "Fp1, Fp2,C3", "--csv", str(tmp_path / "p.csv"), "--outlet", "bci",
-          "--threads", "1"])
+          "--threads", "1", "--compile"])
     cfg = seen["cfg"]
+    assert cfg.compile and cfg.engine == "torch"
     assert (cfg.source_id, cfg.stream_name, cfg.step_s, cfg.margin_s) == ("obci-1", None, 0.5, 4)
     assert (cfg.duration_s, cfg.max_predictions, cfg.unit, cfg.threads) == (30, 7, "uV", 1)
     assert cfg.ch_names == ("Fp1", "Fp2", "C3") and cfg.outlet == "bci"

@@ -276,7 +276,7 @@ def cmd_stream(args: argparse.Namespace) -> None:
                        max_predictions=args.max_predictions, timeout_s=args.timeout_s,
                        stall_s=args.stall_s, unit=args.unit, ch_names=names, csv=args.csv,
                        outlet=args.outlet, threads=args.threads, engine=args.engine,
-                       calibration=tuple(args.calibration or ()))
+                       compile=args.compile, calibration=tuple(args.calibration or ()))
     body = show_config({"model_dir": args.model_dir, **dataclasses.asdict(cfg)})
     result = run_stream(args.model_dir, cfg)
     save_config(body, _side_file(args.csv, ".config.json"))
@@ -481,6 +481,9 @@ def _stream_parser(sub: Any) -> None:
     p.add_argument("--engine", choices=get_args(Engine), default="torch",
                    help="PyTorch, the folder's ONNX export (run `neuript export` first) or its "
                    "int8 copy (`neuript export --int8`)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for one window before connecting (engine "
+                   "torch; compiling takes a minute or more, each window then runs faster)")
     p.set_defaults(func=cmd_stream)
 
 

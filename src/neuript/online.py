@@ -43,8 +43,6 @@ from neuript.model_folder import LoadedClassifier, load_classifier
 from neuript.predict import ENGINES, model_continuous, model_groups, preprocess_of
 from neuript.train.evaluate import predict_batches
 
-"""How a window is classified: the PyTorch model or its ONNX export (ONNX Runtime)."""
-
 
 class RingSlice(NamedTuple):
     """Samples ``start:stop`` of a :class:`RingBuffer` (copies).
@@ -121,6 +119,71 @@ def default_margin_s(pre: PreprocessConfig) -> float:
     return float(max(1, math.ceil(half / pre.sfreq_hz)))
 
 
+def one_window_batch(window: np.ndarray, positions: torch.Tensor,
+                     group_mask: torch.Tensor) -> Batch:
+    """The batch of one compressed window, as every online call feeds the model.
+
+    Parameters
+    ----------
+    window : ndarray, shape (C, T), float32
+    positions : Tensor, shape (C, 3), float32, metres
+    group_mask : Tensor, shape (G, C), bool
+
+    Returns
+    -------
+    batch : Batch
+        Batch size 1; positions and groups broadcast views (no copies).
+    """
+    signals = torch.from_numpy(np.ascontiguousarray(window, np.float32))[None]  # (1, C, T)
+    c = signals.shape[1]
+    return Batch(signals=signals, positions=positions.expand(1, c, 3),
+                 channel_mask=torch.ones(1, c, dtype=torch.bool),
+                 group_mask=group_mask.expand(1, -1, c), labels=None,
+                 window_ids=torch.zeros(1, dtype=torch.int64))
+
+
+def compile_one_window(model: torch.nn.Module, n_channels: int, n_samples: int,
+                       n_groups: int) -> torch.nn.Module:
+    """``torch.compile`` of a classifier for one (C, T) window at a time, compiled now.
+
+    The graph is specialised to the shape (``dynamic=False``): a live stream feeds exactly one
+    shape, and fixed shapes let Inductor fuse the many small operators that dominate a
+    one-window forward on the CPU (``benchmarks/results/speed.md`` measures the gain). A dry run
+    on zeros triggers the compilation (a minute or more on a 2-core CPU), so the caller pays it
+    before the first real window; a call with another shape compiles again.
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``forward(signals, positions, channel_mask, group_mask)``; not modified.
+    n_channels, n_samples, n_groups : int
+        C, T and G of the windows to come.
+
+    Returns
+    -------
+    net : nn.Module
+        The compiled module (same outputs, within float rounding).
+    """
+    net = torch.compile(model, dynamic=False)
+    zeros = np.zeros((n_channels, n_samples), np.float32)
+    batch = one_window_batch(zeros, torch.zeros(n_channels, 3),
+                             torch.ones(n_groups, n_channels, dtype=torch.bool))
+    predict_batches(net, [batch], torch.device("cpu"))
+    return net
+
+
+def compile_for_contract(loaded: LoadedClassifier) -> torch.nn.Module:
+    """:func:`compile_one_window` for the window shape of a model's contract: its channels, the
+    window at its rate, its pooling groups. A model without a fixed channel list is compiled
+    lazily instead (on its first window)."""
+    channels = loaded.contract.channels or loaded.info.ch_names
+    if loaded.contract.any_montage or not channels:
+        return torch.compile(loaded.model, dynamic=False)
+    n_samples = int(round(loaded.contract.window_s * loaded.contract.sfreq_hz))
+    return compile_one_window(loaded.model, len(channels), n_samples,
+                              max(len(loaded.info.group_names), 1))
+
+
 class OnlineModel:
     """A fine-tuned model and its preprocessing, applied to one stretch of raw samples at once.
 
@@ -148,6 +211,9 @@ class OnlineModel:
         (as ``neuript predict --engine onnx``; export first with ``neuript export [--int8]``).
     threads : int | None
         ONNX Runtime threads (the torch engine uses PyTorch's setting).
+    net : nn.Module | None
+        The module the torch engine runs instead of ``loaded.model``: its compiled form
+        (:func:`compile_for_contract`, ``neuript stream --compile``). None: the model itself.
 
     Raises
     ------
@@ -159,10 +225,16 @@ class OnlineModel:
     def __init__(self, loaded: LoadedClassifier, ch_names: tuple[str, ...], sfreq_hz: float, *,
                  margin_s: float | None = None, source: str = "<stream>",
                  model_dir: Any = None, engine: str = "torch",
-                 threads: int | None = None, gains: np.ndarray | None = None) -> None:
+                 threads: int | None = None, gains: np.ndarray | None = None,
+                 net: torch.nn.Module | None = None) -> None:
         from neuript.errors import check_option
 
         check_option("engine", engine, ENGINES)
+        if net is not None and engine != "torch":
+            raise NeuriptError(f"a compiled model runs on the torch engine, not {engine!r}; "
+                               "drop --compile or use --engine torch")
+        self.net = loaded.model if net is None else net
+        """What the torch engine runs: the model, or its compiled form."""
         if loaded.contract.subject_norm != "none" and gains is None:
             raise NeuriptError(
                 f"{model_dir}: the model was fine-tuned with subject_norm="
@@ -258,13 +330,8 @@ class OnlineModel:
             logits = self._onnx.logits(np.ascontiguousarray(window, np.float32)[None],
                                        self.positions.numpy(), self.group_mask.numpy())
             return softmax(logits[0].astype(np.float64))
-        signals = torch.from_numpy(np.ascontiguousarray(window, np.float32))[None]  # (1, C, T)
-        c = signals.shape[1]
-        batch = Batch(signals=signals, positions=self.positions.expand(1, c, 3),
-                      channel_mask=torch.ones(1, c, dtype=torch.bool),
-                      group_mask=self.group_mask.expand(1, -1, c), labels=None,
-                      window_ids=torch.zeros(1, dtype=torch.int64))
-        return predict_batches(self.loaded.model, [batch], torch.device("cpu")).proba[0]
+        batch = one_window_batch(window, self.positions, self.group_mask)
+        return predict_batches(self.net, [batch], torch.device("cpu")).proba[0]
 
 
 def _rows(model: OnlineModel, ends: list[int], probas: list[np.ndarray]) -> pd.DataFrame:

@@ -86,6 +86,10 @@ class StreamConfig:
     engine: Engine = "torch"
     """Classify with the PyTorch model, the folder's ONNX export (``neuript export``) or its
     int8 copy (``neuript export --int8``)."""
+    compile: bool = False
+    """Run ``torch.compile`` of the model, specialised to one window (``engine="torch"``
+    only). It compiles before connecting to the stream (a minute or more), so the stream's
+    buffer does not overflow meanwhile; :func:`neuript.online.compile_for_contract`."""
     poll_s: float = 0.002
     """Sleep between polls of the inlet when nothing is due (s)."""
     calibration: tuple[str, ...] = ()
@@ -107,6 +111,9 @@ class StreamConfig:
                                f"got {self.max_predictions!r}")
         if self.threads is not None and self.threads < 1:
             raise NeuriptError(f"StreamConfig.threads must be >= 1, got {self.threads!r}")
+        if self.compile and self.engine != "torch":
+            raise NeuriptError(f"--compile compiles the PyTorch model; it does not apply to "
+                               f"--engine {self.engine} (drop one of them)")
         check_literals(self)
 
 
@@ -274,6 +281,17 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
     window_s = float(loaded.contract.window_s)
     margin_s = default_margin_s(preprocess_of(loaded)) if cfg.margin_s is None else cfg.margin_s
     step_s = cfg.step_s or window_s
+    net = None
+    if cfg.compile:  # before connecting: samples would pile up in the inlet meanwhile
+        from neuript.online import compile_for_contract
+
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        t0 = time.monotonic()
+        log.info("compiling the model for one window (torch.compile; a minute or more)")
+        net = compile_for_contract(loaded)
+        log.info("compiled in %.0f s", time.monotonic() - t0)
+        torch.set_num_threads(threads)
     stream = _connect(cfg, bufsize_s=max(window_s + margin_s + step_s, 10.0))
     sinks = None
     try:
@@ -288,7 +306,7 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
             gains = subject_gains(cfg.calibration, loaded, model_dir)
         model = OnlineModel(loaded, names, sfreq, margin_s=margin_s,
                             source=f"lsl:{stream.name}", model_dir=model_dir,
-                            engine=cfg.engine, threads=cfg.threads, gains=gains)
+                            engine=cfg.engine, threads=cfg.threads, gains=gains, net=net)
         step = int(round(step_s * sfreq))
         ring = RingBuffer(len(names), model.need + step + int(sfreq))
         sinks = _Sinks(cfg, model, stream.name)
