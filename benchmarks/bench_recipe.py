@@ -736,6 +736,10 @@ TARGETS: tuple[tuple[str, str, str], ...] = (
      "pretrained_spectral", "bandpower_lr_spectral"),
     ("from `neuript-small`, subject-equalised spectra >= band power + LR on the paper input",
      "pretrained_spectral", REFERENCE),
+    ("from `neuript-small` >= ShallowConvNet, both on subject-equalised spectra",
+     "pretrained_spectral", "shallowconvnet_spectral"),
+    ("d = 64 from scratch >= ShallowConvNet, both on subject-equalised spectra",
+     "wide64_spectral", "shallowconvnet_spectral"),
 )
 """Issue 11's target (NeurIPT from scratch with the default recipe >= band power + LR and >=
 ShallowConvNet on the same folds), and the nearest rows, as (claim, variant, reference)."""

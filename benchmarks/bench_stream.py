@@ -3,10 +3,13 @@
 One EEGMAT recording (19 EEG channels at 250 Hz) is replayed by mne-lsl's ``PlayerLSL`` in real
 time; ``run_stream`` classifies the newest window every ``STEP_S`` seconds with a `small`-preset
 model folder (random weights: the latency does not depend on them) for ``N_PREDICTIONS``
-predictions, once per engine (PyTorch, ONNX Runtime), one after the other in this process, on
-one thread. Latency is measured by ``run_stream`` itself: from the arrival of the window's last
-sample (the pull that delivered it) to the prediction being emitted. The ONNX / PyTorch ratio
-is taken within this run. Bounded by predictions, not time; the load average is recorded.
+predictions, once per engine (PyTorch, ONNX Runtime, and PyTorch with ``--compile``), one after
+the other in this process, on one thread. Latency is measured by ``run_stream`` itself: from
+the arrival of the window's last sample (the pull that delivered it) to the prediction being
+emitted. The ONNX / PyTorch ratio and the compiled / eager one are taken within this run.
+Bounded by predictions, not time; the load average is recorded. The replay loops the file
+(``n_repeat=inf``, stopped after the session), so a compile that takes longer than the
+recording still finds the stream.
 
 Run: ``python -m benchmarks.run --only stream``.
 """
@@ -29,7 +32,10 @@ RECORDING = "eegmat/Subject33_2.edf"
 STEP_S, MARGIN_S = 0.5, 17.0
 """A prediction every half second after the default 17-s filter margin."""
 N_PREDICTIONS = 60
-ENGINES: tuple[str, ...] = ("torch", "onnx")
+RUNS: tuple[tuple[str, bool], ...] = (("torch", False), ("onnx", False), ("torch", True))
+"""(engine, compile) of each session, in order."""
+COMPILE_WAIT_S = 900.0
+"""Extra time a ``--compile`` session may take to compile before it connects (s)."""
 
 
 def small_model_dir(out: Path) -> Path:
@@ -54,7 +60,13 @@ def small_model_dir(out: Path) -> Path:
                            info)
 
 
-def stream_once(model_dir: Path, recording: Path, engine: str) -> dict[str, Any]:
+def label(engine: str, compile: bool) -> str:
+    """The row name of a session: the engine, with `` --compile`` when compiled."""
+    return f"{engine} --compile" if compile else engine
+
+
+def stream_once(model_dir: Path, recording: Path, engine: str,
+                compile: bool = False) -> dict[str, Any]:
     """Replay ``recording`` and classify it live with ``engine``; the run's summary."""
     from mne_lsl.player import PlayerLSL
 
@@ -62,23 +74,25 @@ def stream_once(model_dir: Path, recording: Path, engine: str) -> dict[str, Any]
 
     name = f"neuript-bench-{uuid.uuid4().hex[:10]}"
     cfg = StreamConfig(stream_name=name, step_s=STEP_S, margin_s=MARGIN_S,
-                       max_predictions=N_PREDICTIONS, timeout_s=10.0, threads=1, engine=engine)
-    player = PlayerLSL(str(recording), chunk_size=10, n_repeat=1, name=name, source_id=name,
-                       annotations=False).start()
+                       max_predictions=N_PREDICTIONS, timeout_s=10.0, threads=1, engine=engine,
+                       compile=compile)
+    player = PlayerLSL(str(recording), chunk_size=10, n_repeat=float("inf"), name=name,
+                       source_id=name, annotations=False).start()
     out: dict[str, Any] = {}
     try:
         worker = threading.Thread(target=lambda: out.update(r=run_stream(model_dir, cfg)))
         worker.start()
-        worker.join(timeout=MARGIN_S + 0.5 * N_PREDICTIONS + 60)
+        worker.join(timeout=MARGIN_S + STEP_S * N_PREDICTIONS + 60
+                    + (COMPILE_WAIT_S if compile else 0.0))
     finally:
         player.stop()
     if "r" not in out:
-        raise RuntimeError(f"stream with engine {engine} did not finish")
+        raise RuntimeError(f"stream {label(engine, compile)} did not finish")
     return out["r"].summary
 
 
 def run(opts: BenchOptions) -> dict[str, Any]:
-    """Both engines, one after the other; writes stream.json / stream.md."""
+    """Every session of :data:`RUNS`, one after the other; writes stream.json / stream.md."""
     from neuript.deploy import export_model_dir
     from neuript.paths import data_root
 
@@ -87,30 +101,38 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     export_model_dir(model_dir)
     recording = data_root() / RECORDING
     rows = []
-    for engine in ENGINES:
-        summary = stream_once(model_dir, recording, engine)
-        rows.append({"engine": engine, "predictions": summary["n_predictions"],
+    for engine, compile in RUNS:
+        t1 = time.perf_counter()
+        summary = stream_once(model_dir, recording, engine, compile)
+        rows.append({"engine": label(engine, compile), "predictions": summary["n_predictions"],
+                     "session_s": time.perf_counter() - t1,
                      "latency_ms": summary["latency_ms"], "age_ms": summary["age_ms"],
                      "dropped": summary["dropped_samples"],
                      "skipped": summary["skipped_windows"],
                      "late": summary["late_predictions"], "stopped_by": summary["stopped_by"]})
-        log.info("stream %s: %s", engine, summary.get("latency_ms"))
-    by = {r["engine"]: r["latency_ms"] or {} for r in rows}
-    ratio = (by["onnx"].get("median") / by["torch"]["median"]
-             if by["torch"].get("median") and by["onnx"].get("median") else None)
-    body = {"rows": rows, "onnx_over_torch_median": ratio, "recording": RECORDING,
+        log.info("stream %s: %s", label(engine, compile), summary.get("latency_ms"))
+    body = {"rows": rows, "onnx_over_torch_median": median_ratio(rows, "onnx"),
+            "compiled_over_torch_median": median_ratio(rows, "torch --compile"),
+            "recording": RECORDING,
             "step_s": STEP_S, "margin_s": MARGIN_S, "preset": "small",
             "meta": stamp(opts.command, time.perf_counter() - t0)}
     write_part(opts.out_dir, "stream", body, markdown(body))
     return body
 
 
+def median_ratio(rows: list[dict[str, Any]], name: str) -> float | None:
+    """Median latency of row ``name`` over the eager ``torch`` row's; None if either lacks one."""
+    by = {r["engine"]: r["latency_ms"] or {} for r in rows}
+    num, den = by.get(name, {}).get("median"), by.get("torch", {}).get("median")
+    return num / den if num and den else None
+
+
 def markdown(r: dict[str, Any]) -> str:
     """Render stream.json."""
     rows = [[f"`{x['engine']}`", x["predictions"], fmt((x["latency_ms"] or {}).get("median")),
              fmt((x["latency_ms"] or {}).get("p99")), x["dropped"], x["skipped"], x["late"],
-             x["stopped_by"]] for x in r["rows"]]
-    ratio = r.get("onnx_over_torch_median")
+             x["stopped_by"], fmt(x.get("session_s"), 0)] for x in r["rows"]]
+    ratio, compiled = r.get("onnx_over_torch_median"), r.get("compiled_over_torch_median")
     return "\n".join([
         "# Live-stream latency (benchmarks/bench_stream.py)", "", provenance(r.get("meta")), "",
         f"`neuript stream` on `{r['recording']}` replayed in real time by mne-lsl's PlayerLSL on "
@@ -118,7 +140,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['margin_s']} s of filter margin, 1 thread. Latency = from the arrival of a "
         "window's last sample to its prediction.", "",
         md_table(["engine", "predictions", "latency median (ms)", "latency p99 (ms)",
-                  "dropped samples", "skipped windows", "late (> one step)", "stopped by"],
-                 rows), "",
+                  "dropped samples", "skipped windows", "late (> one step)", "stopped by",
+                  "session (s), compile included"], rows), "",
         f"ONNX Runtime / PyTorch median latency in this run: **{fmt(ratio)}**." if ratio
-        else "", ""])
+        else "",
+        f"Compiled (`--compile`) / eager PyTorch median latency in this run: "
+        f"**{fmt(compiled)}**." if compiled else "", ""])

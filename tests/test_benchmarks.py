@@ -322,6 +322,23 @@ def test_stream_benchmark_model_folder_loads_with_the_task_contract(tmp_path: Pa
     assert loaded.info.class_names == ("rest", "task")
 
 
+def test_stream_markdown_states_both_in_run_ratios() -> None:
+    """stream.md: a row per session (compiled one named), ratios to eager torch of the run."""
+    from benchmarks.bench_stream import RUNS, label, markdown, median_ratio
+
+    rows = [{"engine": label(e, c), "predictions": 60, "latency_ms": {"median": ms, "p99": ms},
+             "dropped": 0, "skipped": 0, "late": 0, "stopped_by": "max_predictions",
+             "session_s": 40.0} for (e, c), ms in zip(RUNS, (30.0, 24.0, 15.0))]
+    body = {"rows": rows, "onnx_over_torch_median": median_ratio(rows, "onnx"),
+            "compiled_over_torch_median": median_ratio(rows, "torch --compile"),
+            "recording": "eegmat/x.edf", "step_s": 0.5, "margin_s": 17.0, "preset": "small"}
+    text = markdown(body)
+    assert "| `torch --compile` | 60 | 15.00 |" in text
+    assert "ONNX Runtime / PyTorch median latency in this run: **0.80**" in text
+    assert "Compiled (`--compile`) / eager PyTorch median latency in this run: **0.50**" in text
+    assert median_ratio(rows[:2], "torch --compile") is None
+
+
 def test_int8_markdown_states_the_in_run_latency_ratio() -> None:
     """int8.md: one row per engine and the int8 / fp32 ratio from the same run's medians."""
     from benchmarks.bench_int8 import ENGINES, markdown
