@@ -74,6 +74,18 @@ def test_presets_keep_the_progressive_moe_shape() -> None:
     assert preset("small").total_merge == 16 and 320 % preset("small").total_merge == 0
 
 
+def test_medium_is_the_recipe_studys_d64_model() -> None:
+    """The `medium` preset is exactly the `wide64_spectral` row's model (its evidence)."""
+    from benchmarks.bench_recipe import VARIANTS, WIDE64
+
+    from neuript.config import override
+
+    overrides = VARIANTS["wide64_spectral"].overrides["model_overrides"]
+    assert {k: overrides[k] for k in WIDE64} == WIDE64
+    assert override(preset("small"), WIDE64) == preset("medium")
+    assert preset("medium").pool_stats == overrides["pool_stats"] == "mean_logstd"
+
+
 def test_unknown_preset_is_refused() -> None:
     with pytest.raises(NeuriptError, match="paper"):
         preset("huge")

@@ -24,6 +24,15 @@
            samples, 125 ms at 64 Hz) **[ours]**, several times faster per AAMP step than the
            paper's one-token-per-sample decoder (measured in benchmarks/results/
            pretrain_speed.md); the encoder and classifier are unchanged by it.
+``medium`` ``small`` at twice the width: d = 64, four heads of 16, dense SwiGLU hidden 128,
+           routed experts hidden 64, shared expert hidden 128; the same blocks, merges, PMoE
+           layout, pooling and decoder. It is the recipe study's ``wide64_spectral`` row: from
+           scratch on MentalArithmetic's subject CV (subject-equalised spectra, 12 cells) it
+           beats ``small`` from scratch by +5.7 points [+1.5, +9.9] and is level with
+           ShallowConvNet (docs/recipe.md, tenth pass), at about 1.5x ``small``'s time per
+           fine-tuning run there (12.6 against 8.6 minutes). ``small`` stays the default:
+           the shipped ``neuript-small`` checkpoint is ``small``, and fine-tuning from it is
+           the better NeurIPT row still.
 ``tiny``   for tests: d = 32, three blocks, experts (0, 2, 3) so dense, even-E and odd-E MoE
            layers are all exercised.
 """
@@ -56,6 +65,16 @@ PRESETS: Mapping[str, ModelConfig] = types.MappingProxyType(
             d_ff=64,
             merge_factors=(4, 2, 1, 2, 1, 1),
             moe=MoEConfig(experts_per_block=(0, 0, 2, 4, 4, 6), expert_hidden=32, shared_hidden=64),
+            pool_stats="mean_logstd",
+            decoder_stride=8,
+        ),
+        "medium": ModelConfig(
+            d_model=64,
+            n_heads=4,
+            d_ff=128,
+            merge_factors=(4, 2, 1, 2, 1, 1),
+            moe=MoEConfig(experts_per_block=(0, 0, 2, 4, 4, 6), expert_hidden=64,
+                          shared_hidden=128),
             pool_stats="mean_logstd",
             decoder_stride=8,
         ),
