@@ -99,8 +99,9 @@ def ort_session(path: str | os.PathLike, threads: int | None, batch: int | None 
     batch : int | None
         Fix the graph's dynamic ``batch`` axis to this size. With every shape known, ONNX
         Runtime folds the graph's shape arithmetic into constants at load time (the small
-        preset's graph drops from about 1,400 nodes to about 660), which is what one-window
-        calls pay for; the session then accepts only batches of that size. None: any batch.
+        preset's optimised graph drops from 1,333 nodes to 614), which one-window calls pay
+        for (about 4% of a window's time, ``benchmarks/results/speed.md``); the session then
+        accepts only batches of that size. None: any batch.
     """
     ort = _ort()
     options = ort.SessionOptions()
