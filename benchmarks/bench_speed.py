@@ -412,8 +412,8 @@ def measure_compiled(job: FastPathJob) -> dict[str, Any]:
     The path of ``neuript stream --compile`` (:func:`neuript.online.compile_one_window`,
     specialised to one 20 x 256 window). Three forms alternate in every round: eager with the
     plain path, eager with the fast paths, compiled; ``compile_s`` is the wall time of the
-    compilation (the dry run that triggers it). An empty dict where compiling fails (no C++
-    compiler), with the error.
+    compilation (the dry run that triggers it). Where compiling fails (no C++ compiler), only
+    ``threads``, the load and the ``error``.
     """
     import torch
 
@@ -858,13 +858,15 @@ def _compiled_markdown(c: dict[str, Any] | None) -> list[str]:
     head = ["## One window through torch.compile (`neuript stream --compile`)", ""]
     if "error" in c:
         return [*head, f"Not measured: compiling failed ({c['error']}).", ""]
+    models = {k: c[k] for k in ("d64", "small") if k in c}
     rows = [[name, fmt(m["plain_ms"], 2), fmt(m["fast_ms"], 2), fmt(m["compiled_ms"], 2),
              f"{m['compiled_over_plain']:.2f}x", f"{m['compiled_over_fast']:.2f}x",
              fmt(m["compile_s"], 0), f"{m['max_abs_logit_diff']:.1e}"]
-            for name, m in ((k, c[k]) for k in ("d64", "small") if k in c)]
+            for name, m in models.items()]
+    rounds = next(iter(models.values()))["rounds"] if models else 0
     return [*head,
             f"One 20 x 256 window, no grad, {c['threads']} thread(s), the three forms "
-            f"alternating in one child process ({rows and c['small']['rounds']} rounds, "
+            f"alternating in one child process ({rounds} rounds, "
             f"medians); compiled = `torch.compile(dynamic=False)` for that shape "
             f"(`neuript.online.compile_one_window`), compile time = its first call. 1-min "
             f"load {c['load_before_1min']} before, {c.get('load_after_1min')} after.", "",

@@ -141,6 +141,27 @@ def test_compiled_model_gives_the_eager_probabilities_without_recompiling(model_
         StreamConfig(stream_name="x", compile=True, engine="onnx")
 
 
+def test_a_failed_compile_is_one_line_naming_the_option(model_dir, monkeypatch):
+    """No C++ compiler (or any Inductor failure): one NeuriptError naming --compile, before
+    any stream is looked for, and PyTorch's thread count restored."""
+    import torch
+
+    import neuript.online
+    from neuript.stream import StreamConfig, run_stream
+
+    def broken(loaded):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\n(pages more)")
+
+    monkeypatch.setattr(neuript.online, "compile_for_contract", broken)
+    before = torch.get_num_threads()
+    with pytest.raises(NeuriptError, match=r"torch.compile failed \(RuntimeError: "
+                       r"InvalidCxxCompiler: No working C\+\+ compiler found\); drop "
+                       r"--compile") as err:
+        run_stream(model_dir, StreamConfig(stream_name="never-there", compile=True,
+                                           threads=1))
+    assert "\n" not in str(err.value) and torch.get_num_threads() == before
+
+
 @pytest.mark.parametrize("engine", ["torch", "onnx"])
 def test_streamed_predictions_equal_the_offline_equivalent(engine, request, tmp_path):
     """Replay on loopback; same windows → same probabilities; CSV, summary and outlet agree."""

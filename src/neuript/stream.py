@@ -289,9 +289,16 @@ def run_stream(model_dir: str | os.PathLike, cfg: StreamConfig) -> StreamResult:
             torch.set_num_threads(cfg.threads)
         t0 = time.monotonic()
         log.info("compiling the model for one window (torch.compile; a minute or more)")
-        net = compile_for_contract(loaded)
+        try:
+            net = compile_for_contract(loaded)
+        except Exception as err:  # Inductor's errors (no C++ compiler …) run to pages
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise NeuriptError(f"{model_dir}: torch.compile failed ({type(err).__name__}: "
+                               f"{first}); drop --compile, or use --engine onnx after "
+                               "`neuript export`") from err
+        finally:
+            torch.set_num_threads(threads)
         log.info("compiled in %.0f s", time.monotonic() - t0)
-        torch.set_num_threads(threads)
     stream = _connect(cfg, bufsize_s=max(window_s + margin_s + step_s, 10.0))
     sinks = None
     try:
