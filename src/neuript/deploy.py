@@ -76,15 +76,14 @@ def _ort() -> Any:
 
 def graph_shapes(model_dir: str | os.PathLike) -> tuple[int, int, int]:
     """(C, T, G) of a fine-tuned model folder, from its input contract and pooling groups."""
-    from neuript.model_folder import read_model_folder
+    from neuript.model_folder import read_model_folder, window_shape
 
     folder = read_model_folder(model_dir)
-    channels = folder.contract.channels or folder.info.ch_names
-    if not channels:
+    shape = window_shape(folder.contract, folder.info)
+    if shape is None:
         raise ContractError(f"{model_dir}: the model has no fixed channel list, so its ONNX graph "
                             "has no channel count; export a model trained on a named montage")
-    n_samples = int(round(folder.contract.window_s * folder.contract.sfreq_hz))
-    return len(channels), n_samples, max(len(folder.info.group_names), 1)
+    return shape
 
 
 def ort_session(path: str | os.PathLike, threads: int | None, batch: int | None = None) -> Any:

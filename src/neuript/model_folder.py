@@ -180,6 +180,17 @@ class LoadedClassifier(NamedTuple):
     extra: dict[str, Any]
 
 
+def window_shape(contract: InputContract, info: ClassifierInfo) -> tuple[int, int, int] | None:
+    """(C, T, G) of the windows a classifier takes: its channels, the window at the contract's
+    rate, its pooling groups (at least 1); None when it lists no channels. The shape of its
+    ONNX graph and of its compiled forward."""
+    channels = contract.channels or info.ch_names
+    if not channels:
+        return None
+    n_samples = int(round(contract.window_s * contract.sfreq_hz))
+    return len(channels), n_samples, max(len(info.group_names), 1)
+
+
 def read_model_config(model_dir: str | os.PathLike) -> dict[str, Any]:
     """``config.json`` of a model or checkpoint folder as a dict (one line on any damage).
 

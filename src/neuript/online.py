@@ -176,12 +176,12 @@ def compile_for_contract(loaded: LoadedClassifier) -> torch.nn.Module:
     """:func:`compile_one_window` for the window shape of a model's contract: its channels, the
     window at its rate, its pooling groups. A model without a fixed channel list is compiled
     lazily instead (on its first window)."""
-    channels = loaded.contract.channels or loaded.info.ch_names
-    if loaded.contract.any_montage or not channels:
+    from neuript.model_folder import window_shape
+
+    shape = window_shape(loaded.contract, loaded.info)
+    if shape is None or loaded.contract.any_montage:  # the stream decides its channels
         return torch.compile(loaded.model, dynamic=False)
-    n_samples = int(round(loaded.contract.window_s * loaded.contract.sfreq_hz))
-    return compile_one_window(loaded.model, len(channels), n_samples,
-                              max(len(loaded.info.group_names), 1))
+    return compile_one_window(loaded.model, *shape)
 
 
 class OnlineModel:
