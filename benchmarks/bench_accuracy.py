@@ -162,6 +162,32 @@ def metric_fields(aggregate: dict[str, dict[str, float]]) -> dict[str, Any]:
             "cohen_kappa_mean": mean("cohen_kappa"), "weighted_f1_mean": mean("weighted_f1")}
 
 
+def recipe_fields(cfg: Any) -> dict[str, Any]:
+    """The fine-tuning recipe a NeurIPT row ran with (peak LR, epochs, IILP pooling), so a table
+    read after the defaults change says which defaults produced it."""
+    from neuript.model.presets import preset
+
+    pool = (cfg.model_overrides or {}).get("pool_stats", preset(cfg.preset).pool_stats)
+    return {"recipe": {"optim.lr": cfg.optim.lr, "train.epochs": cfg.train.epochs,
+                       "pool_stats": pool}} if cfg.model == "neuript" else {}
+
+
+def recipe_line(rows: list[dict[str, Any]]) -> str:
+    """One sentence on the NeurIPT rows' recipe, or on its absence (rows written before
+    2026-12-02, when the recipe study changed the defaults, do not record one)."""
+    recipes = {json.dumps(r["recipe"], sort_keys=True) for r in rows if r.get("recipe")}
+    neuript_rows = [r for r in rows if r.get("model") == "neuript"]
+    if not neuript_rows:
+        return ""
+    if not recipes:
+        return ("NeurIPT recipe: not recorded. These rows predate the recipe study "
+                "(docs/recipe.md), run at the defaults of then (peak LR 1e-3, mean pooling); "
+                "today's defaults (peak LR 3e-3, mean + log-std pooling) are in the recipe "
+                "section. Rerun `python -m benchmarks.run --only accuracy` to refresh them.")
+    return "NeurIPT recipe: " + "; ".join(
+        ", ".join(f"{k} = {v}" for k, v in json.loads(r).items()) for r in sorted(recipes)) + "."
+
+
 def row_base(opts: BenchOptions, task: str, model: str, init: str, protocol: str) -> dict:
     """The descriptive columns every row carries."""
     return {"task": task, "model": model, "init": init, "protocol": protocol,
@@ -187,7 +213,7 @@ def finetune_row(opts: BenchOptions, task: TaskWindows, model: str, init: str,
     cfg = finetune_config(opts, task.name, model, init_dir or "scratch", out, **fields)
     with timed(f"{task.name}: {model} ({init})"):
         result = run_finetune(cfg, task=task)
-    return {**row_base(opts, task.name, model, init, "paper_split"),
+    return {**row_base(opts, task.name, model, init, "paper_split"), **recipe_fields(cfg),
             **metric_fields(result.aggregate), "split_hash": result.split_hash,
             "per_seed_balanced_accuracy": [r["test"]["balanced_accuracy"] for r in result.per_seed],
             "date": now_iso(), "wall_s": round(time.perf_counter() - t0, 1),
@@ -214,7 +240,7 @@ def cv_row(opts: BenchOptions, task: TaskWindows, model: str, init: str,
     keys = list(per_fold[0][0])
     per_seed = [{key: float(np.nanmean([fold[s][key] for fold in per_fold])) for key in keys}
                 for s in range(len(opts.seeds))]
-    row = {**row_base(opts, task.name, model, init, "subject_cv"),
+    row = {**row_base(opts, task.name, model, init, "subject_cv"), **recipe_fields(cfg),
            **metric_fields(aggregate(per_seed)),
            "split_hash": manifest_hash({"folds": hashes}), "n_folds": len(folds),
            "fold_balanced_accuracy": [float(np.mean([m["balanced_accuracy"] for m in fold]))
@@ -373,7 +399,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "Paper split: subjects 1-28 train, 29-32 validation, 33-36 test (the paper's protocol); "
         "model selection on validation balanced accuracy. subject_cv: 6 folds by subject over "
         "all 36 subjects (next fold = validation). Metrics on the test windows, mean over "
-        "seeds (± sample std; t-based 95% CI).", "", corpus, "",
+        "seeds (± sample std; t-based 95% CI).", "", corpus, "", recipe_line(rows), "",
         md_table(HEADER, [_cells(r) for r in rows] + paper), "",
         "## Targets", "", md_table(["target", "measured", "status"], tgt), "",
         "## Where neuript falls short of the paper and why", "",

@@ -254,6 +254,23 @@ def test_subset_keeps_both_classes_when_subjects_are_class_pure() -> None:
     assert bench_accuracy.subset_task(task, None) is task
 
 
+def test_accuracy_rows_record_their_recipe_and_old_rows_are_flagged(tmp_path: Path) -> None:
+    opts = BenchOptions(command="x", seeds=(0,))
+    cfg = bench_accuracy.finetune_config(opts, "mental_arithmetic", "neuript", "scratch", tmp_path)
+    recipe = bench_accuracy.recipe_fields(cfg)["recipe"]
+    assert recipe == {"optim.lr": 3e-3, "train.epochs": cfg.train.epochs,
+                      "pool_stats": "mean_logstd"}  # the small preset's, the study's default
+    assert bench_accuracy.recipe_fields(
+        bench_accuracy.finetune_config(opts, "mental_arithmetic", "eegnet", "scratch",
+                                       tmp_path)) == {}
+    old = [fake_row("neuript", "scratch", 0.6), fake_row("bandpower_lr", "-", 0.7)]
+    assert "not recorded" in bench_accuracy.recipe_line(old)
+    new = [{**old[0], "recipe": recipe}, old[1]]
+    line = bench_accuracy.recipe_line(new)
+    assert "optim.lr = 0.003" in line and "pool_stats = mean_logstd" in line
+    assert "recipe: not recorded" in bench_accuracy.markdown(old)
+
+
 def test_flags_quick_defaults_and_explicit_overrides() -> None:
     argv = ["--quick", "--seeds", "3", "4", "--only", "accuracy"]
     opts = run.options_from_args(run.parse_args(argv), argv)
@@ -356,7 +373,9 @@ def test_op_breakdown_counts_calls_and_splits_the_time() -> None:
     """The profile's classes partition the self time; calls are per call of the function."""
     from benchmarks.bench_speed import op_breakdown
 
-    a = torch.randn(256, 256)
+    # 512^3 multiply-adds per mm (milliseconds), so one descheduling of the tiny relu on a
+    # loaded machine cannot outweigh the two matmuls
+    a = torch.randn(512, 512)
 
     def fn() -> None:
         torch.mm(a, a)
