@@ -212,7 +212,12 @@ ROWS: dict[str, Row] = {
         2, ("unsupported", "all 2 files are of an unsupported format")),
     "flat electrode under the TCP montage (prepare)": Row(
         lambda tmp, model: ["prepare", str(flat_electrode_edf(tmp)), "--out", str(tmp / "c"),
-                            "--montage", "tcp"], 2, ("flat_O1.edf", "flat 15")),
+                            "--montage", "tcp"], 2,
+        ("flat_O1.edf", "'O1'", "--montage auto", "--flat-channels reject")),
+    "flat electrode, flat channels kept (prepare)": Row(
+        lambda tmp, model: ["prepare", str(flat_electrode_edf(tmp)), "--out", str(tmp / "c"),
+                            "--montage", "tcp", "--flat-channels", "reject"], 2,
+        ("flat_O1.edf", "flat 15")),
     "manifest: one file, two labels": Row(
         lambda tmp, model: ["inspect", "--manifest", str(two_labels_one_file(tmp))], 1,
         ("label_conflict", "Subject02_2.edf", "'task' and 'rest'")),

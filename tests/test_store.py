@@ -280,6 +280,66 @@ def test_every_window_rejected_warns_and_is_an_error(tmp_path) -> None:
         report_mod.check_usable(summary, cfg)
 
 
+@pytest.fixture(scope="module")
+def dead_cz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real EEGMAT recording rewritten as EDF with its Cz electrode dead (all zeros)."""
+    import mne
+
+    raw = mne.io.read_raw_edf(_eegmat_file(), preload=True, verbose="error")
+    cz = next(n for n in raw.ch_names if n.upper().endswith("CZ"))
+    raw._data[raw.ch_names.index(cz)] = 0.0
+    out = tmp_path_factory.mktemp("dead") / "dead_cz.edf"
+    mne.export.export_raw(out, raw, fmt="edf", overwrite=True, verbose="error")
+    return out
+
+
+def test_a_dead_electrode_is_left_out_and_the_rest_kept(dead_cz, tmp_path) -> None:
+    from neuript.data.preprocess import flat_electrodes
+
+    rec = read_recording(dead_cz)
+    assert flat_electrodes(rec, 0.1) == tuple(n for n in rec.ch_names if n.endswith("Cz"))
+    summary = prepare_corpus(dead_cz, tmp_path / "drop", CFG, progress=False)
+    (report,) = summary.inputs
+    ((name, files),) = report.flat_left_out.items()
+    assert name.endswith("Cz") and files == 1 and report.rejected.get("flat", 0) == 0
+    store = WindowStore(tmp_path / "drop")
+    (montage,) = store.montages
+    names = montage.ch_names
+    assert "Cz" not in names and len(names) == 18 and len(store) == report.windows > 0
+    # the other 18 channels are exactly what the same recording gives without Cz
+    direct = prepare_recording(rec.without({name: "flat"}), CFG)
+    np.testing.assert_array_equal(store.window(0), direct.windows[0])
+    table = report_mod.prepare_table(summary)
+    assert f"left out of it: {name!r} (1 file) (--flat-channels reject keeps them)" in table
+    # kept (reject), it fails the flat test in every window, and the run says how to keep them
+    kept = prepare_corpus(dead_cz, tmp_path / "reject", CFG, progress=False,
+                          flat_channels="reject")
+    assert kept.windows == 0 and kept.inputs[0].rejected["flat"] == report.windows
+    with pytest.raises(NeuriptError, match="flat"):
+        prepare_corpus(dead_cz, tmp_path / "drop", CFG, progress=False, flat_channels="reject")
+    # TCP needs Cz: the file is skipped, and its reason says Cz was dead
+    tcp = prepare_corpus(dead_cz, tmp_path / "tcp", PreprocessConfig(montage="tcp",
+                         reject_abs_uv=1000.0), progress=False)
+    reason = json.loads((tmp_path / "tcp" / "skipped.json").read_text())[0]["reason"]
+    assert tcp.windows == 0 and "left out as flat for the whole recording" in reason
+
+
+def test_flat_electrodes_ignore_nan_and_brief_dropouts() -> None:
+    from neuript.data.preprocess import flat_electrodes
+    from neuript.data.recording import Recording
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(0, 20, (4, 1000))
+    data[0] = 3.0  # a constant offset: dead
+    data[1, :500] = 0.0  # dead for half the recording: the window test's job, not this one
+    data[2] = np.nan  # all NaN: the NaN test names it
+    data[3, ::7] = np.nan  # live, with gaps
+    rec = Recording.from_array(data, 100.0, ["Fz", "Cz", "Pz", "Oz"])
+    assert flat_electrodes(rec, 0.1) == ("Fz",)
+    assert rec.without({"Fz": "flat"}).ch_names == ("Cz", "Pz", "Oz")
+    assert rec.without({"Fz": "flat"}).excluded == {"Fz": "flat"}
+
+
 def test_corrupt_and_short_files_are_classified(built, inputs) -> None:
     _, summary = built
     total = summary.inputs_total

@@ -75,11 +75,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     settings = {"inputs": inputs, "out": args.out, "workers": args.workers, "shard": args.shard,
                 "on_unknown": args.on_unknown, "reader_options": options,
                 "positions": args.positions, "recording_norm": args.recording_norm,
-                "preprocess": dataclasses.asdict(cfg)}
+                "flat_channels": args.flat_channels, "preprocess": dataclasses.asdict(cfg)}
     body = show_config(settings)
     summary = prepare_corpus(inputs, args.out, cfg, workers=args.workers, shard=args.shard,
                              on_unknown=args.on_unknown, reader_options=options,
-                             positions=args.positions, recording_norm=args.recording_norm)
+                             positions=args.positions, recording_norm=args.recording_norm,
+                             flat_channels=args.flat_channels)
     print(json.dumps(summary.to_dict(), indent=2, default=str))
     print(prepare_table(summary), flush=True)
     check_usable(summary, cfg)
@@ -514,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recording-norm", choices=get_args(SubjectNorm),
                    default="none", help="normalise each recording's windows as fine-tuning's "
                    "subject_norm does (a corpus for a model fine-tuned with it; default none)")
+    p.add_argument("--flat-channels", choices=("drop", "reject"), default="drop",
+                   help="an electrode flat for a whole recording (std below --flat_std_uv): "
+                   "leave it out of that recording (drop, default) or keep it, so that every "
+                   "window is rejected as flat (reject)")
     common_flags(p, PreprocessConfig, defaults=PREPARE_DEFAULTS)
     p.set_defaults(func=cmd_prepare)
     _pretrain_parser(sub)

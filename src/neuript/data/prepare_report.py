@@ -81,6 +81,12 @@ def _skip_problem(rep: InputReport, out_dir: str) -> str:
     if reason == "too short":
         return (f"{every} too short for one window ({named}); lower --min_duration_s, "
                 f"--trim_edges_s or --window_s ({where})")
+    if reason == "no usable channels" and rep.flat_left_out:
+        return (f"{every} without usable channels ({named}) once the electrodes flat for the "
+                f"whole recording ({', '.join(map(repr, rep.flat_left_out))}) were left out, "
+                f"and the montage needs them; --montage auto keeps the other channels "
+                f"(monopolar), --flat-channels reject --flat_std_uv None keeps the flat ones "
+                f"in ({where})")
     if reason == "no usable channels":
         return (f"{every} without usable channels ({named}); electrodes without a 10-05 name "
                 f"need --positions FILE; or try --on-unknown drop or --montage as_is ({where})")
@@ -120,11 +126,13 @@ def _cell(value: float | int) -> str:
 
 
 def _short(path: str, root: str) -> str:
-    """``path`` relative to the input folder ``root`` where it lies inside it."""
+    """``path`` relative to the input folder ``root`` where it lies inside it (its name when
+    the input is the file itself)."""
     try:
-        return str(Path(path).relative_to(Path(root).expanduser().resolve()))
+        rel = str(Path(path).relative_to(Path(root).expanduser().resolve()))
     except ValueError:
         return path
+    return Path(path).name if rel == "." else rel
 
 
 def prepare_table(summary: CorpusSummary, max_names: int = 10) -> str:
@@ -165,10 +173,15 @@ def prepare_table(summary: CorpusSummary, max_names: int = 10) -> str:
             shown = ", ".join(_short(f, r.input) for f in files[:max_names])
             more = f" … and {len(files) - max_names} more" if len(files) > max_names else ""
             notes.append(f"- {r.input}: {reason} ({len(files)}): {shown}{more}")
+        if r.flat_left_out:
+            names = ", ".join(f"{n!r} ({_plural(k, 'file')})"
+                              for n, k in list(r.flat_left_out.items())[:max_names])
+            notes.append(f"- {r.input}: electrodes flat for a whole recording, left out of it: "
+                         f"{names} (--flat-channels reject keeps them)")
         if r.companions:
             notes.append(f"- {r.input}: {_plural(r.companions, 'sidecar/companion file')} "
                          "not counted (README, .json, .tsv, .vmrk, .fdt, …)")
     if notes:
-        lines += ["", "files left out (reasons in skipped.json, all names in summary.json):",
+        lines += ["", "left out (files' reasons in skipped.json, all names in summary.json):",
                   *notes]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -229,6 +230,23 @@ def channel_map_for(
         rec.ch_names, target, source=rec.source, on_unknown=on_unknown,  # type: ignore[arg-type]
         extra_positions=rec.positions,
     )
+
+
+def flat_electrodes(rec: Recording, flat_std_uv: float) -> tuple[str, ...]:
+    """The recorded electrodes whose standard deviation over the whole recording is below
+    ``flat_std_uv`` (µV): dead or unconnected, not a window's brief dropout.
+
+    Such an electrode fails the window flat test (:func:`~neuript.data.windows.reject_windows`)
+    in every window, so kept, it rejects the whole recording. NaN samples are ignored; an
+    electrode that is all NaN is not flat (the NaN test names it).
+    """
+    flat = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: nanstd warns
+        for name, row in zip(rec.ch_names, rec.data):  # row by row: temporaries of (T,) only
+            if 1e6 * np.nanstd(row) < flat_std_uv:  # NaN (all-NaN row) compares False
+                flat.append(name)
+    return tuple(flat)
 
 
 class _RowPlan(NamedTuple):

@@ -100,6 +100,18 @@ class Recording:
         """Length in seconds."""
         return self.n_samples / self.sfreq_hz
 
+    def without(self, reasons: dict[str, str]) -> Recording:
+        """A copy with the channels named in ``reasons`` set aside in ``excluded`` (name →
+        why, e.g. ``"flat"``), as MNE's bads are; signals of the others unchanged."""
+        keep = [i for i, name in enumerate(self.ch_names) if name not in reasons]
+        names = tuple(self.ch_names[i] for i in keep)
+        positions = None if self.positions is None else {
+            k: v for k, v in self.positions.items() if k not in reasons}
+        return Recording(data=self.data[keep], sfreq_hz=self.sfreq_hz, ch_names=names,
+                         source=self.source, subject=self.subject, session=self.session,
+                         events=self.events, excluded={**self.excluded, **reasons},
+                         positions=positions)
+
     @classmethod
     def from_array(
         cls,

@@ -3,8 +3,8 @@
 Layout of a corpus folder ``out_dir``::
 
     config.json            {"format", "preprocess": PreprocessConfig, "on_unknown"} (+ the
-                           "reader_options", "positions" and "recording_norm" of the run,
-                           when given)
+                           "reader_options", "positions", "recording_norm" and
+                           "flat_channels" of the run, when not the default)
     parts/<key>.json       one per source file: the commit record (windows, or why it was
                            skipped; the size and sha256 of its shard array)
     shards/<montage>/<key>.npy   float32 (N, C, T) µV windows of that file (memory-mappable)
@@ -66,7 +66,7 @@ from neuript.data.io import read_recording
 from neuript.data.locks import hold_lock
 from neuript.data.normalize import normalize_groups
 from neuript.data.positions import load_positions, unplaced_channels, with_positions
-from neuript.data.preprocess import prepare_recording
+from neuript.data.preprocess import flat_electrodes, prepare_recording
 from neuript.data.recording import Events
 from neuript.data.scan import InputScan, scan_inputs, source_stat
 from neuript.data.scan import find_inputs as find_inputs  # re-exported: prepare's input list
@@ -121,6 +121,9 @@ class InputReport:
         Hours of EEG in the files read.
     companions : int
         Sidecar and companion files seen in the folders (not counted as found).
+    flat_left_out : dict of str to int
+        Electrodes left out as flat for a whole recording -> the number of files
+        (``flat_channels="drop"``).
     """
 
     input: str
@@ -131,6 +134,7 @@ class InputReport:
     rejected: dict[str, int]
     hours: float
     companions: int = 0
+    flat_left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_rejected(self) -> int:
@@ -312,6 +316,11 @@ class Reading(NamedTuple):
     group by :func:`neuript.data.normalize.normalize_groups` (the fine-tuning ``subject_norm``
     applied per recording), so a model pretrained on them sees what a ``subject_norm`` task
     gives it; ``none`` stores them as prepared."""
+    flat_channels: str = "drop"
+    """``drop``: an electrode flat for the whole recording (:func:`~neuript.data.preprocess.
+    flat_electrodes`, below the config's ``flat_std_uv``) is left out of that recording, which
+    keeps its other channels; ``reject``: it stays, and the window flat test rejects every
+    window of the recording."""
 
     def record(self) -> dict[str, Any]:
         """The entries of ``config.json`` for these settings (none when all are unset)."""
@@ -323,6 +332,8 @@ class Reading(NamedTuple):
                                 for k, v in sorted(self.positions.items())}
         if self.recording_norm != "none":
             out["recording_norm"] = self.recording_norm
+        if self.flat_channels != "drop":
+            out["flat_channels"] = self.flat_channels
         return out
 
 
@@ -336,7 +347,8 @@ def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: 
 
     ``reading.reader_options`` go to :func:`read_recording`; ``reading.positions`` are given to
     the recording's channels by :func:`neuript.data.positions.with_positions`;
-    ``reading.recording_norm`` normalises the kept windows (:func:`_normalized`).
+    ``reading.recording_norm`` normalises the kept windows (:func:`_normalized`);
+    ``reading.flat_channels`` says what a dead electrode does (:class:`Reading`).
     """
     t0, cpu0 = time.perf_counter(), time.process_time()
     size, mtime_ns = source_stat(path)
@@ -344,13 +356,24 @@ def _process_file(path: Path, out_dir: Path, cfg: PreprocessConfig, on_unknown: 
         "source": str(path), "key": _file_key(path), "size": size,
         "mtime_ns": mtime_ns, "status": "skipped", "reason": "", "duration_s": 0.0,
     }
-    rec = None
+    rec, dead = None, ()
     try:
         rec = with_positions(read_recording(path, reader_options=reading.reader_options),
                              reading.positions)
+        if reading.flat_channels == "drop" and cfg.flat_std_uv is not None:
+            dead = flat_electrodes(rec, cfg.flat_std_uv)
+            if dead and len(dead) < rec.n_channels:  # all flat: the window test says so
+                rec = rec.without(dict.fromkeys(dead, "flat"))
+                part["flat_left_out"] = list(dead)
+                log.info("%s: left out %s (flat for the whole recording: std < %g µV); "
+                         "--flat-channels reject keeps them", path, _names(dead),
+                         cfg.flat_std_uv)
         prep = prepare_recording(rec, cfg, on_unknown=on_unknown)
     except ChannelError as err:  # the file's channels: say which lack a position
         part["reason"] = _channel_reason(err, rec, on_unknown)
+        if part.get("flat_left_out"):
+            part["reason"] += (f"; left out as flat for the whole recording: {_names(dead)} "
+                               "(--flat-channels reject keeps them)")
     except NeuriptError as err:  # RecordingError …: reported, the run carries on
         part["reason"] = f"{type(err).__name__}: {err}"
     except Exception as err:  # noqa: BLE001 -- an unexpected reader failure must not end a run
@@ -466,7 +489,7 @@ def config_diffs(found: Mapping[str, Any], wanted: Mapping[str, Any],
     have, ask = found.get("preprocess", {}), wanted.get("preprocess", {})
     diffs = [f"{k}: {says[0]} {have.get(k)!r}, {says[1]} {v!r}"
              for k, v in ask.items() if have.get(k) != v]
-    for key in ("on_unknown", "reader_options", "positions", "recording_norm"):
+    for key in ("on_unknown", "reader_options", "positions", "recording_norm", "flat_channels"):
         if found.get(key) != wanted.get(key):
             diffs.append(f"{key}: {says[0]} {found.get(key)!r}, {says[1]} {wanted.get(key)!r}")
     return diffs or ["format version"]
@@ -514,6 +537,7 @@ def prepare_corpus(
     reader_options: Mapping[str, Any] | None = None,
     positions: str | os.PathLike | Mapping[str, Any] | None = None,
     recording_norm: str = "none",
+    flat_channels: Literal["drop", "reject"] = "drop",
 ) -> CorpusSummary:
     """Turn recordings into a window corpus on disk (the ``neuript prepare`` engine).
 
@@ -552,8 +576,14 @@ def prepare_corpus(
         (:func:`neuript.data.normalize.normalize_groups`, the pass band of ``cfg``): a corpus
         for a model that will be fine-tuned with that ``subject_norm``. ``"none"`` (default)
         stores the windows as prepared.
+    flat_channels : {"drop", "reject"}
+        An electrode flat for the whole recording (standard deviation below
+        ``cfg.flat_std_uv``: dead or unconnected) is left out of that recording, which keeps
+        its other channels and is listed in the report (``"drop"``), or kept, so that the
+        window flat test rejects every window of the recording (``"reject"``). Under a fixed
+        montage (``tcp``) a left-out electrode the montage needs skips the file, saying so.
 
-    All three are recorded in ``config.json``: a folder started with other ones is refused.
+    All of these are recorded in ``config.json``: a folder started with other ones is refused.
 
     Returns
     -------
@@ -575,7 +605,9 @@ def prepare_corpus(
     ij = parse_shard(shard)
     scans = scan_inputs(inputs)  # a missing input is refused before anything is written
     check_option("recording_norm", recording_norm, get_args(SubjectNorm))
-    reading = Reading(dict(reader_options or {}), load_positions(positions), recording_norm)
+    check_option("flat_channels", flat_channels, ("drop", "reject"))
+    reading = Reading(dict(reader_options or {}), load_positions(positions), recording_norm,
+                      flat_channels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = "all" if ij is None else shard_tag(ij)
@@ -670,8 +702,8 @@ def _files_into(bar: Any, todo: list[Path], out: Path, cfg: PreprocessConfig, on
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            sent = Reading(dict(reading.reader_options), dict(reading.positions),
-                           reading.recording_norm)  # picklable
+            sent = reading._replace(reader_options=dict(reading.reader_options),
+                                    positions=dict(reading.positions))  # picklable
             futures = [pool.submit(_process_file, p, out, cfg, on_unknown, sent) for p in todo]
             try:
                 for future in as_completed(futures):
@@ -822,12 +854,17 @@ def _input_report(label: str, files: Sequence[Path], unsupported: Sequence[Path]
     for p in done:
         for reason, count in p["rejected"].items():
             rejected[reason] = rejected.get(reason, 0) + int(count)
+    flat: dict[str, int] = {}
+    for p in mine:
+        for name in p.get("flat_left_out", ()):
+            flat[name] = flat.get(name, 0) + 1
     return InputReport(
         input=label, files_found=len(files) + len(unsupported), files_read=len(done),
         skipped={k: sorted(skipped[k]) for k in order_keys(skipped, SKIP_REASONS)},
         windows=sum(len(p["starts"]) for p in done),
         rejected={k: rejected[k] for k in order_keys(rejected, TABLE_REJECT_ORDER)},
         hours=sum(p["duration_s"] for p in done) / 3600, companions=companions,
+        flat_left_out=dict(sorted(flat.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
