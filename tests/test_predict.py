@@ -58,8 +58,43 @@ def test_one_row_per_window_csv(model_dir, tmp_path):
     assert sum(result.summary["class_counts"].values()) == expected
     written = pd.read_csv(tmp_path / "pred.csv")
     assert list(written.columns) == ["window", "start_s", "end_s", "p_rest", "p_task",
-                                     "predicted"]
+                                     "predicted", "quality"]
     assert len(written) == expected
+    assert (result.rows["quality"] == "").all()  # a clean recording: nothing suspect
+    assert result.summary["quality"] == {"windows_with_problems": 0, "nan": 0, "clipped": 0,
+                                         "flat_channels": {}}
+
+
+def test_a_dead_electrode_marks_every_window_and_warns(model_dir, tmp_path, caplog):
+    """Predict keeps every window (rows match the recording), but names the dead electrode."""
+    import mne
+
+    raw = mne.io.read_raw_edf(eegmat_dir() / RECORDING, preload=True, verbose="error")
+    raw._data[raw.ch_names.index("EEG O1")] = 0.0
+    path = tmp_path / "dead_o1.edf"
+    mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    with caplog.at_level("WARNING"):
+        result = run_predict(path, model_dir, out=tmp_path / "p.csv", device="cpu")
+    expected = n_windows(read_recording(path).duration_s, 5.0)
+    # O1 enters the model's channels only through bipolar pairs, which then carry the other
+    # electrode: the test runs on the recorded electrodes, before the derivation
+    assert len(result.rows) == expected
+    assert (result.rows["quality"] == "flat electrode EEG O1").all()
+    assert result.summary["quality"]["flat_channels"] == {"EEG O1": expected}
+    assert f"{expected} of {expected} windows are suspect (flat EEG O1 in {expected})" in \
+        caplog.text
+    assert (pd.read_csv(tmp_path / "p.csv")["quality"] == "flat electrode EEG O1").all()
+
+
+def test_window_problems_name_nan_flat_and_clipped_windows():
+    from neuript.data.windows import window_problems
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 20, (4, 2, 100)).astype(np.float32)
+    w[1, 0] = 7.0  # a constant channel
+    w[2, 1, 5] = np.nan
+    problems = window_problems(w, ["Fz", "Cz"], clipped=np.array([0, 0, 0, 1], bool))
+    assert list(problems) == ["", "flat Fz", "nan", "clipped"]
 
 
 def test_predictions_equal_model_on_task_windows(model_dir, task):

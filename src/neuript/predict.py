@@ -26,7 +26,14 @@ import torch
 from neuript.batch import Batch
 from neuript.config import Engine, InputContract, PreprocessConfig
 from neuript.data.recording import Recording
-from neuript.data.windows import cut_windows, event_starts, sliding_starts
+from neuript.data.windows import (
+    cut_windows,
+    event_starts,
+    flat_electrodes_by_window,
+    sliding_starts,
+    window_flags,
+    window_problems,
+)
 from neuript.errors import ChannelError, ContractError, NeuriptError, RecordingError, check_option
 from neuript.files import atomic_write
 from neuript.model_folder import LoadedClassifier, load_classifier
@@ -66,6 +73,9 @@ class PreparedInput(NamedTuple):
         Per-event windows: the description of each window's event; None for consecutive ones.
     events_skipped : int
         Events whose window would leave the recording (not in ``signals``).
+    quality : ndarray, shape (N,), str | None
+        What is wrong with each window before compression (:func:`~neuript.data.windows.
+        window_problems`: ``""``, or NaN, flat channels, clipping); None when not computed.
     """
 
     signals: np.ndarray
@@ -77,6 +87,12 @@ class PreparedInput(NamedTuple):
     source: str
     events: np.ndarray | None = None
     events_skipped: int = 0
+    quality: np.ndarray | None = None
+
+
+QUALITY_FLAT_STD_UV = 0.1
+"""A window's channel with a standard deviation below this (µV) is reported flat by ``predict``
+(the corpus's default ``flat_std_uv``); predict keeps every window and says which are suspect."""
 
 
 class PredictionResult(NamedTuple):
@@ -351,6 +367,13 @@ def prepare_input(
         if not len(windows):
             raise RecordingError(rec.source, f"every one of {len(onsets)} event windows leaves "
                                  "the recording; check --event-offset-s")
+    window = windows.shape[-1]
+    at = np.round(np.asarray(starts_s) * cont.sfreq_hz).astype(np.int64)
+    electrodes = None if cont.channel_map is None else (rec.ch_names, flat_electrodes_by_window(
+        rec, cont.channel_map, at, window, cont.sfreq_hz, QUALITY_FLAT_STD_UV))
+    quality = window_problems(
+        windows, cont.ch_names, flat_std_uv=QUALITY_FLAT_STD_UV, electrodes=electrodes,
+        clipped=None if cont.clipped is None else window_flags(cont.clipped, at, window))
     if gains is not None:
         windows = apply_gains(windows, gains)
     if pre.compression == "alaw":
@@ -358,7 +381,8 @@ def prepare_input(
     group_mask = model_groups(cont, loaded)
     return PreparedInput(np.ascontiguousarray(windows, dtype=np.float32), starts_s,
                          tuple(cont.ch_names), np.asarray(cont.positions, np.float32),
-                         group_mask, float(contract.window_s), rec.source, labels, skipped)
+                         group_mask, float(contract.window_s), rec.source, labels, skipped,
+                         quality)
 
 
 def _prepare_with_calibration(recording, loaded: LoadedClassifier, model_dir: Any,
@@ -475,6 +499,7 @@ def run_predict(
         "end_s": prepared.starts_s + prepared.window_s,
         **{f"p_{name}": proba[:, k] for k, name in enumerate(class_names)},
         "predicted": [class_names[k] for k in predicted],
+        "quality": prepared.quality if prepared.quality is not None else "",
     })
     counts = np.bincount(predicted, minlength=len(class_names))
     summary = {
@@ -487,6 +512,7 @@ def run_predict(
                                for k, name in enumerate(class_names)},
         "majority": class_names[int(counts.argmax())],
     }
+    summary["quality"] = quality_summary(prepared)
     if norm is not None:
         summary["subject_norm"] = norm
     if prepared.events is not None:
@@ -506,6 +532,29 @@ def run_predict(
     log.info("predicted %d windows of %s: %s", len(predicted), prepared.source,
              summary["class_counts"])
     return PredictionResult(rows, summary, out_path)
+
+
+def quality_summary(prepared: PreparedInput) -> dict[str, Any]:
+    """Counts of :attr:`PreparedInput.quality` (windows with any problem, NaN, clipped, and
+    per flat channel), logged as one warning when a window has one."""
+    quality = prepared.quality if prepared.quality is not None else np.zeros(0, str)
+    flat: dict[str, int] = {}
+    for text in quality:
+        for part in str(text).split("; "):
+            if part.startswith("flat "):
+                for name in part.removeprefix("flat electrode ").removeprefix("flat ").split(", "):
+                    flat[name] = flat.get(name, 0) + 1
+    out = {"windows_with_problems": int(np.count_nonzero(quality != "")),
+           "nan": int(sum("nan" in str(q).split("; ") for q in quality)),
+           "clipped": int(sum("clipped" in str(q).split("; ") for q in quality)),
+           "flat_channels": dict(sorted(flat.items(), key=lambda kv: (-kv[1], kv[0])))}
+    if out["windows_with_problems"]:
+        what = [f"flat {name} in {k}" for name, k in list(out["flat_channels"].items())[:4]]
+        what += [f"{key} in {out[key]}" for key in ("clipped", "nan") if out[key]]
+        log.warning("%s: %d of %d windows are suspect (%s): their predictions may be "
+                    "meaningless; the `quality` column names the problem of each", prepared.source,
+                    out["windows_with_problems"], len(quality), ", ".join(what))
+    return out
 
 
 def _onnx_proba(model_dir: str | os.PathLike, prepared: PreparedInput, batch_size: int,

@@ -20,6 +20,7 @@ counts therefore add up to the number of rejected windows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -135,6 +136,55 @@ def window_flags(mask: np.ndarray, starts: np.ndarray, window: int) -> np.ndarra
     return (cum[starts + window] - cum[starts]) > 0
 
 
+def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
+                    clipped: np.ndarray | None = None, flat_std_uv: float = 0.1,
+                    electrodes: tuple[Sequence[str], np.ndarray] | None = None) -> np.ndarray:
+    """What is wrong with each window, in words, for runs that keep every window (predict).
+
+    Parameters
+    ----------
+    windows_uv : ndarray, shape (N, C, T)
+        µV windows, before any compression.
+    ch_names : sequence of str, length C
+    clipped : ndarray, shape (N,), bool | None
+        Windows holding clipped samples (:func:`window_flags` of ``Continuous.clipped``).
+    flat_std_uv : float
+        A channel whose standard deviation in the window is below this (µV) is flat.
+    electrodes : (names (E,), flat (N, E) bool) | None
+        Recorded electrodes flat inside each window before the montage derivation
+        (:func:`flat_electrodes_by_window`): a dead electrode of a bipolar pair leaves the
+        pair carrying the other electrode, which the channel test cannot see.
+
+    Returns
+    -------
+    problems : ndarray, shape (N,), str
+        ``""`` for a clean window, else ``"; "``-joined parts among ``"nan"``,
+        ``"flat O1, T7"`` (the flat channels), ``"flat electrode EEG O1"`` and ``"clipped"``.
+    """
+    windows_uv = np.asarray(windows_uv)
+    n = len(windows_uv)
+    finite = np.isfinite(windows_uv).all(axis=2)  # (N, C)
+    bad = ~finite.all(axis=1)
+    flat = (np.nan_to_num(windows_uv).std(axis=2) < flat_std_uv) & finite  # (N, C)
+    names = np.asarray(list(ch_names), dtype=object)
+    e_names = np.asarray(list(electrodes[0]) if electrodes else [], dtype=object)
+    e_flat = (np.asarray(electrodes[1], bool) if electrodes else np.zeros((n, 0), bool))
+    out = np.full(n, "", dtype=object)
+    suspect = bad | flat.any(axis=1) | e_flat.any(axis=1)
+    if clipped is not None:
+        suspect |= np.asarray(clipped, bool)
+    for i in np.flatnonzero(suspect):
+        parts = ["nan"] if bad[i] else []
+        if flat[i].any():
+            parts.append("flat " + ", ".join(names[flat[i]]))
+        if e_flat[i].any():
+            parts.append("flat electrode " + ", ".join(e_names[e_flat[i]]))
+        if clipped is not None and clipped[i]:
+            parts.append("clipped")
+        out[i] = "; ".join(parts)
+    return out.astype(str)
+
+
 class Rejection(NamedTuple):
     """Which windows survive, and why the others did not.
 
@@ -202,7 +252,15 @@ def reject_windows(
 
 def flat_electrode_windows(rec: Recording, matrix: np.ndarray, starts: np.ndarray, window: int,
                            sfreq_hz: float, flat_std_uv: float) -> np.ndarray:
-    """(N,) True where an electrode the montage uses is flat inside a window, before derivation.
+    """(N,) True where an electrode the montage uses is flat inside a window, before derivation
+    (:func:`flat_electrodes_by_window`, any electrode)."""
+    return flat_electrodes_by_window(rec, matrix, starts, window, sfreq_hz,
+                                     flat_std_uv).any(axis=1)
+
+
+def flat_electrodes_by_window(rec: Recording, matrix: np.ndarray, starts: np.ndarray,
+                              window: int, sfreq_hz: float, flat_std_uv: float) -> np.ndarray:
+    """(N, E) True where electrode e, used by the montage, is flat inside window n.
 
     A bipolar pair with one dead electrode is the other electrode's signal, so the flat test on
     derived channels never sees it. This test runs on the recorded electrodes at their own
@@ -225,14 +283,14 @@ def flat_electrode_windows(rec: Recording, matrix: np.ndarray, starts: np.ndarra
         Threshold on each electrode's std within the window (µV).
     """
     used = np.flatnonzero(np.abs(matrix).sum(axis=0) > 0)
+    flat = np.zeros((starts.size, rec.n_channels), dtype=bool)
     if used.size == 0 or starts.size == 0:
-        return np.zeros(starts.size, dtype=bool)
+        return flat
     ratio = rec.sfreq_hz / sfreq_hz
     n_src = rec.data.shape[1]
     lo = np.clip(np.floor(starts * ratio).astype(np.int64), 0, n_src)
     hi = np.clip(np.ceil((starts + window) * ratio).astype(np.int64), 0, n_src)
     n = np.maximum(hi - lo, 1)  # (N,)
-    flat = np.zeros(starts.size, dtype=bool)
     for e in used:  # one electrode at a time: memory O(T_src), not O(E · T_src)
         x = np.nan_to_num(rec.data[e] * 1e6)  # (T_src,) µV; NaN windows fail the NaN test
         x -= x.mean()
@@ -240,7 +298,7 @@ def flat_electrode_windows(rec: Recording, matrix: np.ndarray, starts: np.ndarra
         c2 = np.concatenate([[0.0], np.cumsum(x * x)])
         mean = (c1[hi] - c1[lo]) / n
         var = np.maximum((c2[hi] - c2[lo]) / n - mean * mean, 0.0)
-        flat |= np.sqrt(var) < flat_std_uv
+        flat[:, e] = np.sqrt(var) < flat_std_uv
     return flat
 
 
