@@ -275,6 +275,11 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     "wide64": Variant("the default recipe on a d = 64 model (the `medium` preset), from scratch",
                       {**_DEF, "model_overrides": {**_DEF["model_overrides"], **WIDE64}},
                       pair_with="logstd_lr3e-3"),
+    "wide64_lr1.5e-3": Variant("`wide64` at half the peak LR (1.5e-3): its seed-1 fold-0 cell "
+                               "never left chance and its training loss rose in epoch 2",
+                               {**_DEF, "optim.lr": 1.5e-3,
+                                "model_overrides": {**_DEF["model_overrides"], **WIDE64}},
+                      pair_with="wide64"),
     # ninth pass: the learning curve. Is the gap to band power a matter of data scale? The
     # fold's first 6 and 12 of its 24 training subjects, the same validation and test subjects.
     **{name: row for n in LEARNING_CURVE for name, row in _curve_rows(n).items()},

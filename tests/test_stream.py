@@ -93,6 +93,26 @@ def test_online_windows_stay_close_to_whole_recording_windows(model_dir):
     assert np.median(rel) < 0.05 and np.max(rel) < 0.15, (np.median(rel), np.max(rel))
 
 
+def test_window_quality_names_a_dead_electrode_and_nan(model_dir):
+    """The check runs on the incoming electrodes: O1 dead inside the window shows, though the
+    model sees it only through bipolar pairs; a dropout before the window does not."""
+    rec = read_recording(eegmat_dir() / "Subject33_1.edf")
+    online = OnlineModel(load_classifier(model_dir), rec.ch_names, rec.sfreq_hz,
+                         model_dir=model_dir)
+    context = rec.data[:, 10_000: 10_000 + online.need].copy()
+    assert online.window_quality(context) == ""
+    o1 = rec.ch_names.index(next(n for n in rec.ch_names if n.endswith("O1")))
+    gone = context.copy()
+    gone[o1] = 0.0
+    assert online.window_quality(gone) == f"flat electrode {rec.ch_names[o1]}"
+    before = context.copy()
+    before[o1, :10] = 0.0  # in the margin, not in the window
+    assert online.window_quality(before) == ""
+    gap = context.copy()
+    gap[3, -5] = np.nan
+    assert online.window_quality(gap) == "nan"
+
+
 @pytest.fixture(scope="module")
 def onnx_model_dir(model_dir):
     """The same folder with its ONNX export (``neuript export``)."""
@@ -217,6 +237,7 @@ def test_streamed_predictions_equal_the_offline_equivalent(engine, request, tmp_
     for key in ("median", "p99"):
         assert 0 < summary["latency_ms"][key] < 2000, summary["latency_ms"]
     assert summary["dropped_samples"] == 0 and summary["n_predictions"] == N_PREDICTIONS
+    assert summary["suspect_windows"] == 0 and written["quality"].isna().all()  # clean EEG
     print(result.summary["line"])  # the measured latency, in the pytest -s / -rA output
     # what the outlet published: the probabilities, stamped with each window's last sample
     assert len(pushed) >= N_PREDICTIONS - 1  # the first may precede the inlet's subscription

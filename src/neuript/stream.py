@@ -206,7 +206,7 @@ class _Sinks:
     def __init__(self, cfg: StreamConfig, model: OnlineModel, stream_name: str) -> None:
         self.columns = ["prediction", "end_sample", "end_s", "lsl_time",
                         *[f"p_{c}" for c in model.class_names], "predicted", "latency_ms",
-                        "age_ms"]
+                        "age_ms", "quality"]
         self.csv_path = None if cfg.csv is None else Path(cfg.csv)
         self._file = self._writer = self._outlet = None
         if self.csv_path is not None:
@@ -341,8 +341,8 @@ def _serve(stream: Any, model: OnlineModel, ring: RingBuffer, sinks: _Sinks, cfg
            step: int, picks: np.ndarray, scale: float, clock: Any) -> dict[str, Any]:
     """The acquisition and prediction loop; returns the session's rows and counters."""
     state: dict[str, Any] = {"rows": [], "latency": [], "age": [], "dropped": 0, "skipped": 0,
-                             "late": 0, "stopped_by": "interrupted", "name": stream.name,
-                             "last_ts": None}
+                             "late": 0, "suspect": 0, "stopped_by": "interrupted",
+                             "name": stream.name, "last_ts": None}
     next_end = model.need
     started = last_arrival = clock()
     try:
@@ -406,11 +406,13 @@ def _predict_one(model: OnlineModel, ring: RingBuffer, end: int, sinks: _Sinks,
     state["latency"].append(latency_ms)
     state["age"].append(age_ms)
     state["late"] += int(latency_ms > step_s * 1e3)
+    quality = model.window_quality(part.data)  # after the latency clock: not on its path
+    state["suspect"] += int(bool(quality))
     row = {"prediction": len(state["rows"]), "end_sample": end, "end_s": end / model.sfreq_hz,
            "lsl_time": float(part.timestamps[-1]),
            **{f"p_{c}": float(proba[k]) for k, c in enumerate(model.class_names)},
            "predicted": model.class_names[int(proba.argmax())], "latency_ms": latency_ms,
-           "age_ms": age_ms}
+           "age_ms": age_ms, "quality": quality}
     state["rows"].append([row[c] for c in sinks.columns])
     sinks.write(row, proba)
     log.debug("window ending at sample %d: %s (%.1f ms)", end, row["predicted"], latency_ms)
@@ -427,6 +429,7 @@ def _summary(state: dict[str, Any], rows: pd.DataFrame, model: OnlineModel, cfg:
         "connected_s": round(float(state["connected_s"]), 3), "latency_ms": latency,
         "age_ms": age, "dropped_samples": int(state["dropped"]),
         "skipped_windows": int(state["skipped"]), "late_predictions": int(state["late"]),
+        "suspect_windows": int(state["suspect"]),
         "class_counts": counts, "stopped_by": state["stopped_by"], "outlet": cfg.outlet,
     }
 
@@ -437,7 +440,8 @@ def _summary(state: dict[str, Any], rows: pd.DataFrame, model: OnlineModel, cfg:
         f"stream {stream_name!r}: {len(rows)} predictions in {summary['connected_s']:.1f} s "
         f"({summary['n_samples']} samples); latency median {ms(latency['median'])}, p99 "
         f"{ms(latency['p99'])}; {summary['dropped_samples']} dropped samples, "
-        f"{summary['skipped_windows']} skipped windows, {summary['late_predictions']} late; "
+        f"{summary['skipped_windows']} skipped windows, {summary['late_predictions']} late, "
+        f"{summary['suspect_windows']} suspect (the quality column); "
         f"stopped by {summary['stopped_by']}"
     )
     return summary
