@@ -214,6 +214,10 @@ ROWS: dict[str, Row] = {
         lambda tmp, model: ["prepare", str(flat_electrode_edf(tmp)), "--out", str(tmp / "c"),
                             "--montage", "tcp"], 2,
         ("flat_O1.edf", "'O1'", "--montage auto", "--flat-channels reject")),
+    "flat electrode (inspect warns)": Row(
+        lambda tmp, model: ["inspect", str(flat_electrode_edf(tmp))], 0,
+        ("[flat_electrode]", "flat_O1.edf: 'EEG O1' flat for the whole recording",
+         "`channels` column")),
     "flat electrode, flat channels kept (prepare)": Row(
         lambda tmp, model: ["prepare", str(flat_electrode_edf(tmp)), "--out", str(tmp / "c"),
                             "--montage", "tcp", "--flat-channels", "reject"], 2,

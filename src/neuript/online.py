@@ -306,16 +306,16 @@ class OnlineModel:
     def window_quality(self, context_v: np.ndarray) -> str:
         """What is wrong with the raw samples of the window that ends ``context_v``: ``""``,
         or ``"nan"`` and ``"flat electrode <names>"`` (a standard deviation below
-        :data:`neuript.predict.QUALITY_FLAT_STD_UV`), as ``predict``'s ``quality`` column.
+        :data:`neuript.data.windows.FLAT_REPORT_UV`), as ``predict``'s ``quality`` column.
 
         Checked on the incoming electrodes before any derivation, so an electrode that came
         off shows even when a bipolar pair hides it; O(C · window) per call.
         """
-        from neuript.predict import QUALITY_FLAT_STD_UV
+        from neuript.data.windows import FLAT_REPORT_UV
 
         raw = context_v[:, -int(round(self.window_s * self.sfreq_hz)):]  # (C, window) volts
         finite = np.isfinite(raw).all(axis=1)
-        flat = finite & (1e6 * raw.std(axis=1) < QUALITY_FLAT_STD_UV)
+        flat = finite & (1e6 * raw.std(axis=1) < FLAT_REPORT_UV)
         parts = [] if finite.all() else ["nan"]
         if flat.any():
             parts.append("flat electrode " + ", ".join(np.asarray(self.ch_names)[flat]))

@@ -27,6 +27,7 @@ from neuript.batch import Batch
 from neuript.config import Engine, InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.data.windows import (
+    FLAT_REPORT_UV,
     cut_windows,
     event_starts,
     flat_electrodes_by_window,
@@ -88,11 +89,6 @@ class PreparedInput(NamedTuple):
     events: np.ndarray | None = None
     events_skipped: int = 0
     quality: np.ndarray | None = None
-
-
-QUALITY_FLAT_STD_UV = 0.1
-"""A window's channel with a standard deviation below this (µV) is reported flat by ``predict``
-(the corpus's default ``flat_std_uv``); predict keeps every window and says which are suspect."""
 
 
 class PredictionResult(NamedTuple):
@@ -370,9 +366,9 @@ def prepare_input(
     window = windows.shape[-1]
     at = np.round(np.asarray(starts_s) * cont.sfreq_hz).astype(np.int64)
     electrodes = None if cont.channel_map is None else (rec.ch_names, flat_electrodes_by_window(
-        rec, cont.channel_map, at, window, cont.sfreq_hz, QUALITY_FLAT_STD_UV))
+        rec, cont.channel_map, at, window, cont.sfreq_hz, FLAT_REPORT_UV))
     quality = window_problems(
-        windows, cont.ch_names, flat_std_uv=QUALITY_FLAT_STD_UV, electrodes=electrodes,
+        windows, cont.ch_names, flat_std_uv=FLAT_REPORT_UV, electrodes=electrodes,
         clipped=None if cont.clipped is None else window_flags(cont.clipped, at, window))
     if gains is not None:
         windows = apply_gains(windows, gains)

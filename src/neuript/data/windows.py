@@ -136,8 +136,13 @@ def window_flags(mask: np.ndarray, starts: np.ndarray, window: int) -> np.ndarra
     return (cum[starts + window] - cum[starts]) > 0
 
 
+FLAT_REPORT_UV: float = 0.1
+"""Where runs that keep every window (predict, stream, the task checks) call a channel or an
+electrode flat: a standard deviation below this (µV), the corpus's default ``flat_std_uv``."""
+
+
 def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
-                    clipped: np.ndarray | None = None, flat_std_uv: float = 0.1,
+                    clipped: np.ndarray | None = None, flat_std_uv: float = FLAT_REPORT_UV,
                     electrodes: tuple[Sequence[str], np.ndarray] | None = None) -> np.ndarray:
     """What is wrong with each window, in words, for runs that keep every window (predict).
 

@@ -26,7 +26,9 @@ from neuript.data.montage import (
     resolve_name,
     split_pair,
 )
+from neuript.data.preprocess import flat_electrodes
 from neuript.data.recording import Recording
+from neuript.data.windows import FLAT_REPORT_UV
 from neuript.errors import ChannelError, NeuriptError
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Problem:
     kind : str
         Short key: ``missing_file``, ``unreadable``, ``unknown_channel``, ``short_recording``,
         ``segment_outside``, ``short_segment``, ``event_not_found``, ``event_outside``,
+        ``flat_electrode`` (warning),
         ``one_subject_class``, ``class_imbalance``, ``sfreq_mix``, ``channels_dropped``,
         ``no_common_channels``, ``bad_split``, ``split_conflict``, ``subject_in_splits``,
         ``empty_split``, ``label_conflict``, ``duplicate_row``, ``unknown_label``, ``bad_row``,
@@ -203,7 +206,8 @@ def check_units(units: Sequence[Unit], cfg: PreprocessConfig) -> UnitCheck:
     """Every problem of the units that can be seen without preprocessing them.
 
     Checks each unit (recording shorter than one window, segments outside the recording or
-    shorter than a window, events not found or falling off the edge), then the task (no unit,
+    shorter than a window, events not found or falling off the edge; a warning for an
+    electrode flat for the whole recording), then the task (no unit,
     a class with one subject, class imbalance above :data:`IMBALANCE_LIMIT`, mixed rates).
     """
     problems: list[Problem] = []
@@ -212,6 +216,7 @@ def check_units(units: Sequence[Unit], cfg: PreprocessConfig) -> UnitCheck:
         problems.append(Problem("task", "empty", "no labelled recording (empty manifest?)"))
         return UnitCheck(problems, windows)
     window, stride = cfg.window_samples, cfg.stride_samples
+    seen: set[int] = set()
     for unit in units:
         rec = unit.recording
         n_out = target_samples(rec.n_samples, rec.sfreq_hz, cfg.sfreq_hz)
@@ -248,6 +253,17 @@ def check_units(units: Sequence[Unit], cfg: PreprocessConfig) -> UnitCheck:
             problems.append(Problem(unit.where, "event_outside",
                                     f"{outside} of {len(unit.cuts)} events give no full window "
                                     "inside the recording (dropped)", "warning"))
+        if id(rec) not in seen:  # units cut from one recording share it: check it once
+
+            seen.add(id(rec))
+            dead = flat_electrodes(rec, FLAT_REPORT_UV)
+            if dead:
+                problems.append(Problem(
+                    unit.where, "flat_electrode",
+                    f"{rec.source}: {', '.join(map(repr, dead))} flat for the whole recording "
+                    f"(std < {FLAT_REPORT_UV:g} µV: dead or unconnected); a task keeps it, "
+                    "so these windows carry a dead channel: a manifest row's `channels` column "
+                    "can leave it out (`neuript prepare` leaves it out by itself)", "warning"))
     problems += _task_problems(units, windows)
     return UnitCheck(problems, windows)
 
