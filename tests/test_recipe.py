@@ -122,6 +122,20 @@ def test_training_warnings_name_chance_and_rising_loss():
     assert training_warnings(good, 2) == []
 
 
+def test_a_test_set_called_one_class_is_named_with_its_cause():
+    from neuript.train.finetune_seed import collapse_warning
+
+    labels = np.array([0, 0, 0, 1, 1])
+    one_class = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]])
+    text = collapse_warning(one_class, labels, 1.0, ["rest", "task"])
+    assert "every test window was called 'rest'" in text and "AUROC 1.000" in text
+    assert "--subject_norm spectral" in text
+    assert "does not rank them" in collapse_warning(one_class, labels, 0.5, ["rest", "task"])
+    both = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4], [0.4, 0.6]])
+    assert collapse_warning(both, labels, 0.8, ["rest", "task"]) is None
+    assert collapse_warning(one_class, np.zeros(5, int), 0.8, ["rest", "task"]) is None
+
+
 # ---- LP-FT on real windows ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +165,27 @@ def training_warnings(curves: list[dict[str, Any]], n_classes: int) -> list[str]
                    f"{losses[-1]:.4f} in the last): the optimisation diverged; lower the "
                    "learning rate (--set optim.lr=...)")
     return out
+
+def collapse_warning(proba: np.ndarray, labels: np.ndarray | None, auroc: float,
+                     class_names: Sequence[str]) -> str | None:
+    """A warning when every test window gets one class though the test holds several, or
+    None. With an AUROC well above chance the model ranks the windows but its threshold does
+    not carry to the test subjects (the shift between people, docs/recipe.md fifth pass).
+
+    ``proba`` (N, K), ``labels`` (N,) true classes, ``auroc`` the test AUROC (fraction).
+    """
+    if labels is None or len(np.unique(labels)) < 2 or len(proba) == 0:
+        return None
+    called = np.unique(proba.argmax(axis=1))
+    if called.size > 1:
+        return None
+    ranks = (f"although it ranks them (AUROC {auroc:.3f}): its decision threshold does not "
+             "carry to the test subjects" if math.isfinite(auroc) and auroc >= 0.6 else
+             "and does not rank them either")
+    return (f"every test window was called {class_names[int(called[0])]!r} {ranks}; "
+            "subject-wise normalisation (--subject_norm spectral, transductive) or more "
+            "training subjects are the usual remedies")
+
 
 class _Selector:
     """Track the best epoch: higher val balanced accuracy, ties → lower val loss."""
@@ -360,6 +382,9 @@ def fit_torch_seed(
     from neuript.report import read_curves
 
     warnings = training_warnings(read_curves(curves_path), task.n_classes)
+    collapsed = collapse_warning(test_preds.proba, test_preds.labels,
+                                 test.get("auroc", math.nan), task.class_names)
+    warnings += [collapsed] if collapsed else []
     for line in warnings:
         log.warning("seed %d: %s", seed, line)
     return {"seed": seed, "best_epoch": selector.best_epoch, "epochs_run": selector.n_offers,
