@@ -123,7 +123,7 @@ def test_training_warnings_name_chance_and_rising_loss():
 
 
 def test_a_test_set_called_one_class_is_named_with_its_cause():
-    from neuript.train.finetune_seed import collapse_warning
+    from neuript.train.evaluate import collapse_warning
 
     labels = np.array([0, 0, 0, 1, 1])
     one_class = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]])
@@ -134,6 +134,7 @@ def test_a_test_set_called_one_class_is_named_with_its_cause():
     both = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4], [0.4, 0.6]])
     assert collapse_warning(both, labels, 0.8, ["rest", "task"]) is None
     assert collapse_warning(one_class, np.zeros(5, int), 0.8, ["rest", "task"]) is None
+    assert "every val window" in collapse_warning(one_class, labels, 0.9, ["rest", "task"], "val")
 
 
 # ---- LP-FT on real windows ------------------------------------------------------------------

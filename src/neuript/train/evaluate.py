@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -86,6 +87,27 @@ def check_task_contract(loaded: LoadedClassifier, task: TaskWindows, model_dir: 
 # --------------------------------------------------------------------------------------------
 # inference over a loader
 # --------------------------------------------------------------------------------------------
+def collapse_warning(proba: np.ndarray, labels: np.ndarray | None, auroc: float,
+                     class_names: Sequence[str], split: str = "test") -> str | None:
+    """A warning when every window of ``split`` gets one class though it holds several, or
+    None. With an AUROC well above chance the model ranks the windows but its threshold does
+    not carry to those subjects (the shift between people, docs/recipe.md fifth pass).
+
+    ``proba`` (N, K), ``labels`` (N,) true classes, ``auroc`` that split's AUROC (fraction).
+    """
+    if labels is None or len(np.unique(labels)) < 2 or len(proba) == 0:
+        return None
+    called = np.unique(proba.argmax(axis=1))
+    if called.size > 1:
+        return None
+    ranks = (f"although it ranks them (AUROC {auroc:.3f}): its decision threshold does not "
+             f"carry to the {split} subjects" if math.isfinite(auroc) and auroc >= 0.6 else
+             "and does not rank them either")
+    return (f"every {split} window was called {class_names[int(called[0])]!r} {ranks}; "
+            "subject-wise normalisation (--subject_norm spectral, transductive) or more "
+            "training subjects are the usual remedies")
+
+
 @torch.no_grad()
 def predict_batches(
     model: nn.Module,
@@ -227,4 +249,9 @@ def run_evaluate(
         class_names = loaded.info.class_names
         path = write_predictions_csv(out, task, preds, class_names)
     log.info("evaluate %s on %s/%s: %s", model_dir, task.name, split, metrics)
+    names = loaded.info.class_names or [str(k) for k in range(task.n_classes)]
+    collapsed = collapse_warning(preds.proba, preds.labels,
+                                 float(metrics.get("auroc", math.nan)), names, split)
+    if collapsed:
+        log.warning("%s on %s/%s: %s", model_dir, task.name, split, collapsed)
     return EvalResult({k: float(v) for k, v in metrics.items()}, len(preds.proba), path, overlap)

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,12 @@ from torch import Tensor, nn
 from neuript.config import InputContract, ModelConfig, from_dict, override
 from neuript.data.tasks.base import TaskWindows
 from neuript.model_folder import read_model_config, resolve_init_dir, save_classifier
-from neuript.train.evaluate import Predictions, predict_batches, write_predictions_csv
+from neuript.train.evaluate import (
+    Predictions,
+    collapse_warning,
+    predict_batches,
+    write_predictions_csv,
+)
 
 if TYPE_CHECKING:
     from neuript.train.finetune import FinetuneRunConfig
@@ -165,27 +169,6 @@ def training_warnings(curves: list[dict[str, Any]], n_classes: int) -> list[str]
                    f"{losses[-1]:.4f} in the last): the optimisation diverged; lower the "
                    "learning rate (--set optim.lr=...)")
     return out
-
-def collapse_warning(proba: np.ndarray, labels: np.ndarray | None, auroc: float,
-                     class_names: Sequence[str]) -> str | None:
-    """A warning when every test window gets one class though the test holds several, or
-    None. With an AUROC well above chance the model ranks the windows but its threshold does
-    not carry to the test subjects (the shift between people, docs/recipe.md fifth pass).
-
-    ``proba`` (N, K), ``labels`` (N,) true classes, ``auroc`` the test AUROC (fraction).
-    """
-    if labels is None or len(np.unique(labels)) < 2 or len(proba) == 0:
-        return None
-    called = np.unique(proba.argmax(axis=1))
-    if called.size > 1:
-        return None
-    ranks = (f"although it ranks them (AUROC {auroc:.3f}): its decision threshold does not "
-             "carry to the test subjects" if math.isfinite(auroc) and auroc >= 0.6 else
-             "and does not rank them either")
-    return (f"every test window was called {class_names[int(called[0])]!r} {ranks}; "
-            "subject-wise normalisation (--subject_norm spectral, transductive) or more "
-            "training subjects are the usual remedies")
-
 
 class _Selector:
     """Track the best epoch: higher val balanced accuracy, ties → lower val loss."""
