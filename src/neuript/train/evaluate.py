@@ -104,8 +104,8 @@ def collapse_warning(proba: np.ndarray, labels: np.ndarray | None, auroc: float,
              f"carry to the {split} subjects" if math.isfinite(auroc) and auroc >= 0.6 else
              "and does not rank them either")
     return (f"every {split} window was called {class_names[int(called[0])]!r} {ranks}; "
-            "subject-wise normalisation (--subject_norm spectral, transductive) or more "
-            "training subjects are the usual remedies")
+            "fine-tuning with subject-wise normalisation (--subject_norm spectral, "
+            "transductive) or on more training subjects are the usual remedies")
 
 
 @torch.no_grad()
