@@ -275,8 +275,8 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
     "wide64": Variant("the default recipe on a d = 64 model (the `medium` preset), from scratch",
                       {**_DEF, "model_overrides": {**_DEF["model_overrides"], **WIDE64}},
                       pair_with="logstd_lr3e-3"),
-    "wide64_lr1.5e-3": Variant("`wide64` at half the peak LR (1.5e-3): its seed-1 fold-0 cell "
-                               "never left chance and its training loss rose in epoch 2",
+    "wide64_lr1.5e-3": Variant("`wide64` at half the peak LR (1.5e-3): `wide64`'s training "
+                               "loss rose from epoch 1 to 2 in 9 of its 12 cells",
                                {**_DEF, "optim.lr": 1.5e-3,
                                 "model_overrides": {**_DEF["model_overrides"], **WIDE64}},
                       pair_with="wide64"),
