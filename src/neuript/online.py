@@ -311,15 +311,12 @@ class OnlineModel:
         Checked on the incoming electrodes before any derivation, so an electrode that came
         off shows even when a bipolar pair hides it; O(C · window) per call.
         """
-        from neuript.data.windows import FLAT_REPORT_UV
+        from neuript.data.windows import FLAT_REPORT_UV, window_problems
 
-        raw = context_v[:, -int(round(self.window_s * self.sfreq_hz)):]  # (C, window) volts
-        finite = np.isfinite(raw).all(axis=1)
-        flat = finite & (1e6 * raw.std(axis=1) < FLAT_REPORT_UV)
-        parts = [] if finite.all() else ["nan"]
-        if flat.any():
-            parts.append("flat electrode " + ", ".join(np.asarray(self.ch_names)[flat]))
-        return "; ".join(parts)
+        raw_uv = 1e6 * context_v[None, :, -int(round(self.window_s * self.sfreq_hz)):]  # (1, C, W)
+        flat = np.isfinite(raw_uv).all(axis=2) & (raw_uv.std(axis=2) < FLAT_REPORT_UV)  # (1, C)
+        return str(window_problems(raw_uv, self.ch_names, flat_std_uv=None,
+                                   electrodes=(self.ch_names, flat))[0])
 
     def predict(self, context_v: np.ndarray) -> np.ndarray:
         """Class probabilities of the window that ends a stretch of raw samples.

@@ -142,7 +142,7 @@ electrode flat: a standard deviation below this (µV), the corpus's default ``fl
 
 
 def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
-                    clipped: np.ndarray | None = None, flat_std_uv: float = FLAT_REPORT_UV,
+                    clipped: np.ndarray | None = None, flat_std_uv: float | None = FLAT_REPORT_UV,
                     electrodes: tuple[Sequence[str], np.ndarray] | None = None) -> np.ndarray:
     """What is wrong with each window, in words, for runs that keep every window (predict).
 
@@ -153,8 +153,9 @@ def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
     ch_names : sequence of str, length C
     clipped : ndarray, shape (N,), bool | None
         Windows holding clipped samples (:func:`window_flags` of ``Continuous.clipped``).
-    flat_std_uv : float
-        A channel whose standard deviation in the window is below this (µV) is flat.
+    flat_std_uv : float | None
+        A channel whose standard deviation in the window is below this (µV) is flat; None
+        skips the channel test (the electrodes are the channels, as in ``stream``).
     electrodes : (names (E,), flat (N, E) bool) | None
         Recorded electrodes flat inside each window before the montage derivation
         (:func:`flat_electrodes_by_window`): a dead electrode of a bipolar pair leaves the
@@ -170,7 +171,8 @@ def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
     n = len(windows_uv)
     finite = np.isfinite(windows_uv).all(axis=2)  # (N, C)
     bad = ~finite.all(axis=1)
-    flat = (np.nan_to_num(windows_uv).std(axis=2) < flat_std_uv) & finite  # (N, C)
+    flat = (np.zeros(finite.shape, bool) if flat_std_uv is None else
+            (np.nan_to_num(windows_uv).std(axis=2) < flat_std_uv) & finite)  # (N, C)
     names = np.asarray(list(ch_names), dtype=object)
     e_names = np.asarray(list(electrodes[0]) if electrodes else [], dtype=object)
     e_flat = (np.asarray(electrodes[1], bool) if electrodes else np.zeros((n, 0), bool))

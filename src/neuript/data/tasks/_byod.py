@@ -254,7 +254,6 @@ def check_units(units: Sequence[Unit], cfg: PreprocessConfig) -> UnitCheck:
                                     f"{outside} of {len(unit.cuts)} events give no full window "
                                     "inside the recording (dropped)", "warning"))
         if id(rec) not in seen:  # units cut from one recording share it: check it once
-
             seen.add(id(rec))
             dead = flat_electrodes(rec, FLAT_REPORT_UV)
             if dead:
