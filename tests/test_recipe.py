@@ -175,6 +175,80 @@ def test_linear_probe_head_is_epoch_zero_and_matches_its_probe(task, tmp_path):
     assert np.isfinite(run.per_seed[0]["test"]["balanced_accuracy"])
 
 
+def test_a_frozen_encoder_trains_its_head_without_dropout(task):
+    from neuript.data.loader import make_task_loader
+    from neuript.data.montage import pooling_groups
+    from neuript.train.finetune_seed import build_model, set_encoder_trainable
+
+    torch.manual_seed(0)
+    cfg = FinetuneRunConfig(preset="tiny", model_overrides={**MICRO, "dropout": 0.5})
+    model = build_model(cfg, task, pooling_groups(list(task.ch_names), task.positions,
+                                                  "functional").names).train()
+    batch = next(iter(make_task_loader(task, "train", batch_size=8, shuffle=False, seed=0)))
+
+    def features():
+        return model(batch.signals, batch.positions, batch.channel_mask,
+                     batch.group_mask).features.detach()
+
+    assert not torch.equal(features(), features())  # dropout 0.5 is live in training mode
+    set_encoder_trainable(model, False)
+    first = features()
+    assert torch.equal(first, features()) and not model.encoder.training and model.head.training
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if not n.startswith("head."))
+    set_encoder_trainable(model, True)
+    model.train()
+    assert model.encoder.training and not torch.equal(features(), features())
+
+
+def test_weight_average_is_the_exponential_moving_average():
+    from neuript.train.finetune_seed import weight_average
+
+    net = torch.nn.Linear(2, 1)
+    assert weight_average(net, 0.0) is None
+    ema = weight_average(net, 0.75)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        ema.update_parameters(net)  # the first update copies
+        net.weight.fill_(5.0)
+        ema.update_parameters(net)
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 0.75 * 1.0 + 0.25 * 5.0))
+    with pytest.raises(NeuriptError, match="ema_decay"):
+        FinetuneRunConfig(ema_decay=1.0)
+
+
+def test_weight_averaged_run_saves_the_model_it_selected(task, tmp_path):
+    from neuript.data.loader import make_task_loader
+    from neuript.model_folder import load_classifier
+    from neuript.train.evaluate import predict_batches
+
+    run = run_finetune(FinetuneRunConfig(
+        preset="tiny", model_overrides=MICRO, seeds=(3,), ema_decay=0.9, report=False,
+        out_dir=str(tmp_path / "ema"), train=TrainConfig(batch_size=16, epochs=2, threads=1)),
+        task=task)
+    row = run.per_seed[0]
+    curves = [json.loads(line) for line in
+              (run.run_dir / "seed_3" / "curves.jsonl").read_text().splitlines()]
+    best = max(curves, key=lambda r: (r["val_balanced_accuracy"], -r["val_loss"]))
+    assert row["best_epoch"] == best["epoch"]
+    assert row["val"]["loss"] == pytest.approx(best["val_loss"])
+    # the saved folder holds the averaged weights that were scored, not the last raw ones
+    saved = load_classifier(row["model_dir"]).model
+    loader = make_task_loader(task, "val", batch_size=64, shuffle=False, seed=0)
+    preds = predict_batches(saved, loader, torch.device("cpu"))
+    got = balanced_accuracy_score(preds.labels, preds.proba.argmax(axis=1))
+    assert got == pytest.approx(row["val"]["balanced_accuracy"], abs=1e-9)
+    # and the average is what validation scored: the same seed without it scores otherwise
+    raw = run_finetune(FinetuneRunConfig(
+        preset="tiny", model_overrides=MICRO, seeds=(3,), report=False,
+        out_dir=str(tmp_path / "raw"), train=TrainConfig(batch_size=16, epochs=2, threads=1)),
+        task=task)
+    raw_curves = [json.loads(line) for line in
+                  (raw.run_dir / "seed_3" / "curves.jsonl").read_text().splitlines()]
+    assert raw_curves[0]["train_loss"] == pytest.approx(curves[0]["train_loss"])  # same steps
+    assert raw_curves[0]["val_loss"] != pytest.approx(curves[0]["val_loss"], abs=1e-6)
+
+
 # ---- segment merging without LayerNorm --------------------------------------------------------
 def test_merge_without_layernorm_keeps_segment_amplitude():
     from neuript.model.encoder import SegmentMerge

@@ -95,11 +95,29 @@ def head_parameter(name: str) -> bool:
     return name.startswith("head.")
 
 
+def _encoder_in_eval(model: nn.Module, args) -> None:
+    """Forward pre-hook: every child but the head runs in inference mode (no dropout)."""
+    for name, child in model.named_children():
+        if name != "head":
+            child.eval()
+
+
 def set_encoder_trainable(model: nn.Module, trainable: bool) -> None:
-    """Freeze or unfreeze every parameter outside the head."""
+    """Freeze or unfreeze every parameter outside the head.
+
+    A frozen encoder also runs in inference mode while the head trains: with dropout active it
+    would hand the head training features that differ from the ones it is scored on (dropout
+    raises the log-std features), and a probe-initialised head would be trained away from
+    its own optimum.
+    """
     for name, param in model.named_parameters():
         if not head_parameter(name):
             param.requires_grad_(trainable)
+    hook = model.__dict__.pop("_frozen_encoder_hook", None)
+    if hook is not None:
+        hook.remove()
+    if not trainable:
+        model.__dict__["_frozen_encoder_hook"] = model.register_forward_pre_hook(_encoder_in_eval)
 
 
 def make_criterion(cfg: FinetuneRunConfig, train_labels: np.ndarray, n_classes: int):
@@ -169,6 +187,22 @@ def training_warnings(curves: list[dict[str, Any]], n_classes: int) -> list[str]
                    f"{losses[-1]:.4f} in the last): the optimisation diverged; lower the "
                    "learning rate (--set optim.lr=...)")
     return out
+
+def weight_average(model: nn.Module, decay: float):
+    """An exponential moving average of ``model``'s weights and buffers (None when ``decay`` is 0).
+
+    Returns
+    -------
+    ema : torch.optim.swa_utils.AveragedModel | None
+        ``ema.module`` is a copy of ``model`` holding the average; ``ema.update_parameters(model)``
+        folds in the current weights (the first call copies them).
+    """
+    if decay == 0.0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
 
 class _Selector:
     """Track the best epoch: higher val balanced accuracy, ties → lower val loss."""
@@ -294,15 +328,17 @@ def fit_torch_seed(
         logs = {"task_loss": float(task_loss.detach()), "aux_loss": float(out.aux_loss.detach())}
         return StepOutput(loss=loss, logs=logs, n_windows=len(batch))
 
+    ema = weight_average(model, cfg.ema_decay)
+    scored = model if ema is None else ema.module  # what validation sees and selection keeps
     selector = _Selector()
     curves_path = seed_dir / "curves.jsonl"
     curves_path.unlink(missing_ok=True)
 
     def end_epoch(state: TrainState) -> None:
-        val = _val_record(predict_batches(model, val_loader, dist.device, loss_fn=criterion),
+        val = _val_record(predict_batches(scored, val_loader, dist.device, loss_fn=criterion),
                           task.n_classes)
         epoch = state.epoch + 1  # 1-based number of the epoch just finished (or cut short)
-        improved = selector.offer(epoch, val, model)
+        improved = selector.offer(epoch, val, scored)
         record = {"epoch": epoch, "step": state.step,
                   "train_loss": float(np.mean(epoch_losses)) if epoch_losses else math.nan,
                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - t0,
@@ -330,6 +366,7 @@ def fit_torch_seed(
         model, make_batches, optimizer, scheduler, step_fn, dist=dist, train_cfg=cfg.train,
         state=TrainState(), log_sink=LogSink(seed_dir, name="train_log"), stop=stop,
         grad_clip=cfg.optim.grad_clip, total_steps=total, on_epoch_end=end_epoch,
+        on_step=None if ema is None else (lambda state: ema.update_parameters(model)),
     )
     if result.state.batch_in_epoch > 0 or selector.state is None:  # stopped inside an epoch
         end_epoch(result.state)
