@@ -94,7 +94,9 @@ def test_window_problems_name_nan_flat_and_clipped_windows():
     w[1, 0] = 7.0  # a constant channel
     w[2, 1, 5] = np.nan
     problems = window_problems(w, ["Fz", "Cz"], clipped=np.array([0, 0, 0, 1], bool))
-    assert list(problems) == ["", "flat Fz", "nan", "clipped"]
+    assert list(problems.words()) == ["", "flat Fz", "nan", "clipped"]
+    assert problems.counts() == {"windows_with_problems": 3, "nan": 1, "clipped": 1,
+                                 "flat_channels": {"Fz": 1}}
 
 
 def test_predictions_equal_model_on_task_windows(model_dir, task):

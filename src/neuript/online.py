@@ -316,7 +316,7 @@ class OnlineModel:
         raw_uv = 1e6 * context_v[None, :, -int(round(self.window_s * self.sfreq_hz)):]  # (1, C, W)
         flat = np.isfinite(raw_uv).all(axis=2) & (raw_uv.std(axis=2) < FLAT_REPORT_UV)  # (1, C)
         return str(window_problems(raw_uv, self.ch_names, flat_std_uv=None,
-                                   electrodes=(self.ch_names, flat))[0])
+                                   electrodes=(self.ch_names, flat)).words()[0])
 
     def predict(self, context_v: np.ndarray) -> np.ndarray:
         """Class probabilities of the window that ends a stretch of raw samples.

@@ -28,6 +28,7 @@ from neuript.config import Engine, InputContract, PreprocessConfig
 from neuript.data.recording import Recording
 from neuript.data.windows import (
     FLAT_REPORT_UV,
+    WindowProblems,
     cut_windows,
     event_starts,
     flat_electrodes_by_window,
@@ -74,9 +75,9 @@ class PreparedInput(NamedTuple):
         Per-event windows: the description of each window's event; None for consecutive ones.
     events_skipped : int
         Events whose window would leave the recording (not in ``signals``).
-    quality : ndarray, shape (N,), str | None
+    quality : WindowProblems | None
         What is wrong with each window before compression (:func:`~neuript.data.windows.
-        window_problems`: ``""``, or NaN, flat channels, clipping); None when not computed.
+        window_problems`: NaN, flat channels or electrodes, clipping); None when not computed.
     """
 
     signals: np.ndarray
@@ -88,7 +89,7 @@ class PreparedInput(NamedTuple):
     source: str
     events: np.ndarray | None = None
     events_skipped: int = 0
-    quality: np.ndarray | None = None
+    quality: WindowProblems | None = None
 
 
 class PredictionResult(NamedTuple):
@@ -495,7 +496,7 @@ def run_predict(
         "end_s": prepared.starts_s + prepared.window_s,
         **{f"p_{name}": proba[:, k] for k, name in enumerate(class_names)},
         "predicted": [class_names[k] for k in predicted],
-        "quality": prepared.quality if prepared.quality is not None else "",
+        "quality": prepared.quality.words() if prepared.quality is not None else "",
     })
     counts = np.bincount(predicted, minlength=len(class_names))
     summary = {
@@ -531,25 +532,17 @@ def run_predict(
 
 
 def quality_summary(prepared: PreparedInput) -> dict[str, Any]:
-    """Counts of :attr:`PreparedInput.quality` (windows with any problem, NaN, clipped, and
-    per flat channel), logged as one warning when a window has one."""
-    quality = prepared.quality if prepared.quality is not None else np.zeros(0, str)
-    flat: dict[str, int] = {}
-    for text in quality:
-        for part in str(text).split("; "):
-            if part.startswith("flat "):
-                for name in part.removeprefix("flat electrode ").removeprefix("flat ").split(", "):
-                    flat[name] = flat.get(name, 0) + 1
-    out = {"windows_with_problems": int(np.count_nonzero(quality != "")),
-           "nan": int(sum("nan" in str(q).split("; ") for q in quality)),
-           "clipped": int(sum("clipped" in str(q).split("; ") for q in quality)),
-           "flat_channels": dict(sorted(flat.items(), key=lambda kv: (-kv[1], kv[0])))}
+    """Counts of :attr:`PreparedInput.quality` (:meth:`WindowProblems.counts`), logged as one
+    warning when a window has a problem."""
+    out = (prepared.quality.counts() if prepared.quality is not None else
+           {"windows_with_problems": 0, "nan": 0, "clipped": 0, "flat_channels": {}})
+    n_windows = len(prepared.signals)
     if out["windows_with_problems"]:
         what = [f"flat {name} in {k}" for name, k in list(out["flat_channels"].items())[:4]]
         what += [f"{key} in {out[key]}" for key in ("clipped", "nan") if out[key]]
         log.warning("%s: %d of %d windows are suspect (%s): their predictions may be "
                     "meaningless; the `quality` column names the problem of each", prepared.source,
-                    out["windows_with_problems"], len(quality), ", ".join(what))
+                    out["windows_with_problems"], n_windows, ", ".join(what))
     return out
 
 

@@ -21,7 +21,7 @@ counts therefore add up to the number of rejected windows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -141,10 +141,67 @@ FLAT_REPORT_UV: float = 0.1
 electrode flat: a standard deviation below this (µV), the corpus's default ``flat_std_uv``."""
 
 
+class WindowProblems(NamedTuple):
+    """What is wrong with each window of a run that keeps every window (predict, stream).
+
+    Attributes
+    ----------
+    nan : ndarray, shape (N,), bool
+        A sample is not finite.
+    flat : ndarray, shape (N, C), bool
+        The model channels whose standard deviation in the window is below the flat level.
+    flat_electrodes : ndarray, shape (N, E), bool
+        The recorded electrodes flat inside the window (before the montage derivation).
+    clipped : ndarray, shape (N,), bool
+        The window holds clipped samples.
+    ch_names, electrode_names : tuple of str, lengths C and E
+    """
+
+    nan: np.ndarray
+    flat: np.ndarray
+    flat_electrodes: np.ndarray
+    clipped: np.ndarray
+    ch_names: tuple[str, ...]
+    electrode_names: tuple[str, ...]
+
+    def suspect(self) -> np.ndarray:
+        """shape (N,), bool: the windows with any problem."""
+        return self.nan | self.flat.any(axis=1) | self.flat_electrodes.any(axis=1) | self.clipped
+
+    def words(self) -> np.ndarray:
+        """shape (N,), str: ``""`` for a clean window, else ``"; "``-joined parts among
+        ``"nan"``, ``"flat O1, T7"`` (the flat channels), ``"flat electrode EEG O1"`` and
+        ``"clipped"``."""
+        names = np.asarray(self.ch_names, dtype=object)
+        e_names = np.asarray(self.electrode_names, dtype=object)
+        out = np.full(len(self.nan), "", dtype=object)
+        for i in np.flatnonzero(self.suspect()):
+            parts = ["nan"] if self.nan[i] else []
+            if self.flat[i].any():
+                parts.append("flat " + ", ".join(names[self.flat[i]]))
+            if self.flat_electrodes[i].any():
+                parts.append("flat electrode " + ", ".join(e_names[self.flat_electrodes[i]]))
+            if self.clipped[i]:
+                parts.append("clipped")
+            out[i] = "; ".join(parts)
+        return out.astype(str)
+
+    def counts(self) -> dict[str, Any]:
+        """``windows_with_problems``, ``nan`` and ``clipped`` window counts, and
+        ``flat_channels``: windows per flat channel or electrode name, most first."""
+        flat = dict(zip(self.ch_names, self.flat.sum(axis=0).tolist()))
+        for name, k in zip(self.electrode_names, self.flat_electrodes.sum(axis=0).tolist()):
+            flat[name] = flat.get(name, 0) + k
+        return {"windows_with_problems": int(self.suspect().sum()),
+                "nan": int(self.nan.sum()), "clipped": int(self.clipped.sum()),
+                "flat_channels": dict(sorted(((n, int(k)) for n, k in flat.items() if k),
+                                             key=lambda kv: (-kv[1], kv[0])))}
+
+
 def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
                     clipped: np.ndarray | None = None, flat_std_uv: float | None = FLAT_REPORT_UV,
-                    electrodes: tuple[Sequence[str], np.ndarray] | None = None) -> np.ndarray:
-    """What is wrong with each window, in words, for runs that keep every window (predict).
+                    electrodes: tuple[Sequence[str], np.ndarray] | None = None) -> WindowProblems:
+    """What is wrong with each window, for runs that keep every window (predict, stream).
 
     Parameters
     ----------
@@ -163,33 +220,20 @@ def window_problems(windows_uv: np.ndarray, ch_names: Sequence[str], *,
 
     Returns
     -------
-    problems : ndarray, shape (N,), str
-        ``""`` for a clean window, else ``"; "``-joined parts among ``"nan"``,
-        ``"flat O1, T7"`` (the flat channels), ``"flat electrode EEG O1"`` and ``"clipped"``.
+    problems : WindowProblems
+        ``.words()`` is the ``quality`` column, ``.counts()`` its summary.
     """
     windows_uv = np.asarray(windows_uv)
     n = len(windows_uv)
     finite = np.isfinite(windows_uv).all(axis=2)  # (N, C)
-    bad = ~finite.all(axis=1)
     flat = (np.zeros(finite.shape, bool) if flat_std_uv is None else
             (np.nan_to_num(windows_uv).std(axis=2) < flat_std_uv) & finite)  # (N, C)
-    names = np.asarray(list(ch_names), dtype=object)
-    e_names = np.asarray(list(electrodes[0]) if electrodes else [], dtype=object)
-    e_flat = (np.asarray(electrodes[1], bool) if electrodes else np.zeros((n, 0), bool))
-    out = np.full(n, "", dtype=object)
-    suspect = bad | flat.any(axis=1) | e_flat.any(axis=1)
-    if clipped is not None:
-        suspect |= np.asarray(clipped, bool)
-    for i in np.flatnonzero(suspect):
-        parts = ["nan"] if bad[i] else []
-        if flat[i].any():
-            parts.append("flat " + ", ".join(names[flat[i]]))
-        if e_flat[i].any():
-            parts.append("flat electrode " + ", ".join(e_names[e_flat[i]]))
-        if clipped is not None and clipped[i]:
-            parts.append("clipped")
-        out[i] = "; ".join(parts)
-    return out.astype(str)
+    return WindowProblems(
+        nan=~finite.all(axis=1), flat=flat,
+        flat_electrodes=(np.asarray(electrodes[1], bool) if electrodes
+                         else np.zeros((n, 0), bool)),
+        clipped=np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool),
+        ch_names=tuple(ch_names), electrode_names=tuple(electrodes[0]) if electrodes else ())
 
 
 class Rejection(NamedTuple):
