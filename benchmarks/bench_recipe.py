@@ -338,12 +338,15 @@ def cell_key(opts: BenchOptions, name: str, resolved: dict[str, Any]) -> Any:
     """What decides whether a cached cell still answers: the variant's spec and budget.
 
     Variants that state their recipe in full keep their cells when later defaults change;
-    ``default`` (no overrides) is keyed on its whole resolved config. A code change that alters
+    ``default`` (no overrides) is keyed on its whole resolved config (band power on its spec: it
+    reads none of the recipe's fields). A code change that alters
     results is declared by bumping :data:`CELL_CODE_VERSION`.
     """
     variant = VARIANTS[name]
     code = {} if CELL_CODE_VERSION == 1 else {"code_version": CELL_CODE_VERSION}
-    if not variant.overrides:  # the whole config but where it writes (checkouts differ)
+    if not variant.overrides and variant.model != "bandpower_lr":  # the whole config but
+        # where it writes (checkouts differ); band power reads none of the recipe's fields, so
+        # a new FinetuneRunConfig field must not drop its cells: its spec keys it
         return {**{k: v for k, v in resolved.items() if k != "out_dir"}, **code}
     spec = {**code, "model": variant.model, "overrides": variant.overrides,
             "batch_size": opts.batch_size, "preset": opts.preset, "max_steps": opts.max_steps}

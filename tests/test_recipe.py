@@ -339,6 +339,22 @@ def test_recipe_cell_store_survives_a_fresh_work_folder(tmp_path, monkeypatch):
     assert set(br.cached_cells(opts)) == {br.REFERENCE}
 
 
+def test_band_power_cells_do_not_depend_on_the_recipe_fields():
+    """Band power reads none of FinetuneRunConfig's recipe fields: a new field (ema_decay) once
+    dropped its stored cells because it was keyed on the whole resolved config."""
+    import benchmarks.bench_recipe as br
+    from benchmarks.common import BenchOptions
+
+    from neuript.config import to_dict
+
+    opts = BenchOptions()
+    resolved = json.loads(json.dumps(to_dict(br.cell_config(opts, br.REFERENCE, 0, 0)),
+                                     default=str))
+    key = br.cell_key(opts, br.REFERENCE, resolved)
+    assert key["model"] == "bandpower_lr" and "ema_decay" not in json.dumps(key)
+    assert br.cell_key(opts, br.REFERENCE, {**resolved, "ema_decay": 0.5}) == key
+
+
 def test_other_task_cells_survive_a_pass_without_the_work_folder(tmp_path):
     """A pass in a fresh checkout keeps the last table's other-task rows; fresh cells win."""
     import json
