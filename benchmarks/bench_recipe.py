@@ -911,11 +911,16 @@ def shortfall_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
             if n in by_name]
     if best["balanced_accuracy_mean"] >= max(refs):
         return [", ".join(parts) + ".", ""]
+    band = by_name[REFERENCE]
+    why = (f"Why: every model here loses points to the offset between people (test AUROC above "
+           f"balanced accuracy: `{best['variant']}` {pct(best['auroc_mean'])} vs "
+           f"{pct(best['balanced_accuracy_mean'])}, band power {pct(band['auroc_mean'])} vs "
+           f"{pct(band['balanced_accuracy_mean'])}), which the `subject_norm` rows remove, "
+           "transductively; what NeurIPT lacks beyond that is data: from scratch its distance to "
+           "band power shrinks with every doubling of the training subjects (the learning "
+           "curve below).")
     return [", ".join(parts) + ". No recipe change moved a from-scratch row past both "
-            "baselines; what does move NeurIPT is each subject's own spectrum (the "
-            "`subject_norm` rows, transductive) and more training subjects (the learning curve "
-            "below). docs/recipe.md says, pass by pass, why the target is out of reach at this "
-            "task's 24 training subjects.", ""]
+            "baselines. " + why + " docs/recipe.md gives the passes one by one.", ""]
 
 
 def targets_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -416,7 +416,7 @@ def test_shortfall_names_the_best_scratch_row_on_the_paper_input():
 
     def row(name, value, model="neuript", folds=6, **over):
         return {"variant": name, "model": model, "overrides": over, "folds": list(range(folds)),
-                "cells": folds, "balanced_accuracy_mean": value,
+                "cells": folds, "balanced_accuracy_mean": value, "auroc_mean": value + 0.08,
                 "per_cell": [[k, 0, value] for k in range(folds)]}
 
     rows = [row(REFERENCE, 0.66, model="bandpower_lr"), row("shallowconvnet", 0.68,
@@ -426,6 +426,7 @@ def test_shortfall_names_the_best_scratch_row_on_the_paper_input():
     text = shortfall_lines(rows)[0]
     assert text.startswith("Of the 2 from-scratch") and "`b`, reaches 64.0" in text
     assert "-2.0 [" in text and "-4.0 [" in text and "No recipe change" in text
+    assert "`b` 72.0 vs 64.0, band power 74.0 vs 66.0" in text
     rows.append(row("c", 0.70))
     text = shortfall_lines(rows)[0]
     assert "`c`, reaches 70.0" in text and "No recipe change" not in text
