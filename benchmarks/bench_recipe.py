@@ -288,6 +288,11 @@ VARIANTS: Mapping[str, Variant] = types.MappingProxyType({
                             "encoder; the probe, epoch 0, was kept on 3 of 6 folds)",
                             {**_DEF, "head_init": "linear_probe", "mode": "linear_probe"},
                       pair_with="logstd_lr3e-3"),
+    "logstd_probe_eval": Variant("`logstd_probe` rerun with the frozen encoder in inference "
+                                 "mode (no dropout while the head trains), as the library now "
+                                 "does", {**_DEF, "head_init": "linear_probe",
+                                          "mode": "linear_probe"},
+                                 pair_with="logstd_probe"),
     "logstd_lr3e-3_noalaw": Variant("the default on linear µV (no A-law): log-std pooling of "
                                     "linear tokens is a log power, the A-law bends it",
                                     {**_DEF}, compression="none", pair_with="logstd_lr3e-3"),
