@@ -252,3 +252,12 @@ def test_one_cycle_handles_few_steps(total):
         sched.step()
     assert all(0 < lr <= 1e-3 * (1 + 1e-9) for lr in lrs)
     assert lrs[0] == pytest.approx(1e-3 / 25)
+
+
+def test_progress_bar_shows_each_loss_term():
+    """The bar's `loss` is the objective; its terms are shown beside it, not hidden in it."""
+    from neuript.train.loop import _postfix
+
+    shown = _postfix({"step": 50, "epoch": 0, "loss": 7.4220, "lr": 1e-3, "windows_s": 57.06,
+                      "task_loss": 0.7364, "aux_loss": 8.357})
+    assert shown == {"loss": "7.4220", "task_loss": "0.7364", "aux_loss": "8.3570", "wps": "57.1"}

@@ -345,7 +345,7 @@ def fit_torch_seed(
                   **{f"val_{k}": v for k, v in val.items()}, "selected": improved}
         with curves_path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
-        log.info("seed %d epoch %d: train loss %.4f, val loss %.4f, val bacc %.4f", seed, epoch,
+        log.info("seed %d epoch %d: train task loss %.4f, val loss %.4f, val bacc %.4f", seed, epoch,
                  record["train_loss"], val["loss"], val["balanced_accuracy"])
         epoch_losses.clear()
         if cfg.mode == "full" and epoch == cfg.freeze_epochs:

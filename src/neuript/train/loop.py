@@ -447,7 +447,7 @@ def run_steps(
                 last_loss = record["loss"]
                 log_sink.write(record)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", wps=f"{record['windows_s']:.1f}")
+                    bar.set_postfix(_postfix(record))
             if bar is not None:
                 bar.update(1)
             if on_step is not None:
@@ -513,6 +513,14 @@ def _log_record(
     }
     meter.n_steps, meter.loss, meter.windows, meter.logs = 0, 0.0, 0, {}
     return record
+
+
+def _postfix(record: dict[str, Any]) -> dict[str, str]:
+    """The progress bar's fields: the objective and each of its ``*_loss`` terms, so a
+    fine-tuning objective of task loss + 0.8 x MoE balance (about 7 at the start) is not read as
+    a diverging 2-class cross-entropy, and the throughput (windows / s)."""
+    terms = {k: f"{v:.4f}" for k, v in record.items() if k.endswith("_loss")}
+    return {"loss": f"{record['loss']:.4f}", **terms, "wps": f"{record['windows_s']:.1f}"}
 
 
 def _progress(dist: DistEnv, total: int | None, initial: int) -> Any:
